@@ -1,0 +1,1 @@
+"""Model-side helpers: loading policies and references, log-probs, sampling."""
