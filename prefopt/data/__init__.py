@@ -1,0 +1,42 @@
+"""Data pipeline: any preference source -> validated records -> tokenized examples for the trainer.
+
+    report = DataReport()
+    train = load_split(cfg.data, "train", tokenizer, report)          # list[TokenizedPair | ...]
+    print(report.summary()); save report.to_dict() as data_report.json
+
+Modules: `sources` (find and read raw rows), `formats` (row -> record per format), `reader`
+(`read_records`: validation, de-duplication, bad-row policy), `tokenize` (`tokenize_records`:
+special tokens and the truncation policy), `convert` (`pairs_to_unpaired`), `report` (`DataReport`).
+"""
+
+from .badrows import BAD_ROW_REASONS
+from .convert import pairs_to_unpaired
+from .load import load_split
+from .reader import read_records
+from .records import (
+    DataError,
+    PreferenceRecord,
+    TokenizedPair,
+    TokenizedUnpaired,
+    UnpairedRecord,
+)
+from .report import DataReport
+from .settings import FORMATS, DataSettings, available_splits
+from .tokenize import tokenize_records
+
+__all__ = [
+    "BAD_ROW_REASONS",
+    "FORMATS",
+    "DataError",
+    "DataReport",
+    "DataSettings",
+    "PreferenceRecord",
+    "TokenizedPair",
+    "TokenizedUnpaired",
+    "UnpairedRecord",
+    "available_splits",
+    "load_split",
+    "pairs_to_unpaired",
+    "read_records",
+    "tokenize_records",
+]

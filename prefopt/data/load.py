@@ -1,0 +1,22 @@
+"""`load_split`: read and tokenize one split, the one call the trainer makes per split."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .reader import read_records
+from .records import TokenizedPair, TokenizedUnpaired
+from .report import DataReport
+from .tokenize import tokenize_records
+
+
+def load_split(
+    data_cfg: Mapping,
+    split: str,
+    tokenizer,
+    report: DataReport | None = None,
+) -> list[TokenizedPair | TokenizedUnpaired]:
+    """`tokenize_records(read_records(...))` for prefopt split `split`; counts go to `report`."""
+    report = (report if report is not None else DataReport()).use_split(split)
+    records = read_records(data_cfg, split, tokenizer, report)
+    return tokenize_records(records, tokenizer, data_cfg, report)

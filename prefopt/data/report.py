@@ -1,0 +1,121 @@
+"""Per-split data report: rows read, kept, dropped per reason, truncation counts, length statistics.
+
+One `DataReport` serves a whole run: `read_records` / `load_split` switch it to the split they read
+(`use_split`), and `tokenize_records` adds to the split it is on. The caller prints `summary()` once
+and saves `to_dict()` as `data_report.json` in the run directory. Invariant per split:
+`rows_kept = rows_read - sum(dropped.values())`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class SplitStats:
+    """Counts for one split. Lengths are token counts of kept examples after truncation
+    (`*_lengths`) and of every tokenized example before truncation (`*_lengths_untruncated`);
+    a pair adds two response lengths (chosen and rejected)."""
+
+    rows_read: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    truncated_prompts: int = 0
+    truncated_responses: int = 0
+    prompt_lengths: list[int] = field(default_factory=list)
+    response_lengths: list[int] = field(default_factory=list)
+    prompt_lengths_untruncated: list[int] = field(default_factory=list)
+    response_lengths_untruncated: list[int] = field(default_factory=list)
+
+    @property
+    def rows_kept(self) -> int:
+        return self.rows_read - sum(self.dropped.values())
+
+    def merge(self, other: SplitStats) -> None:
+        self.rows_read += other.rows_read
+        self.dropped.update(other.dropped)
+        self.truncated_prompts += other.truncated_prompts
+        self.truncated_responses += other.truncated_responses
+        self.prompt_lengths += other.prompt_lengths
+        self.response_lengths += other.response_lengths
+        self.prompt_lengths_untruncated += other.prompt_lengths_untruncated
+        self.response_lengths_untruncated += other.response_lengths_untruncated
+
+    def to_dict(self) -> dict:
+        return {
+            "rows_read": self.rows_read,
+            "rows_kept": self.rows_kept,
+            "rows_dropped": sum(self.dropped.values()),
+            "dropped": dict(sorted(self.dropped.items())),
+            "truncated_prompts": self.truncated_prompts,
+            "truncated_responses": self.truncated_responses,
+            "prompt_tokens": length_stats(self.prompt_lengths),
+            "response_tokens": length_stats(self.response_lengths),
+            "prompt_tokens_untruncated": length_stats(self.prompt_lengths_untruncated),
+            "response_tokens_untruncated": length_stats(self.response_lengths_untruncated),
+        }
+
+
+def length_stats(lengths: list[int]) -> dict:
+    """mean, p95 (linear interpolation, numpy's default) and max of a list of token counts."""
+    if not lengths:
+        return {"count": 0, "mean": None, "p95": None, "max": None}
+    array = np.asarray(lengths, dtype=np.float64)
+    return {
+        "count": len(lengths),
+        "mean": round(float(array.mean()), 3),
+        "p95": round(float(np.percentile(array, 95)), 3),
+        "max": int(array.max()),
+    }
+
+
+class DataReport:
+    """What the data pipeline read, kept and dropped, per split (train/validation/test)."""
+
+    def __init__(self, split: str = "train"):
+        self.splits: dict[str, SplitStats] = {}
+        self.current_split = split
+
+    def use_split(self, split: str) -> DataReport:
+        """Make `split` the one that later counts go to."""
+        self.current_split = split
+        return self
+
+    @property
+    def current(self) -> SplitStats:
+        return self.splits.setdefault(self.current_split, SplitStats())
+
+    def count_dropped(self, reason: str) -> None:
+        self.current.dropped[reason] += 1
+
+    def merge(self, other: DataReport) -> DataReport:
+        """Add another report's counts (e.g. from another process or source) into this one."""
+        for split, stats in other.splits.items():
+            self.splits.setdefault(split, SplitStats()).merge(stats)
+        return self
+
+    def to_dict(self) -> dict:
+        return {"splits": {split: stats.to_dict() for split, stats in self.splits.items()}}
+
+    def summary(self) -> str:
+        """Printable lines, two per split: counts and drop reasons, then token lengths."""
+        lines = []
+        for split, stats in self.splits.items():
+            reasons = ", ".join(f"{r} {n}" for r, n in sorted(stats.dropped.items())) or "none"
+            lines.append(
+                f"data[{split}]: read {stats.rows_read}, kept {stats.rows_kept}, "
+                f"dropped {sum(stats.dropped.values())} ({reasons}); truncated "
+                f"{stats.truncated_prompts} prompts, {stats.truncated_responses} responses"
+            )
+            prompt = length_stats(stats.prompt_lengths)
+            response = length_stats(stats.response_lengths)
+            if prompt["count"]:
+                lines.append(
+                    f"data[{split}]: prompt tokens mean {prompt['mean']:.1f} "
+                    f"p95 {prompt['p95']:.0f} "
+                    f"max {prompt['max']}; response tokens mean {response['mean']:.1f} "
+                    f"p95 {response['p95']:.0f} max {response['max']}"
+                )
+        return "\n".join(lines)
