@@ -78,6 +78,38 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     return MetricsLog(Path(run_dir) / "metrics.jsonl").rows()
 
 
+def load_samples(run_dir: str | Path, step: int, split: str) -> pd.DataFrame | None:
+    """samples/step_<step:07d>_<split>.jsonl as a frame (one row per prompt), None when absent.
+
+    Adds `win` = 1 if policy_reward > reference_reward, 0.5 on a tie, else 0.
+    """
+    _check_splits(split)
+    path = Path(run_dir) / "samples" / f"step_{int(step):07d}_{split}.jsonl"
+    if not path.is_file():
+        return None
+    samples = pd.read_json(path, lines=True)
+    if samples.empty:
+        return None
+    policy, reference = samples["policy_reward"], samples["reference_reward"]
+    samples["win"] = (policy > reference) + 0.5 * (policy == reference)
+    return samples
+
+
+def load_best_of_n(sweep_dir: str | Path) -> pd.DataFrame:
+    """Every best_of_n.json under the sweep, averaged by N (pi_ref is shared by the sweep).
+
+    Columns: n, kl_bound, kl_estimate, judge_reward, win_rate (any may be missing), sorted by n;
+    an empty frame when no run wrote one.
+    """
+    tables = [
+        pd.DataFrame(read_json(path)) for path in sorted(Path(sweep_dir).rglob("best_of_n.json"))
+    ]
+    tables = [table for table in tables if not table.empty]
+    if not tables:
+        return pd.DataFrame(columns=["n", "kl_bound", "kl_estimate", "judge_reward", "win_rate"])
+    return pd.concat(tables).groupby("n", as_index=False).mean(numeric_only=True).sort_values("n")
+
+
 def read_overrides(run_dir: str | Path) -> list[str]:
     """The run's override strings, e.g. ["loss=ipo", "loss.beta=0.3"]; [] when absent."""
     path = Path(run_dir) / "overrides.yaml"

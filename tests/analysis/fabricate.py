@@ -20,7 +20,7 @@ from scipy import stats
 LOSS_QUALITY = {"dpo": 0.15, "ipo": 0.25, "simpo": 0.08}  # planted peak win rate minus 0.5
 PEAK_STEP = {"dpo": 40, "ipo": 60, "simpo": 30}  # planted step of the win-rate peak
 BEST_CONFIG = {"dpo": (0.1, 1e-4), "ipo": (0.5, 1e-4), "simpo": (0.5, 5e-4)}  # (beta, lr)
-CONFIG_BONUS = 0.05  # planted gain of a loss's best (beta, lr) over its other configs
+CONFIG_BONUS = 0.1  # planted gain of a loss's best (beta, lr) over its other configs
 BAYES_ACCURACY = 0.8  # planted Bayes-optimal accuracy of the held-out pairs
 STEPS_PER_EPOCH = 25
 
