@@ -1,0 +1,45 @@
+"""Preference losses behind one interface, and the registry that builds them by name or config.
+
+from prefopt.losses import build_loss, PairedLogps
+loss = build_loss("dpo", beta=0.1)
+out = loss(PairedLogps(chosen_logps, rejected_logps, chosen_lengths, rejected_lengths,
+                       ref_chosen_logps, ref_rejected_logps))
+out.losses.mean().backward()
+"""
+
+from prefopt.losses import dpo, ipo, kto, orpo, simpo  # noqa: F401  (register the built-ins)
+from prefopt.losses.base import (
+    CAPABILITY_FLAGS,
+    LossOutput,
+    PairedLogps,
+    PreferenceLoss,
+    UnpairedLogps,
+)
+from prefopt.losses.combined import CombinedLoss
+from prefopt.losses.registry import (
+    ENTRY_POINT_GROUP,
+    available_losses,
+    build_loss,
+    build_loss_from_config,
+    check_loss_class,
+    describe_losses,
+    loss_class,
+    register_loss,
+)
+
+__all__ = [
+    "CAPABILITY_FLAGS",
+    "ENTRY_POINT_GROUP",
+    "CombinedLoss",
+    "LossOutput",
+    "PairedLogps",
+    "PreferenceLoss",
+    "UnpairedLogps",
+    "available_losses",
+    "build_loss",
+    "build_loss_from_config",
+    "check_loss_class",
+    "describe_losses",
+    "loss_class",
+    "register_loss",
+]
