@@ -1,0 +1,55 @@
+"""Fixtures for the data-pipeline tests: a small byte-level BPE tokenizer built locally, file writers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}{{ eos_token }}"
+    "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+TRAINING_TEXT = [
+    "the cat sat on the mat and the dog sat on the log",
+    "Human: what is the capital of France? Assistant: the capital of France is Paris",
+    "a good answer is short and a bad answer is long and wrong",
+    "hello world, hello there, how are you today?",
+]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+HH_FILE = PROJECT_ROOT.parent / "shared" / "data" / "hh-rlhf" / "harmless-base-test.jsonl.gz"
+BAD_DIR = Path(__file__).resolve().parent / "bad"
+
+
+@pytest.fixture(scope="session")
+def tokenizer() -> PreTrainedTokenizerFast:
+    """Byte-level BPE (any text encodes) with merges, so joint tokenization would merge tokens;
+    special tokens <bos>, <eos>, <pad>; a simple chat template."""
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["<pad>", "<bos>", "<eos>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(TRAINING_TEXT, trainer=trainer)
+    wrapped = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>"
+    )
+    wrapped.chat_template = CHAT_TEMPLATE
+    return wrapped
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def data_cfg(source: Path | str, **overrides) -> dict:
+    """A data config for one local file or directory, with the given keys changed."""
+    return {"source": str(source), "splits": {"train": "train"}, **overrides}
