@@ -1,0 +1,93 @@
+"""``build_evaluator``: the task, judges and evaluator of a run, from its resolved config.
+
+The trainer and ``python -m prefopt.evaluate`` both call it, so a saved checkpoint is evaluated
+exactly as it was during training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from prefopt.eval.evaluator import Evaluator
+from prefopt.eval.judges import build_judge
+
+TASK_SENTINEL = "@task"  # model.name_or_path that means "the built-in task's pi_ref"
+
+
+def build_evaluator(
+    cfg: Mapping,
+    tokenizer,
+    reference_model: torch.nn.Module,
+    reference_key: str,
+    prompts: Mapping[str, Sequence[str]],
+    train_pairs: Sequence[Mapping[str, str]] | None = None,
+    *,
+    task=None,
+    device: str = "cpu",
+    encode_prompt: Callable[[str], list[int]] | None = None,
+) -> Evaluator:
+    """Judge ``cfg.judge`` (plus a proxy reward model when ``cfg.eval.proxy``) and the evaluator.
+
+    ``task``: the built task when the caller has it; otherwise built from ``cfg.task`` when set.
+    ``train_pairs`` ({"prompt", "chosen", "rejected"} strings) train the proxy reward model.
+    ``encode_prompt`` defaults to :func:`prompt_encoder` (the data settings' BOS and truncation).
+    """
+    judge_cfg = _plain(cfg["judge"])
+    eval_cfg = _plain(cfg["eval"])
+    cache_dir = Path(str(cfg["cache_dir"])).expanduser()
+    if task is None and cfg.get("task"):
+        from prefopt.tasks import build_task
+
+        task = build_task(cfg["task"])
+    judge = build_judge(judge_cfg, task, cache_dir, train_pairs, device=device)
+    proxy_judge = None
+    if eval_cfg.get("proxy"):
+        model_path = str(cfg["model"]["name_or_path"])
+        proxy_cfg = {
+            "kind": "proxy",
+            "name_or_path": None if model_path == TASK_SENTINEL else model_path,
+        }
+        proxy_judge = build_judge(proxy_cfg, task, cache_dir, train_pairs, device=device)
+    if encode_prompt is None:
+        encode_prompt = prompt_encoder(tokenizer, _plain(cfg.get("data") or {}))
+    return Evaluator(
+        eval_cfg,
+        judge,
+        tokenizer,
+        reference_model,
+        prompts,
+        cache_dir,
+        reference_key,
+        proxy_judge=proxy_judge,
+        device=device,
+        encode_prompt=encode_prompt,
+    )
+
+
+def prompt_encoder(tokenizer, data_cfg: Mapping) -> Callable[[str], list[int]]:
+    """Prompt text -> ids as the data pipeline encodes training prompts: no special tokens, BOS
+    first when ``data.add_bos`` (once), and only the last ``data.max_prompt_length`` tokens."""
+    add_bos = bool(data_cfg.get("add_bos", False)) and tokenizer.bos_token_id is not None
+    limit = data_cfg.get("max_prompt_length")
+
+    def encode(text: str) -> list[int]:
+        ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+        if add_bos and ids[:1] != [tokenizer.bos_token_id]:
+            ids = [tokenizer.bos_token_id] + ids
+        if limit is not None and len(ids) > int(limit):
+            head = ids[:1] if add_bos else []
+            ids = head + ids[len(ids) - int(limit) + len(head) :]
+        return ids
+
+    return encode
+
+
+def _plain(section) -> dict:
+    """A config section as a plain dict (OmegaConf resolved)."""
+    if isinstance(section, DictConfig):
+        return OmegaConf.to_container(section, resolve=True)
+    return dict(section)

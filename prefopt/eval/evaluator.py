@@ -1,0 +1,336 @@
+"""Win rate against pi_ref on held-out prompts, with the numbers around it.
+
+For each prompt x_i of a split, the policy samples y_i and pi_ref's cached sample is y'_i. The judge
+gives a preference p_i = P(y_i better than y'_i) (ties half) and the evaluation reports
+
+    win_rate = mean_i p_i with a 95% interval, lc_win_rate (length difference regressed out),
+    kl = mean_i [log pi(y_i|x_i) - log pi_ref(y_i|x_i)] with its standard error (called
+    ``logratio`` unless y_i was drawn at temperature 1 without top-k/top-p),
+
+mean judge rewards, lengths in tokens (EOS not counted), the truncated fraction, distinct-n and the
+judge's own response metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from prefopt.eval.judges.base import Judge, check_preferences, check_scores
+from prefopt.eval.sampling_cache import SamplingSettings, cached_samples, derive_seed
+from prefopt.eval.stats import (
+    best_of_n_kl_bound,
+    best_of_n_kl_estimate,
+    distinct_n,
+    length_bucket_win_rates,
+    length_controlled_win_rate,
+    mean_and_se,
+    preferences_from_scores,
+    win_rate_ci,
+)
+from prefopt.models.logprobs import build_batch, sequence_logps
+from prefopt.models.sampling import Samples, sample_responses
+from prefopt.results.store import atomic_write_text, to_jsonable
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BEST_OF_N = (1, 2, 4, 8, 16)
+
+
+@dataclass
+class ReferenceSide:
+    """pi_ref's samples on one split and what the judges said about them (computed once)."""
+
+    samples: Samples
+    lengths: np.ndarray  # (N,) response tokens, EOS not counted
+    rewards: np.ndarray | None  # (N,) judge rewards; None for a pairwise judge
+    proxy_rewards: np.ndarray | None  # (N,) proxy judge rewards, when a proxy judge is given
+    metrics: dict[str, float]  # the judge's response metrics, averaged
+
+
+class Evaluator:
+    """Evaluates policies against pi_ref on the prompts of each split.
+
+    ``prompts`` maps a split name ("validation", "test") to its prompt strings; the first
+    ``eval_cfg.num_prompts`` of each are used (all when null). ``encode_prompt`` turns a prompt into
+    token ids the way training does (default: the tokenizer with its special tokens).
+    """
+
+    def __init__(
+        self,
+        eval_cfg: Mapping,
+        judge: Judge,
+        tokenizer,
+        reference_model: torch.nn.Module,
+        prompts: Mapping[str, Sequence[str]],
+        cache_dir: str | Path,
+        reference_key: str,
+        proxy_judge: Judge | None = None,
+        device: str = "cpu",
+        encode_prompt: Callable[[str], list[int]] | None = None,
+    ):
+        self.settings = SamplingSettings.from_config(eval_cfg)
+        self.reference_seed = int(eval_cfg.get("reference_seed", 0))
+        self.best_of_n_samples = eval_cfg.get("best_of_n_samples")
+        self.judge = judge
+        self.proxy_judge = proxy_judge
+        if proxy_judge is not None and not proxy_judge.pointwise:
+            raise ValueError(f"the proxy judge must be pointwise; {proxy_judge.name!r} is not")
+        self.tokenizer = tokenizer
+        self.device = torch.device(device)
+        self.reference_model = reference_model.to(self.device)
+        self.cache_dir = Path(cache_dir)
+        self.reference_key = str(reference_key)
+        encode = encode_prompt or (lambda text: tokenizer(text)["input_ids"])
+        self.prompts, self.prompt_ids = _select_prompts(
+            prompts, eval_cfg.get("num_prompts"), encode
+        )
+        self._reference: dict[str, ReferenceSide] = {}
+
+    @property
+    def splits(self) -> list[str]:
+        return list(self.prompts)
+
+    # ---------------------------------------------------------------- pi_ref's side
+    def reference(self, split: str) -> ReferenceSide:
+        """pi_ref's samples on ``split`` (from the disk cache when there) and their judgements."""
+        self._check_split(split)
+        if split not in self._reference:
+            samples = cached_samples(
+                self.reference_model,
+                self.tokenizer,
+                self.prompt_ids[split],
+                settings=self.settings,
+                seed=derive_seed("reference", self.reference_seed, split),
+                cache_dir=self.cache_dir,
+                model_key=self.reference_key,
+                label=f"pi_ref samples for split {split!r}",
+            )
+            prompts = self.prompts[split]
+            metrics = self._response_metrics(prompts, samples.texts)
+            self._reference[split] = ReferenceSide(
+                samples=samples,
+                lengths=_content_lengths(samples),
+                rewards=self._score(self.judge, prompts, samples.texts),
+                proxy_rewards=self._score(self.proxy_judge, prompts, samples.texts),
+                metrics=metrics,
+            )
+        return self._reference[split]
+
+    # ---------------------------------------------------------------- policy evaluation
+    def evaluate(
+        self,
+        policy: torch.nn.Module,
+        split: str,
+        step: int,
+        seed: int,
+        samples_path: str | Path | None = None,
+    ) -> dict[str, float]:
+        """Sample ``policy`` on the split's prompts and judge it against pi_ref (keys in the module
+        docstring); the sampling seed comes from (seed, step, split), apart from training's."""
+        start = time.perf_counter()
+        ref = self.reference(split)
+        prompts, prompt_ids = self.prompts[split], self.prompt_ids[split]
+        samples = sample_responses(
+            policy,
+            self.tokenizer,
+            prompt_ids,
+            seed=derive_seed("policy", seed, step, split),
+            **vars(self.settings),
+        )
+        rewards = self._score(self.judge, prompts, samples.texts)
+        if self.judge.pointwise:
+            preferences = preferences_from_scores(rewards, ref.rewards)  # (N,)
+        else:
+            preferences = check_preferences(
+                self.judge.compare(prompts, samples.texts, ref.samples.texts),
+                len(prompts),
+                self.judge.name,
+            )
+        lengths = _content_lengths(samples)  # (N,)
+        length_diff = lengths - ref.lengths  # (N,)
+        policy_logps = _response_logps(
+            policy, prompt_ids, samples, self.tokenizer.pad_token_id, self.settings.batch_size
+        )
+        ref_logps = _response_logps(
+            self.reference_model,
+            prompt_ids,
+            samples,
+            self.tokenizer.pad_token_id,
+            self.settings.batch_size,
+        )
+        logratios = policy_logps - ref_logps  # (N,)
+
+        win, low, high = win_rate_ci(preferences)
+        metrics = {"win_rate": win, "win_rate_ci_low": low, "win_rate_ci_high": high}
+        metrics["lc_win_rate"] = length_controlled_win_rate(preferences, length_diff)
+        metrics.update(length_bucket_win_rates(preferences, length_diff))
+        if rewards is not None:
+            metrics["judge_reward"] = float(rewards.mean())
+            metrics["ref_judge_reward"] = float(ref.rewards.mean())
+        name = "kl" if self.settings.samples_the_model else "logratio"
+        metrics[name], metrics[f"{name}_se"] = mean_and_se(logratios)
+        metrics["length"] = float(lengths.mean())
+        metrics["ref_length"] = float(ref.lengths.mean())
+        metrics["truncated_frac"] = float(1.0 - np.mean(samples.finished))
+        content = [ids[: int(n)] for ids, n in zip(samples.response_ids, lengths, strict=True)]
+        metrics["distinct_1"] = distinct_n(content, 1)
+        metrics["distinct_2"] = distinct_n(content, 2)
+        for key, value in self._response_metrics(prompts, samples.texts).items():
+            _add_new_key(metrics, key, value)
+        for key, value in ref.metrics.items():
+            _add_new_key(metrics, f"ref_{key}", value)
+        proxy_rewards = self._score(self.proxy_judge, prompts, samples.texts)
+        if proxy_rewards is not None:
+            metrics["proxy_reward"] = float(proxy_rewards.mean())
+            metrics["ref_proxy_reward"] = float(ref.proxy_rewards.mean())
+        if samples_path is not None:
+            self._write_samples(
+                Path(samples_path), split, samples, ref, rewards, preferences, lengths, logratios
+            )
+        metrics["eval_seconds"] = time.perf_counter() - start
+        return metrics
+
+    # ---------------------------------------------------------------- best-of-n baseline
+    def best_of_n(
+        self, split: str, ns: Sequence[int] = DEFAULT_BEST_OF_N, seed: int = 0
+    ) -> list[dict]:
+        """Best-of-n sampling from pi_ref under the judge, for each n in ``ns``.
+
+        Draws M = max(max(ns), eval_cfg.best_of_n_samples) samples per prompt from pi_ref (cached
+        on disk), picks the judge's best of the first n, and reports its mean reward, its win rate
+        against pi_ref's evaluation sample, the KL bound log n - (n-1)/n and the plug-in estimate
+        from the M samples' rewards (lower when rewards tie).
+        """
+        if not self.judge.pointwise:
+            raise ValueError(f"best-of-n needs a pointwise judge; {self.judge.name!r} is pairwise")
+        ns = [int(n) for n in ns]
+        if not ns or min(ns) < 1:
+            raise ValueError(f"best-of-n sizes must be positive integers, got {ns}")
+        ref = self.reference(split)
+        prompts, prompt_ids = self.prompts[split], self.prompt_ids[split]
+        m = max(max(ns), int(self.best_of_n_samples or 0))
+        samples = cached_samples(
+            self.reference_model,
+            self.tokenizer,
+            [ids for _ in range(m) for ids in prompt_ids],  # M blocks of all prompts
+            settings=self.settings,
+            seed=derive_seed("best_of_n", seed, split),
+            cache_dir=self.cache_dir,
+            model_key=self.reference_key,
+            label=f"pi_ref best-of-{m} samples for split {split!r}",
+        )
+        scores = self._score(self.judge, list(prompts) * m, samples.texts)
+        rewards = scores.reshape(m, len(prompts)).T  # (P, M)
+        rows = []
+        for n in ns:
+            best = rewards[:, :n].max(axis=1)  # (P,)
+            rows.append(
+                {
+                    "n": n,
+                    "kl_bound": best_of_n_kl_bound(n),
+                    "kl_estimate": best_of_n_kl_estimate(rewards, n),
+                    "judge_reward": float(best.mean()),
+                    "win_rate": float(preferences_from_scores(best, ref.rewards).mean()),
+                }
+            )
+        return rows
+
+    # ---------------------------------------------------------------- helpers
+    def _check_split(self, split: str) -> None:
+        if split not in self.prompts:
+            raise ValueError(f"unknown split {split!r}; this evaluator has {self.splits}")
+
+    def _score(self, judge: Judge | None, prompts, texts) -> np.ndarray | None:
+        """The judge's checked rewards (N,), or None for no judge or a pairwise one."""
+        if judge is None or not judge.pointwise:
+            return None
+        return check_scores(judge.score(prompts, texts), len(prompts), judge.name)
+
+    def _response_metrics(self, prompts, texts) -> dict[str, float]:
+        out = {}
+        for key, values in self.judge.response_metrics(prompts, texts).items():
+            out[key] = float(check_scores(values, len(prompts), f"{self.judge.name}:{key}").mean())
+        return out
+
+    def _write_samples(self, path, split, samples, ref, rewards, preferences, lengths, logratios):
+        """One JSONL row per prompt, written atomically."""
+        rows = []
+        for i, prompt in enumerate(self.prompts[split]):
+            row = {
+                "prompt_index": i,
+                "prompt": prompt,
+                "policy": samples.texts[i],
+                "reference": ref.samples.texts[i],
+                "policy_reward": None if rewards is None else float(rewards[i]),
+                "reference_reward": None if ref.rewards is None else float(ref.rewards[i]),
+                "policy_length": int(lengths[i]),
+                "reference_length": int(ref.lengths[i]),
+                "policy_finished": bool(samples.finished[i]),
+                "reference_finished": bool(ref.samples.finished[i]),
+                "preference": float(preferences[i]),
+                "logratio": float(logratios[i]),
+            }
+            rows.append(json.dumps(to_jsonable(row)) + "\n")
+        atomic_write_text(path, "".join(rows))
+
+
+def _select_prompts(prompts, num_prompts, encode):
+    """The first ``num_prompts`` prompts of each split and their token ids; errors on empty ones."""
+    if not prompts:
+        raise ValueError("the evaluator needs at least one split of prompts; got none")
+    if num_prompts is not None and int(num_prompts) < 1:
+        raise ValueError(f"num_prompts must be a positive integer or null, got {num_prompts}")
+    texts, ids = {}, {}
+    for split, split_prompts in prompts.items():
+        chosen = list(split_prompts)[: None if num_prompts is None else int(num_prompts)]
+        if not chosen:
+            raise ValueError(f"split {split!r} has no prompts to evaluate on")
+        encoded = [list(encode(p)) for p in chosen]
+        empty = [i for i, e in enumerate(encoded) if not e]
+        if empty:
+            raise ValueError(f"split {split!r}: prompt {empty[0]} encodes to no tokens")
+        texts[split], ids[split] = chosen, encoded
+    return texts, ids
+
+
+def _content_lengths(samples: Samples) -> np.ndarray:
+    """Response lengths in tokens without the final EOS, (N,) int."""
+    return np.array(
+        [
+            len(ids) - int(done)
+            for ids, done in zip(samples.response_ids, samples.finished, strict=True)
+        ]
+    )
+
+
+@torch.no_grad()
+def _response_logps(
+    model, prompt_ids, samples: Samples, pad_id: int, batch_size: int
+) -> np.ndarray:
+    """log model(y_i | x_i) (N,) float64 of each sampled response, EOS included when emitted."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(prompt_ids), batch_size):
+        end = start + batch_size
+        batch = build_batch(prompt_ids[start:end], samples.response_ids[start:end], pad_id)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        logps, _ = sequence_logps(model, **batch)  # (b,)
+        out.append(logps.double().cpu())
+    model.train(was_training)
+    return torch.cat(out).numpy()
+
+
+def _add_new_key(metrics: dict, key: str, value: float) -> None:
+    if key in metrics:
+        raise ValueError(f"the judge's response metric {key!r} clashes with a built-in metric")
+    metrics[key] = value

@@ -1,0 +1,88 @@
+"""Sampling settings, derived seeds, and samples cached on disk (pi_ref's, shared by a sweep).
+
+A cache entry is keyed by the model key (a hash that identifies pi_ref), the prompt token ids, every
+sampling setting and the seed, so a change in any of them computes new samples instead of reusing
+stale ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from prefopt.eval.hashing import stable_hash
+from prefopt.models.sampling import Samples, sample_responses
+from prefopt.results.store import atomic_write_text, read_json
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """How responses are drawn (see conf/eval/default.yaml)."""
+
+    max_new_tokens: int
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    batch_size: int = 64
+
+    @classmethod
+    def from_config(cls, eval_cfg: Mapping) -> SamplingSettings:
+        return cls(
+            max_new_tokens=int(eval_cfg["max_new_tokens"]),
+            temperature=float(eval_cfg.get("temperature", 1.0)),
+            top_k=int(eval_cfg.get("top_k", 0)),
+            top_p=float(eval_cfg.get("top_p", 1.0)),
+            batch_size=int(eval_cfg.get("batch_size", 64)),
+        )
+
+    @property
+    def samples_the_model(self) -> bool:
+        """True when samples come from the model itself (temperature 1, no top-k/top-p), the
+        condition for an unbiased KL estimate."""
+        return self.temperature == 1.0 and self.top_k == 0 and self.top_p >= 1.0
+
+
+def derive_seed(*parts) -> int:
+    """A seed in [0, 2^31) from a hash of ``parts``: streams with different parts are unrelated."""
+    digest = hashlib.sha256(json.dumps(parts, default=str).encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def cached_samples(
+    model,
+    tokenizer,
+    prompt_ids: Sequence[Sequence[int]],
+    *,
+    settings: SamplingSettings,
+    seed: int,
+    cache_dir: str | Path,
+    model_key: str,
+    label: str,
+) -> Samples:
+    """``sample_responses`` once per (model_key, prompt_ids, settings, seed); loaded afterwards.
+
+    Logs one line saying whether the samples were computed or loaded.
+    """
+    key = stable_hash(
+        {
+            "model": model_key,
+            "prompts": stable_hash([list(p) for p in prompt_ids]),
+            "settings": asdict(settings),
+            "seed": seed,
+        }
+    )
+    path = Path(cache_dir) / "reference_samples" / f"{key}.json"
+    if path.exists():
+        stored = read_json(path)
+        log.info("%s: %d samples loaded from cache %s", label, len(stored["texts"]), path)
+        return Samples(**stored)
+    samples = sample_responses(model, tokenizer, prompt_ids, seed=seed, **asdict(settings))
+    atomic_write_text(path, json.dumps(asdict(samples)))
+    log.info("%s: %d samples computed and cached at %s", label, len(samples.texts), path)
+    return samples
