@@ -1,0 +1,55 @@
+"""Checkpoints that survive a kill at any moment.
+
+A checkpoint is a directory ``checkpoints/step_<N:07d>/`` holding the model weights in safetensors and
+``state.pt`` (optimiser, scheduler, loss and random-number state: tensors and plain containers only,
+loaded with ``weights_only=True``). It is written under a temporary name and renamed into place, so a
+directory with the final name is always complete; leftovers of a killed write are removed on the next
+start. Only the newest ``keep_last`` checkpoints are kept.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_model, save_model
+
+PREFIX = "step_"
+
+
+def checkpoint_dir(run_dir: Path, step: int) -> Path:
+    """Where the checkpoint of ``step`` lives."""
+    return run_dir / "checkpoints" / f"{PREFIX}{step:07d}"
+
+
+def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, state: dict, keep_last: int):
+    """Write model weights and training state for ``step`` atomically, then prune old ones."""
+    final = checkpoint_dir(run_dir, step)
+    tmp = final.with_name(final.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_model(model, str(tmp / "model.safetensors"))
+    torch.save(state, tmp / "state.pt")
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
+    for old in list_checkpoints(run_dir)[:-keep_last] if keep_last > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoints, oldest first; half-written ``.tmp`` directories are deleted."""
+    root = run_dir / "checkpoints"
+    if not root.exists():
+        return []
+    for partial in root.glob(f"{PREFIX}*.tmp"):
+        shutil.rmtree(partial, ignore_errors=True)
+    done = [p for p in root.glob(f"{PREFIX}*") if p.is_dir() and (p / "state.pt").exists()]
+    return sorted(done, key=lambda p: int(p.name[len(PREFIX) :]))
+
+
+def load_checkpoint(path: Path, model: torch.nn.Module) -> dict:
+    """Restore the model's weights in place and return the training state (no arbitrary pickle)."""
+    load_model(model, str(path / "model.safetensors"))
+    return torch.load(path / "state.pt", weights_only=True)

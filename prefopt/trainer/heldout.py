@@ -1,0 +1,79 @@
+"""Held-out preference metrics that compare across losses.
+
+Whatever the loss, each held-out pair is scored with the same DPO-style implicit reward, the log-ratio
+against pi_ref: Δ_w = log pi(y_w|x) - log pi_ref(y_w|x), Δ_l likewise. reward_accuracy = mean[Δ_w > Δ_l],
+reward_margin = mean[Δ_w - Δ_l]. The held-out loss is the run's own loss on the same pairs (in its own
+data format). bayes_accuracy = mean[max(p, 1 - p)] over pairs whose true preference probability p is
+known: the accuracy ceiling of any model on these labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from prefopt.losses import PreferenceLoss
+from prefopt.models.logprobs import sequence_logps
+from prefopt.trainer.batching import collate
+from prefopt.trainer.items import TrainItem
+from prefopt.trainer.step import forward_loss
+
+
+def _to(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+@torch.no_grad()
+def heldout_metrics(
+    policy: torch.nn.Module,
+    loss_fn: PreferenceLoss,
+    pairs: Sequence[TrainItem],
+    loss_items: Sequence[TrainItem],
+    pair_reference,
+    loss_reference,
+    pad_id: int,
+    batch_size: int,
+    device: torch.device,
+) -> dict[str, float]:
+    """Implicit-reward accuracy and margin on ``pairs``, and the loss on ``loss_items``."""
+    was_training = policy.training
+    policy.eval()
+    loss_fn.eval()
+    deltas_w, deltas_l, chosen, rejected = [], [], [], []
+    for start in range(0, len(pairs), batch_size):
+        batch = _to(
+            collate(pairs, range(start, min(start + batch_size, len(pairs))), pad_id), device
+        )
+        logps, _ = sequence_logps(
+            policy, batch["input_ids"], batch["attention_mask"], batch["response_mask"]
+        )
+        ref = pair_reference.logps(batch)
+        b = logps.shape[0] // 2
+        deltas_w.append(logps[:b] - ref[:b])
+        deltas_l.append(logps[b:] - ref[b:])
+        chosen.append(logps[:b])
+        rejected.append(logps[b:])
+    losses = []
+    for start in range(0, len(loss_items), batch_size):
+        indices = range(start, min(start + batch_size, len(loss_items)))
+        batch = _to(collate(loss_items, indices, pad_id), device)
+        out, *_ = forward_loss(policy, loss_fn, loss_reference, batch)
+        losses.append(out.losses)
+    policy.train(was_training)
+    loss_fn.train(was_training)
+    dw, dl = torch.cat(deltas_w), torch.cat(deltas_l)  # (N,)
+    metrics = {
+        "loss": torch.cat(losses).mean().item(),
+        "reward_accuracy": (dw > dl).float().mean().item(),
+        "reward_margin": (dw - dl).mean().item(),
+        "chosen_rewards": dw.mean().item(),
+        "rejected_rewards": dl.mean().item(),
+        "chosen_logps": torch.cat(chosen).mean().item(),
+        "rejected_logps": torch.cat(rejected).mean().item(),
+    }
+    probs = [it.meta.get("preference_prob") for it in pairs]
+    if probs and all(p is not None for p in probs):
+        p = torch.tensor(probs, dtype=torch.float64)
+        metrics["bayes_accuracy"] = torch.maximum(p, 1 - p).mean().item()
+    return metrics

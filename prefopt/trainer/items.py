@@ -1,0 +1,83 @@
+"""Training items: every example is a prompt with two responses, scored in one forward.
+
+Paired data: (prompt, chosen, rejected). Unpaired data (KTO-style losses): (prompt, completion,
+mismatched completion), the second response being another example's completion under this prompt, used
+for the KL baseline z0. The mismatched partner is fixed once per data set by a seeded permutation (not per
+batch), so reference log-probs of the mismatched sequences can be cached and shared by a sweep.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass
+class TrainItem:
+    """One example as two sequences that share a prompt."""
+
+    prompt_ids: list[int]
+    first_ids: list[int]  # chosen (paired) or the completion (unpaired)
+    second_ids: list[int]  # rejected (paired) or a mismatched completion (unpaired)
+    weight: float | None = None  # per-example weight or soft label
+    desirable: bool | None = None  # unpaired only
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def num_tokens(self) -> int:
+        """Non-padding tokens of both sequences, prompts counted twice."""
+        return 2 * len(self.prompt_ids) + len(self.first_ids) + len(self.second_ids)
+
+
+def paired_items(pairs: Sequence) -> list[TrainItem]:
+    """TrainItems from TokenizedPair examples."""
+    return [
+        TrainItem(p.prompt_ids, p.chosen_ids, p.rejected_ids, weight=p.weight, meta=dict(p.meta))
+        for p in pairs
+    ]
+
+
+def unpaired_items(examples: Sequence, seed: int) -> list[TrainItem]:
+    """TrainItems from TokenizedUnpaired examples, each with a mismatched completion.
+
+    A seeded permutation orders the examples in a ring; each takes the completion of the next example in
+    the ring whose prompt differs from its own (rotation, not reversal, so no example keeps its own pair).
+    """
+    if len(examples) < 2:
+        raise ValueError("unpaired data needs at least 2 examples to form mismatched KL pairs")
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    items: list[TrainItem | None] = [None] * len(examples)
+    for position, index in enumerate(order):
+        example = examples[index]
+        partner = None
+        for step in range(1, len(order)):
+            candidate = examples[order[(position + step) % len(order)]]
+            if candidate.prompt_ids != example.prompt_ids:
+                partner = candidate
+                break
+        if partner is None:
+            raise ValueError(
+                "every unpaired example has the same prompt: no mismatched KL pair exists"
+            )
+        items[index] = TrainItem(
+            example.prompt_ids,
+            example.completion_ids,
+            partner.completion_ids,
+            weight=example.weight,
+            desirable=bool(example.desirable),
+            meta=dict(example.meta),
+        )
+    return items  # type: ignore[return-value]
+
+
+def items_digest(items: Sequence[TrainItem]) -> str:
+    """sha256 over every token id of every item: the data part of a reference-cache key."""
+    digest = hashlib.sha256()
+    for item in items:
+        for ids in (item.prompt_ids, item.first_ids, item.second_ids):
+            digest.update(len(ids).to_bytes(4, "little"))
+            digest.update(b"".join(i.to_bytes(4, "little") for i in ids))
+    return digest.hexdigest()[:16]

@@ -1,0 +1,366 @@
+"""The training loop shared by every loss.
+
+An optimiser step consumes ``batch_size`` items (pairs, or unpaired examples), split into micro-batches
+of ``micro_batch_size`` across processes; the per-example losses are summed and divided by the global
+batch size, so B x 1 step equals B/k x k accumulation steps. Evaluation (held-out pair metrics, and the
+generation-based evaluator when one is given) runs every ``eval_interval`` steps and at the end, and a
+checkpoint follows every evaluation, so a resumed run never repeats work it had logged. Non-finite loss
+or gradient stops the run with a message naming the step, after saving the batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from prefopt.losses import PreferenceLoss
+from prefopt.results.store import MetricsLog, atomic_write_json
+from prefopt.trainer.batching import collate, epoch_order
+from prefopt.trainer.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from prefopt.trainer.heldout import heldout_metrics
+from prefopt.trainer.items import TrainItem
+from prefopt.trainer.optim import build_optimizer, build_scheduler
+from prefopt.trainer.step import forward_loss
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteError(RuntimeError):
+    """Loss or gradient became NaN/inf; the message names the step and where the batch was saved."""
+
+
+@dataclass
+class HeldOut:
+    """One evaluation split: pairs for implicit-reward metrics, items in the loss's own format."""
+
+    pairs: Sequence[TrainItem]
+    loss_items: Sequence[TrainItem]
+    pair_reference: object
+    loss_reference: object
+
+
+@dataclass
+class Schedule:
+    """Step counts derived from the data size and the trainer config."""
+
+    steps_per_epoch: int
+    total_steps: int
+    eval_interval: int
+    accumulation: int
+    micro_batch_size: int
+
+    @classmethod
+    def from_config(cls, num_items: int, cfg, eval_every, world_size: int) -> Schedule:
+        batch_size = int(cfg.batch_size)
+        micro = int(cfg.micro_batch_size or batch_size // world_size)
+        if batch_size % (micro * world_size):
+            raise ValueError(
+                f"trainer.batch_size={batch_size} must be a multiple of "
+                f"micro_batch_size ({micro}) x processes ({world_size})"
+            )
+        if num_items < batch_size:
+            raise ValueError(f"{num_items} training items is fewer than one batch ({batch_size})")
+        steps_per_epoch = num_items // batch_size
+        total = steps_per_epoch * int(cfg.epochs)
+        if cfg.get("max_steps"):
+            total = min(total, int(cfg.max_steps))
+        if isinstance(eval_every, float):
+            interval = max(1, round(eval_every * steps_per_epoch))
+        else:
+            interval = max(1, int(eval_every))
+        return cls(steps_per_epoch, total, interval, batch_size // (micro * world_size), micro)
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint restores besides weights and optimiser."""
+
+    step: int = 0
+    tokens_seen: int = 0
+    best: dict = field(default_factory=dict)
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+
+
+class Trainer:
+    """Runs one training to the end, resuming from the newest checkpoint in ``run_dir``."""
+
+    def __init__(
+        self,
+        cfg,
+        run_dir: Path,
+        policy: torch.nn.Module,
+        loss_fn: PreferenceLoss,
+        items: Sequence[TrainItem],
+        reference,
+        heldout: dict[str, HeldOut],
+        pad_id: int,
+        accelerator,
+        seed: int,
+        evaluate_generations: Callable[[torch.nn.Module, str, int], dict] | None = None,
+        select_metric: str = "win_rate",
+    ):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.loss_fn = loss_fn
+        self.items = items
+        self.reference = reference
+        self.heldout = heldout
+        self.pad_id = pad_id
+        self.acc = accelerator
+        self.seed = seed
+        self.evaluate_generations = evaluate_generations
+        self.select_metric = select_metric
+        self.schedule = Schedule.from_config(
+            len(items), cfg.trainer, cfg.eval.eval_every, accelerator.num_processes
+        )
+        if self.schedule.micro_batch_size < loss_fn.min_batch_size:
+            raise ValueError(
+                f"loss {loss_fn.name!r} needs micro-batches of at least {loss_fn.min_batch_size} "
+                f"examples; got {self.schedule.micro_batch_size}"
+            )
+        optimizer = build_optimizer(policy.parameters(), cfg.trainer)
+        self.scheduler = build_scheduler(optimizer, self.schedule.total_steps, cfg.trainer)
+        self.policy, self.optimizer = accelerator.prepare(policy, optimizer)
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+        self.state = TrainState()
+
+    # ---------------------------------------------------------------- state
+    def _state_dict(self) -> dict:
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "loss": self.loss_fn.state_dict(),
+            "rng": torch.get_rng_state(),
+            "step": self.state.step,
+            "tokens_seen": self.state.tokens_seen,
+            "best": self.state.best,
+            "train_seconds": self.state.train_seconds,
+            "eval_seconds": self.state.eval_seconds,
+        }
+
+    def _checkpoint(self) -> None:
+        if not self.acc.is_main_process:
+            return
+        save_checkpoint(
+            self.run_dir,
+            self.state.step,
+            self.acc.unwrap_model(self.policy),
+            self._state_dict(),
+            int(self.cfg.trainer.keep_checkpoints),
+        )
+
+    def resume(self) -> bool:
+        """Restore the newest complete checkpoint; True when one was found."""
+        checkpoints = list_checkpoints(self.run_dir)
+        if not checkpoints:
+            self.metrics.truncate_after(-1)
+            return False
+        state = load_checkpoint(checkpoints[-1], self.acc.unwrap_model(self.policy))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.loss_fn.load_state_dict(state["loss"])
+        torch.set_rng_state(state["rng"])
+        self.state = TrainState(
+            step=int(state["step"]),
+            tokens_seen=int(state["tokens_seen"]),
+            best=dict(state["best"]),
+            train_seconds=float(state["train_seconds"]),
+            eval_seconds=float(state["eval_seconds"]),
+        )
+        self.metrics.truncate_after(self.state.step)
+        log.info("resumed from %s (step %d)", checkpoints[-1].name, self.state.step)
+        return True
+
+    # ---------------------------------------------------------------- evaluation
+    def _epoch(self, step: int) -> float:
+        return step / self.schedule.steps_per_epoch
+
+    def evaluate(self, splits: Sequence[str]) -> dict[str, dict]:
+        """Held-out pair metrics and generation metrics for each split; rows go to metrics.jsonl."""
+        start = time.perf_counter()
+        rows = {}
+        model = self.acc.unwrap_model(self.policy)
+        for split in splits:
+            held = self.heldout.get(split)
+            row: dict = {}
+            if held is not None and held.pairs:
+                row.update(
+                    heldout_metrics(
+                        model,
+                        self.loss_fn,
+                        held.pairs,
+                        held.loss_items,
+                        held.pair_reference,
+                        held.loss_reference,
+                        self.pad_id,
+                        int(self.cfg.eval.pair_batch_size),
+                        self.acc.device,
+                    )
+                )
+            if self.evaluate_generations is not None:
+                row.update(self.evaluate_generations(model, split, self.state.step))
+            row = {
+                "split": split,
+                "step": self.state.step,
+                "epoch": self._epoch(self.state.step),
+                **row,
+            }
+            if self.acc.is_main_process:
+                self.metrics.append(row)
+            rows[split] = row
+        self.state.eval_seconds += time.perf_counter() - start
+        return rows
+
+    def _evaluate_and_select(self) -> None:
+        """Validate; at a new best (by the selection metric), also score the test split."""
+        validation = self.evaluate(["validation"])["validation"]
+        value = validation.get(self.select_metric)
+        best_value = self.state.best.get("validation", {}).get(self.select_metric)
+        is_best = value is not None and (best_value is None or value > best_value)
+        if not self.state.best or is_best:
+            test = self.evaluate(["test"])["test"] if "test" in self.heldout else {}
+            self.state.best = {
+                "step": self.state.step,
+                "epoch": self._epoch(self.state.step),
+                "validation": validation,
+                "test": test,
+            }
+
+    # ---------------------------------------------------------------- training
+    def _micro_batches(self, step: int) -> list[list[int]]:
+        """This process's micro-batches of item indices for optimiser step ``step``."""
+        epoch, offset = divmod(step, self.schedule.steps_per_epoch)
+        order = epoch_order(len(self.items), self.seed, epoch)
+        size = int(self.cfg.trainer.batch_size)
+        global_batch = order[offset * size : (offset + 1) * size]
+        micro = self.schedule.micro_batch_size
+        chunks = [global_batch[i : i + micro] for i in range(0, size, micro)]
+        return chunks[self.acc.process_index :: self.acc.num_processes]
+
+    def _fail(self, step: int, message: str, batch: dict) -> None:
+        path = self.run_dir / "failed_batch.json"
+        atomic_write_json(
+            path,
+            {
+                "step": step,
+                "message": message,
+                "item_indices": batch["index"].tolist(),
+                "input_ids": batch["input_ids"].tolist(),
+            },
+        )
+        raise NonFiniteError(f"step {step}: {message}; batch saved to {path.name}")
+
+    def train_step(self) -> dict[str, float]:
+        """One optimiser step over the global batch; returns averaged training metrics."""
+        step = self.state.step
+        size = int(self.cfg.trainer.batch_size)
+        sums: dict[str, float] = defaultdict(float)
+        chunks = self._micro_batches(step)
+        autocast = self.acc.autocast if self.acc.mixed_precision != "no" else contextlib.nullcontext
+        for k, indices in enumerate(chunks):
+            batch = collate(self.items, indices, self.pad_id)
+            batch = {
+                key: v.to(self.acc.device) if torch.is_tensor(v) else v for key, v in batch.items()
+            }
+            sync = k == len(chunks) - 1
+            context = contextlib.nullcontext() if sync else self.acc.no_sync(self.policy)
+            with context:
+                out, logps, _, _ = forward_loss(
+                    self.policy, self.loss_fn, self.reference, batch, autocast
+                )
+                loss = out.losses.sum() / size * self.acc.num_processes
+                if not torch.isfinite(loss):
+                    self._fail(step, f"non-finite loss {loss.item()}", batch)
+                self.acc.backward(loss)
+            b = logps.shape[0] // 2
+            sums["loss"] += out.losses.detach().sum().item()
+            sums["chosen_logps"] += logps[:b].detach().sum().item()
+            sums["rejected_logps"] += logps[b:].detach().sum().item()
+            if out.chosen_rewards.numel() == out.rejected_rewards.numel() == b:
+                margin = out.chosen_rewards - out.rejected_rewards
+                sums["reward_accuracy"] += (margin > 0).float().sum().item()
+                sums["reward_margin"] += margin.sum().item()
+            for name, value in out.metrics.items():
+                sums[name] += value.float().mean().item() * b
+            self.state.tokens_seen += batch["num_tokens"] * self.acc.num_processes
+        max_norm = float(self.cfg.trainer.max_grad_norm)
+        grad_norm = self.acc.clip_grad_norm_(self.policy.parameters(), max_norm or math.inf)
+        if not torch.isfinite(torch.as_tensor(grad_norm)):
+            self._fail(step, f"non-finite gradient norm {float(grad_norm)}", batch)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        local = sum(len(c) for c in chunks)
+        row = {key: value / local for key, value in sums.items()}
+        row["grad_norm"] = float(grad_norm)
+        row["lr"] = self.scheduler.get_last_lr()[0]
+        return row
+
+    def fit(self) -> dict:
+        """Train to the end (or resume), evaluating and checkpointing on schedule."""
+        self.resume()
+        self.policy.train()
+        self.loss_fn.train()
+        sched = self.schedule
+        if self.state.step == 0 and not self.state.best and self.cfg.eval.at_start:
+            self._evaluate_and_select()
+            self._checkpoint()
+        bar = tqdm(
+            total=sched.total_steps,
+            initial=self.state.step,
+            desc=f"train {self.loss_fn.name}",
+            disable=not self.acc.is_main_process,
+        )
+        log_every = int(self.cfg.trainer.log_every)
+        while self.state.step < sched.total_steps:
+            start = time.perf_counter()
+            row = self.train_step()
+            self.state.step += 1
+            self.state.train_seconds += time.perf_counter() - start
+            bar.update(1)
+            bar.set_postfix(loss=f"{row['loss']:.4f}")
+            if self.state.step % log_every == 0 and self.acc.is_main_process:
+                self.metrics.append(
+                    {
+                        "split": "train",
+                        "step": self.state.step,
+                        "epoch": self._epoch(self.state.step),
+                        **row,
+                    }
+                )
+            done = self.state.step == sched.total_steps
+            if self.state.step % sched.eval_interval == 0 or done:
+                self._evaluate_and_select()
+                self._checkpoint()
+        bar.close()
+        return self.summary()
+
+    def summary(self) -> dict:
+        """Final and best metrics (deterministic numbers) and timings under *_seconds keys."""
+        rows = self.metrics.rows()
+        final = {}
+        for split in ("validation", "test"):
+            at_end = [r for r in rows if r["split"] == split and r["step"] == self.state.step]
+            if at_end:
+                final[split] = at_end[-1]
+        if "test" not in final and "test" in self.heldout:
+            final["test"] = self.evaluate(["test"])["test"]
+        return {
+            "steps": self.state.step,
+            "epochs": self._epoch(self.state.step),
+            "tokens_seen": self.state.tokens_seen,
+            "final": final,
+            "best": self.state.best,
+            "train_seconds": self.state.train_seconds,
+            "eval_seconds": self.state.eval_seconds,
+        }

@@ -1,0 +1,145 @@
+"""Policy, reference log-probs (by mode) and the evaluation hook of a run."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from prefopt.losses import PreferenceLoss
+from prefopt.models.loading import (
+    apply_lora,
+    load_causal_lm,
+    load_frozen_reference,
+    model_fingerprint,
+)
+from prefopt.trainer.data_setup import PreparedData
+from prefopt.trainer.loop import HeldOut
+from prefopt.trainer.reference import (
+    CachedReference,
+    LiveReference,
+    cache_key,
+    cached_table,
+    compute_table,
+)
+from prefopt.trainer.setup import Resolved
+
+log = logging.getLogger(__name__)
+
+
+class AdapterOff(torch.nn.Module):
+    """pi_ref as a module: the peft policy with its adapter disabled, for evaluation."""
+
+    def __init__(self, peft_model: torch.nn.Module):
+        super().__init__()
+        self.peft_model = peft_model
+
+    def forward(self, *args, **kwargs):
+        with self.peft_model.disable_adapter():
+            return self.peft_model(*args, **kwargs)
+
+    @torch.no_grad()
+    def generate(self, *args, **kwargs):
+        with self.peft_model.disable_adapter():
+            return self.peft_model.generate(*args, **kwargs)
+
+
+@dataclass
+class PreparedModels:
+    """The policy and everything that answers for pi_ref."""
+
+    policy: torch.nn.Module
+    train_reference: object | None  # None for reference-free losses
+    heldout: dict[str, HeldOut]
+    eval_reference_model: torch.nn.Module
+    reference_key: str
+    cache_keys: dict[str, str] = field(default_factory=dict)
+
+
+def prepare_models(
+    cfg: DictConfig,
+    resolved: Resolved,
+    loss_fn: PreferenceLoss,
+    data: PreparedData,
+    cache_dir: Path,
+    accelerator,
+) -> PreparedModels:
+    """Load the policy (LoRA when configured) and build the reference for training and eval."""
+    device = accelerator.device
+    policy = load_causal_lm(resolved.model_path, cfg.model)
+    if cfg.model.lora.enabled:
+        policy = apply_lora(policy, cfg.model.lora)
+    policy.to(device)
+    fingerprint = model_fingerprint(resolved.model_path, cfg.model)
+    mode = cfg.trainer.reference
+    if mode == "lora_disabled":
+        live = LiveReference(policy, adapter_off=True)
+        eval_reference = AdapterOff(policy)
+    else:
+        eval_reference = load_frozen_reference(resolved.model_path, cfg.model).to(device)
+        live = LiveReference(eval_reference)
+    pad_id = data.tokenizer.pad_token_id
+    keys: dict[str, str] = {}
+
+    def reference_for(items, name: str):
+        if mode != "cached":
+            return live
+        key = cache_key(fingerprint, items, cfg.model.dtype)
+        table, computed = cached_table(
+            cache_dir,
+            key,
+            lambda: compute_table(
+                live, items, pad_id, int(cfg.trainer.reference_batch_size), device, f"pi_ref {name}"
+            ),
+        )
+        keys[name] = key
+        verb = "computed" if computed else "loaded from cache (shared by the sweep)"
+        print(f"reference log-probs for {name} ({len(items)} items): {verb} [{key}]")
+        return CachedReference(table)
+
+    train_reference = (
+        reference_for(data.train_items, "train") if loss_fn.requires_reference else None
+    )
+    heldout = {}
+    for split, loss_items in data.heldout_loss_items.items():
+        pairs = data.heldout_pairs.get(split, [])
+        pair_ref = reference_for(pairs, f"{split}_pairs") if pairs else None
+        same = loss_items is pairs or (pairs and loss_fn.data_format == "paired")
+        loss_ref = pair_ref if same else reference_for(loss_items, f"{split}_{loss_fn.data_format}")
+        heldout[split] = HeldOut(pairs, loss_items, pair_ref, loss_ref)
+    return PreparedModels(policy, train_reference, heldout, eval_reference, fingerprint, keys)
+
+
+def generation_hook(cfg, task, resolved, data, models, cache_dir, run_dir):
+    """The evaluator's call for the trainer, and the metric that selects the best checkpoint."""
+    if not cfg.eval.generate:
+        return None, "reward_accuracy"
+    from prefopt.eval import build_evaluator
+
+    evaluator = build_evaluator(
+        cfg,
+        data.tokenizer,
+        models.eval_reference_model,
+        models.reference_key,
+        data.eval_prompts,
+        task=task,
+        train_records=data.train_records,
+    )
+    seed = int(cfg.seed)
+
+    def evaluate(model, split: str, step: int) -> dict:
+        path = Path(run_dir) / "samples" / f"step_{step:07d}_{split}.jsonl"
+        return evaluator.evaluate(model, split, step, seed, samples_path=path)
+
+    return evaluate, "win_rate"
+
+
+def save_policy(model: torch.nn.Module, tokenizer, path: Path, cfg: DictConfig) -> None:
+    """save_pretrained the final policy (LoRA merged when asked) so it loads as a plain model."""
+    if cfg.model.lora.enabled and cfg.model.lora.merge_on_save:
+        model = model.merge_and_unload()
+    model.save_pretrained(str(path), safe_serialization=True)
+    tokenizer.save_pretrained(str(path))

@@ -1,0 +1,102 @@
+"""One run from a resolved config to a finished run directory.
+
+Run directory: config.yaml, overrides.yaml, data_report.json, metrics.jsonl, samples/, checkpoints/,
+policy/ (the final model, loadable with from_pretrained), summary.json, provenance.json. A finished run
+started again says so and does nothing; an interrupted one resumes from its newest checkpoint; a failed
+one is marked ``failed`` with the error in summary.json.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from prefopt.results.store import atomic_write_json, atomic_write_text, read_json
+from prefopt.trainer import data_setup, model_setup
+from prefopt.trainer.loop import Trainer
+from prefopt.trainer.provenance import provenance
+from prefopt.trainer.setup import check_config, pick_device, resolve_task
+
+log = logging.getLogger(__name__)
+
+
+def run_status(run_dir: Path) -> str | None:
+    """The status recorded in summary.json, or None when there is none."""
+    path = Path(run_dir) / "summary.json"
+    return read_json(path).get("status") if path.exists() else None
+
+
+def run_training(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | None = None) -> dict:
+    """Train (or resume, or skip when finished) the run described by ``cfg`` in ``run_dir``."""
+    run_dir = Path(run_dir)
+    if run_status(run_dir) == "finished":
+        print(f"run already finished: {run_dir} (delete summary.json to run it again)")
+        return read_json(run_dir / "summary.json")
+    loss_fn = check_config(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    atomic_write_text(run_dir / "overrides.yaml", OmegaConf.to_yaml(list(overrides or [])))
+    atomic_write_json(run_dir / "summary.json", {"status": "running", "error": None})
+    started = time.time()
+    try:
+        summary, extra = _train(cfg, run_dir, loss_fn)
+    except BaseException as error:
+        status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+        atomic_write_json(
+            run_dir / "summary.json",
+            {"status": status, "error": f"{type(error).__name__}: {error}"},
+        )
+        raise
+    extra["wall_seconds"] = time.time() - started
+    atomic_write_json(run_dir / "provenance.json", provenance(extra))
+    summary = {"status": "finished", "error": None, **summary}
+    atomic_write_json(run_dir / "summary.json", summary)
+    return summary
+
+
+def _train(cfg: DictConfig, run_dir: Path, loss_fn) -> tuple[dict, dict]:
+    from accelerate import Accelerator
+
+    if cfg.get("num_threads"):
+        torch.set_num_threads(int(cfg.num_threads))
+    torch.manual_seed(int(cfg.seed))
+    device = pick_device(cfg.device)
+    accelerator = Accelerator(mixed_precision=cfg.trainer.precision, cpu=device.type == "cpu")
+    cache_dir = Path(cfg.cache_dir).expanduser()
+    task, resolved = resolve_task(cfg, cache_dir)
+    data = data_setup.prepare_data(cfg, resolved, loss_fn, run_dir)
+    models = model_setup.prepare_models(cfg, resolved, loss_fn, data, cache_dir, accelerator)
+    evaluate_generations, select_metric = model_setup.generation_hook(
+        cfg, task, resolved, data, models, cache_dir, run_dir
+    )
+    trainer = Trainer(
+        cfg,
+        run_dir,
+        models.policy,
+        loss_fn,
+        data.train_items,
+        models.train_reference,
+        models.heldout,
+        data.tokenizer.pad_token_id,
+        accelerator,
+        int(cfg.seed),
+        evaluate_generations=evaluate_generations,
+        select_metric=select_metric,
+    )
+    summary = trainer.fit()
+    if cfg.trainer.save_policy and accelerator.is_main_process:
+        model_setup.save_policy(
+            accelerator.unwrap_model(trainer.policy), data.tokenizer, run_dir / "policy", cfg
+        )
+    extra = {
+        "data_hashes": data.hashes,
+        "reference_cache": models.cache_keys,
+        "tokens_seen": summary["tokens_seen"],
+        "train_tokens_per_second": summary["tokens_seen"] / max(summary["train_seconds"], 1e-9),
+        "model_path": resolved.model_path,
+    }
+    return summary, extra

@@ -1,0 +1,100 @@
+"""From a resolved config to the pieces of a run: task, model, data, reference, evaluator.
+
+Everything that can be checked from the config alone is checked first (:func:`check_config`), so a bad
+loss name, a hyperparameter that does not belong to the loss, a too-small KTO batch or a reference mode
+that cannot work with the model stops the run before any model or data is loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from prefopt.losses import PreferenceLoss, build_loss_from_config
+from prefopt.trainer.reference import REFERENCE_MODES
+
+log = logging.getLogger(__name__)
+
+TASK_SENTINEL = "@task"
+
+
+def check_config(cfg: DictConfig) -> PreferenceLoss:
+    """Validate what needs no model or data; returns the built loss."""
+    loss_fn = build_loss_from_config(cfg.loss)
+    mode = cfg.trainer.reference
+    if mode not in REFERENCE_MODES:
+        raise ValueError(f"trainer.reference={mode!r}; valid: {list(REFERENCE_MODES)}")
+    if mode == "lora_disabled" and not cfg.model.lora.enabled:
+        raise ValueError(
+            "trainer.reference=lora_disabled needs model.lora.enabled=true "
+            "(the reference is the base model with the LoRA adapter switched off)"
+        )
+    batch, micro = int(cfg.trainer.batch_size), cfg.trainer.micro_batch_size
+    if batch < 1 or (micro is not None and int(micro) < 1):
+        raise ValueError(f"trainer.batch_size={batch} and micro_batch_size={micro} must be >= 1")
+    smallest = int(micro) if micro is not None else batch
+    if smallest < loss_fn.min_batch_size:
+        raise ValueError(
+            f"loss {loss_fn.name!r} needs at least {loss_fn.min_batch_size} examples per "
+            f"micro-batch; trainer batch settings give {smallest}"
+        )
+    if float(cfg.trainer.lr) <= 0:
+        raise ValueError(f"trainer.lr={cfg.trainer.lr} must be > 0")
+    if cfg.trainer.precision == "fp16" and not torch.cuda.is_available():
+        raise ValueError("trainer.precision=fp16 needs a GPU; use bf16 or no on a CPU")
+    if cfg.model.name_or_path == TASK_SENTINEL and not cfg.get("task"):
+        raise ValueError('model.name_or_path="@task" needs a task (task=reviews) or model=hf ...')
+    if cfg.data.source == TASK_SENTINEL and not cfg.get("task"):
+        raise ValueError('data.source="@task" needs a task (task=reviews) or a real data config')
+    return loss_fn
+
+
+@dataclass
+class Resolved:
+    """Paths after resolving the task sentinels."""
+
+    model_path: str
+    data_cfg: dict
+    eval_prompts: dict[str, list[str]] | None  # task's held-out prompts; None = from the data
+
+
+def resolve_task(cfg: DictConfig, cache_dir: Path):
+    """Build (or load) the task named by ``cfg.task`` and point model/data at its artifacts."""
+    data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
+    model_path = str(cfg.model.name_or_path)
+    prompts = None
+    task = None
+    if cfg.get("task"):
+        from prefopt.tasks import build_task
+
+        task = build_task(cfg.task)
+        artifacts = task.prepare(cache_dir)
+        if model_path == TASK_SENTINEL:
+            model_path = str(artifacts.model_dir)
+        if data_cfg["source"] == TASK_SENTINEL:
+            unpaired = data_cfg.get("format") == "unpaired"
+            files = artifacts.unpaired_files if unpaired else artifacts.data_files
+            data_cfg["source"] = str(Path(files["train"]).parent)
+            data_cfg["splits"] = {split: str(path) for split, path in files.items()}
+        prompts = {split: _read_prompts(path) for split, path in artifacts.prompt_files.items()}
+    return task, Resolved(model_path, data_cfg, prompts)
+
+
+def _read_prompts(path: Path) -> list[str]:
+    import json
+
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line)["prompt"] for line in handle if line.strip()]
+
+
+def pick_device(name: str) -> torch.device:
+    """auto: CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"device={name!r}; valid: auto, cpu, cuda")
+    return torch.device(name)

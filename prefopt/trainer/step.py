@@ -1,0 +1,71 @@
+"""One forward of the policy and the loss plugin on a collated batch.
+
+The loss's capability flags decide everything loss-specific: ``requires_reference`` whether reference
+log-probs are fetched, ``data_format`` whether the two halves of the batch are (chosen, rejected) or
+(completion, mismatched completion). The trainer never looks at a loss's name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from prefopt.losses import LossOutput, PairedLogps, PreferenceLoss, UnpairedLogps
+from prefopt.models.logprobs import sequence_logps
+
+
+def loss_inputs(
+    loss_fn: PreferenceLoss,
+    logps: torch.Tensor,
+    lengths: torch.Tensor,
+    ref_logps: torch.Tensor | None,
+    batch: dict,
+) -> PairedLogps | UnpairedLogps:
+    """Split (2B,) policy and reference log-probs into the loss's input type."""
+    b = logps.shape[0] // 2
+    ref_first = ref_second = None
+    if ref_logps is not None:
+        ref_first, ref_second = ref_logps[:b], ref_logps[b:]
+    weights = batch["weights"].to(logps.device) if batch["weights"] is not None else None
+    if loss_fn.data_format == "paired":
+        return PairedLogps(
+            chosen_logps=logps[:b],
+            rejected_logps=logps[b:],
+            chosen_lengths=lengths[:b],
+            rejected_lengths=lengths[b:],
+            ref_chosen_logps=ref_first,
+            ref_rejected_logps=ref_second,
+            weights=weights,
+        )
+    if batch["desirable"] is None:
+        raise ValueError("an unpaired loss needs unpaired items (with desirable labels)")
+    return UnpairedLogps(
+        logps=logps[:b],
+        lengths=lengths[:b],
+        desirable=batch["desirable"].to(logps.device),
+        ref_logps=ref_first,
+        kl_logps=logps[b:].detach(),  # z0 is not back-propagated
+        ref_kl_logps=ref_second,
+        weights=weights,
+    )
+
+
+def forward_loss(
+    policy: torch.nn.Module,
+    loss_fn: PreferenceLoss,
+    reference,
+    batch: dict,
+    autocast=contextlib.nullcontext,
+) -> tuple[LossOutput, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Policy log-probs of both halves in one forward, reference log-probs if needed, the loss.
+
+    Returns (loss output, policy logps (2B,), lengths (2B,), reference logps (2B,) or None).
+    """
+    with autocast():
+        logps, lengths = sequence_logps(
+            policy, batch["input_ids"], batch["attention_mask"], batch["response_mask"]
+        )
+    ref_logps = reference.logps(batch) if loss_fn.requires_reference else None
+    out = loss_fn(loss_inputs(loss_fn, logps.float(), lengths, ref_logps, batch))
+    return out, logps, lengths, ref_logps
