@@ -22,7 +22,7 @@ import glob
 import gzip
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import datasets
@@ -154,22 +154,39 @@ def _hub_rows(source: str, spec: str) -> Iterator[RawRow]:
 def _file_rows(path: Path) -> Iterator[RawRow]:
     if path.stat().st_size == 0:
         raise DataError(f"{path}: file is empty")
+    count = 0
+    for value in _file_values(path):
+        yield str(path), count, value
+        count += 1
+    if count == 0:
+        raise DataError(f"{path}: file has no rows")
+
+
+def _file_values(path: Path) -> Iterator:
+    """Row values of one file through `datasets`; a JSON file that Arrow fails on, at load or at
+    some row (invalid UTF-8 surfaces only when that row is decoded), goes on line by line."""
     builder = _builder(path)
     try:
         with _quiet_datasets():
-            rows: Iterable = datasets.load_dataset(builder, data_files=[str(path)], split="train")
+            dataset = datasets.load_dataset(builder, data_files=[str(path)], split="train")
     except Exception as exc:  # corrupt or unparsable file
         if builder != "json":
             raise DataError(
                 f"{path}: cannot be read as {builder}: {type(exc).__name__}: {exc}"
             ) from exc
-        rows = _json_rows(path)
-    empty = True
-    for row, value in enumerate(rows):
-        empty = False
-        yield str(path), row, value
-    if empty:
-        raise DataError(f"{path}: file has no rows")
+        yield from _json_rows(path)
+        return
+    done = 0
+    try:
+        for value in dataset:
+            yield value
+            done += 1
+    except Exception as exc:  # a row Arrow stored but cannot decode
+        if builder != "json":
+            raise DataError(
+                f"{path}: row {done}: cannot be decoded: {type(exc).__name__}: {exc}"
+            ) from exc
+        yield from _json_rows(path)[done:]
 
 
 def _json_rows(path: Path) -> list:

@@ -1,4 +1,4 @@
-"""Fixtures for the data-pipeline tests: a small byte-level BPE tokenizer built locally, file writers."""
+"""Fixtures for the data tests: a small byte-level BPE tokenizer built here, file writers."""
 
 from __future__ import annotations
 
