@@ -7,7 +7,23 @@ out = loss(PairedLogps(chosen_logps, rejected_logps, chosen_lengths, rejected_le
 out.losses.mean().backward()
 """
 
-from prefopt.losses import dpo, ipo, kto, orpo, simpo  # noqa: F401  (register the built-ins)
+from prefopt.losses import (  # noqa: F401  (importing a loss module registers it)
+    apo,
+    bco_pair,
+    dpo,
+    dpop,
+    exo_pair,
+    hinge,
+    ipo,
+    kto,
+    nca_pair,
+    orpo,
+    r_dpo,
+    robust,
+    sft,
+    simpo,
+    sppo_hard,
+)
 from prefopt.losses.base import (
     CAPABILITY_FLAGS,
     LossOutput,

@@ -152,3 +152,121 @@ def test_simpo():
 def test_losses_are_fp32_for_bf16_inputs():
     out = build_loss("dpo")(paired(dtype=torch.bfloat16))
     assert out.losses.dtype == torch.float32
+
+
+def test_hinge():
+    out = build_loss("hinge", beta=0.5)(paired())
+    assert out.losses.tolist() == approx([0.25, 1.75, 0.65])  # max(0, 1 - 0.5 Δ)
+
+
+def test_robust_dpo():
+    beta, eps = 0.5, 0.2
+    out = build_loss("robust", beta=beta, label_smoothing=eps)(paired())
+    expected = [
+        ((1 - eps) * -log_sigmoid(beta * d) + eps * log_sigmoid(-beta * d)) / (1 - 2 * eps)
+        for d in DELTA
+    ]
+    assert out.losses.tolist() == approx(expected)
+
+
+def test_robust_dpo_at_zero_noise_is_dpo():
+    inputs = paired()
+    robust = build_loss("robust", beta=0.3, label_smoothing=0.0)(inputs).losses
+    dpo = build_loss("dpo", beta=0.3)(inputs).losses
+    assert robust.tolist() == approx(dpo.tolist())
+
+
+def test_r_dpo():
+    beta, alpha = 0.1, 0.05
+    out = build_loss("r_dpo", beta=beta, alpha=alpha)(paired())
+    gaps = [w - lo for w, lo in zip(LEN_W, LEN_L, strict=True)]  # [-2, 1, -4]
+    expected = [-log_sigmoid(beta * d + alpha * g) for d, g in zip(DELTA, gaps, strict=True)]
+    assert out.losses.tolist() == approx(expected)
+
+
+def test_bco_pair_without_running_mean():
+    beta = 0.5
+    out = build_loss("bco_pair", beta=beta, running_mean=False)(paired())
+    expected = [
+        -log_sigmoid(beta * w) - log_sigmoid(-beta * lo) for w, lo in zip(D_W, D_L, strict=True)
+    ]
+    assert out.losses.tolist() == approx(expected)
+
+
+def test_bco_pair_running_mean_over_batches():
+    beta = 0.5
+    loss = build_loss("bco_pair", beta=beta)
+    first_mean = beta * (sum(D_W) + sum(D_L)) / 6  # -0.65 / 6
+    out = loss(paired())
+    assert out.metrics["delta"].item() == pytest.approx(first_mean)
+    expected = [
+        -log_sigmoid(beta * w - first_mean) - log_sigmoid(-(beta * lo - first_mean))
+        for w, lo in zip(D_W, D_L, strict=True)
+    ]
+    assert out.losses.tolist() == approx(expected)
+    # A second batch whose log-ratios are all 2: its mean reward is 1, delta the mean of both.
+    shifted = paired(
+        chosen_logps=[r + 2 for r in REF_CHOSEN], rejected_logps=[r + 2 for r in REF_REJECTED]
+    )
+    second = loss(shifted)
+    assert second.metrics["delta"].item() == pytest.approx((first_mean + beta * 2) / 2)
+    # Evaluation mode reads delta without moving it.
+    loss.eval()
+    assert loss(paired()).metrics["delta"].item() == pytest.approx((first_mean + beta * 2) / 2)
+    assert int(loss.num_batches) == 2
+
+
+def test_nca_pair():
+    beta = 1.0
+    out = build_loss("nca_pair", beta=beta)(paired())
+    expected = [
+        -log_sigmoid(w) - 0.5 * log_sigmoid(-w) - 0.5 * log_sigmoid(-lo)
+        for w, lo in zip(D_W, D_L, strict=True)
+    ]
+    assert out.losses.tolist() == approx(expected)
+
+
+def test_apo_zero():
+    out = build_loss("apo_zero", beta=1.0)(paired())
+    expected = [1 - sigmoid(w) + sigmoid(lo) for w, lo in zip(D_W, D_L, strict=True)]
+    assert out.losses.tolist() == approx(expected)
+
+
+def test_apo_down():
+    out = build_loss("apo_down", beta=1.0)(paired())
+    expected = [sigmoid(w) + 1 - sigmoid(w - lo) for w, lo in zip(D_W, D_L, strict=True)]
+    assert out.losses.tolist() == approx(expected)
+
+
+def test_sppo_hard():
+    out = build_loss("sppo_hard", beta=0.5)(paired())  # targets +1 and -1
+    assert out.losses.tolist() == approx([0.25, 4.0 + 2.25, 0.64 + 0.25])
+
+
+def test_exo_pair():
+    beta, eps = 1.0, 0.01
+    out = build_loss("exo_pair", beta=beta, label_smoothing=eps)(paired())
+    expected = []
+    for d in DELTA:
+        q = sigmoid(beta * d)
+        expected.append(
+            q * (math.log(q) - math.log(1 - eps)) + (1 - q) * (math.log(1 - q) - math.log(eps))
+        )
+    assert out.losses.tolist() == approx(expected)
+    assert min(expected) > 0  # a KL divergence between different Bernoullis
+
+
+def test_dpop():
+    beta, lam = 0.1, 5.0
+    out = build_loss("dpop", beta=beta, lambda_dpop=lam)(paired())
+    penalty = [max(0.0, r - c) for r, c in zip(REF_CHOSEN, CHOSEN, strict=True)]  # [0, 1, 0]
+    assert penalty == approx([0.0, 1.0, 0.0])
+    expected = [-log_sigmoid(beta * (d - lam * p)) for d, p in zip(DELTA, penalty, strict=True)]
+    assert out.losses.tolist() == approx(expected)
+    assert out.metrics["penalty"].item() == pytest.approx(1 / 3)
+
+
+def test_sft():
+    out = build_loss("sft")(paired(reference=False))
+    assert out.losses.tolist() == approx([0.5, 2.0, 3.0])
+    assert out.rejected_rewards.tolist() == approx(AVG_L)
