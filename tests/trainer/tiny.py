@@ -80,17 +80,15 @@ def write_pairs(path: Path, n: int, seed: int = 0) -> Path:
     return path
 
 
-def make_config(tmp: Path, loss: dict, **trainer):
+def make_config(tmp: Path, cache: Path, loss: dict, **trainer):
     """A full run config over the tiny model and data (no task, no generation evaluation)."""
     model_dir = tmp / "model"
     if not model_dir.exists():
-        build_model_dir(model_dir)
-        write_pairs(tmp / "train.jsonl", 64, seed=0)
-        write_pairs(tmp / "validation.jsonl", 16, seed=1)
+        raise FileNotFoundError(f"build the tiny model first: {model_dir}")
     cfg = {
         "seed": 0,
         "name": "test",
-        "cache_dir": str(tmp / "cache"),
+        "cache_dir": str(cache),
         "device": "cpu",
         "num_threads": None,
         "task": None,

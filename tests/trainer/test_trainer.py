@@ -1,0 +1,222 @@
+"""The shared trainer on a tiny model: loss values, reference modes, accumulation, resume, errors."""
+
+import json
+import math
+
+import pytest
+import torch
+from tiny import make_config
+from transformers import AutoModelForCausalLM
+
+from prefopt.losses import PairedLogps, UnpairedLogps, build_loss_from_config
+from prefopt.trainer import run as run_module
+from prefopt.trainer.batching import collate
+from prefopt.trainer.data_setup import prepare_data
+from prefopt.trainer.loop import NonFiniteError
+from prefopt.trainer.reference import CachedReference, LiveReference, compute_table
+from prefopt.trainer.setup import Resolved
+from prefopt.trainer.step import forward_loss
+
+FIVE_LOSSES = [
+    {"name": "dpo", "beta": 0.1},
+    {"name": "ipo", "beta": 0.1},
+    {"name": "kto", "beta": 0.1},
+    {"name": "orpo", "beta": 0.2},
+    {"name": "simpo", "beta": 2.0, "gamma": 0.5},
+]
+
+
+def _independent_logps(model, prompt, response):
+    """Sum of response-token log-probs computed one sequence at a time, without prefopt helpers."""
+    ids = torch.tensor([prompt + response])
+    with torch.no_grad():
+        logits = model(ids).logits[0]  # (T, V)
+    logp = torch.log_softmax(logits.double(), dim=-1)
+    return sum(logp[len(prompt) + t - 1, tok].item() for t, tok in enumerate(response))
+
+
+def _data(tiny_root, tmp_path, loss):
+    cfg = make_config(tiny_root, tmp_path / "cache", loss)
+    loss_fn = build_loss_from_config(cfg.loss)
+    resolved = Resolved(str(tiny_root / "model"), dict(cfg.data), None)
+    return cfg, loss_fn, prepare_data(cfg, resolved, loss_fn, tmp_path)
+
+
+@pytest.mark.parametrize("loss", FIVE_LOSSES, ids=lambda c: c["name"])
+def test_step_loss_equals_plugin_on_independent_logps(tiny_root, tmp_path, loss):
+    cfg, loss_fn, data = _data(tiny_root, tmp_path, loss)
+    policy = AutoModelForCausalLM.from_pretrained(tiny_root / "model")
+    reference = AutoModelForCausalLM.from_pretrained(tiny_root / "model")
+    policy.eval()
+    items = data.train_items
+    batch = collate(items, range(4), data.tokenizer.pad_token_id)
+    out, *_ = forward_loss(policy, loss_fn, LiveReference(reference), batch)
+    first = [_independent_logps(policy, it.prompt_ids, it.first_ids) for it in items[:4]]
+    second = [_independent_logps(policy, it.prompt_ids, it.second_ids) for it in items[:4]]
+    ref_first = [_independent_logps(reference, it.prompt_ids, it.first_ids) for it in items[:4]]
+    ref_second = [_independent_logps(reference, it.prompt_ids, it.second_ids) for it in items[:4]]
+    len_first = torch.tensor([len(it.first_ids) for it in items[:4]])
+    t = lambda xs: torch.tensor(xs, dtype=torch.float32)  # noqa: E731
+    if loss_fn.data_format == "paired":
+        expected = loss_fn(
+            PairedLogps(
+                t(first),
+                t(second),
+                len_first,
+                torch.tensor([len(it.second_ids) for it in items[:4]]),
+                t(ref_first),
+                t(ref_second),
+            )
+        )
+    else:
+        expected = loss_fn(
+            UnpairedLogps(
+                t(first),
+                len_first,
+                torch.tensor([it.desirable for it in items[:4]]),
+                t(ref_first),
+                t(second),
+                t(ref_second),
+            )
+        )
+    torch.testing.assert_close(out.losses, expected.losses, atol=1e-4, rtol=1e-4)
+    if loss["name"] == "dpo":  # policy == reference and dropout is off: the first DPO loss is log 2
+        torch.testing.assert_close(out.losses, torch.full((4,), math.log(2)), atol=1e-6, rtol=0)
+
+
+def test_reference_modes_agree(tiny_root, tmp_path):
+    from prefopt.models.loading import apply_lora, load_causal_lm
+
+    cfg, loss_fn, data = _data(tiny_root, tmp_path, {"name": "dpo", "beta": 0.1})
+    items, pad = data.train_items[:12], data.tokenizer.pad_token_id
+    frozen = LiveReference(load_causal_lm(tiny_root / "model", cfg.model))
+    lora_policy = apply_lora(load_causal_lm(tiny_root / "model", cfg.model), cfg.model.lora)
+    with torch.no_grad():  # make the adapter non-trivial, so "disabled" has something to disable
+        for name, param in lora_policy.named_parameters():
+            if "lora_B" in name:
+                param.normal_()
+    adapter_off = LiveReference(lora_policy, adapter_off=True)
+    cached = CachedReference(compute_table(frozen, items, pad, 5, torch.device("cpu"), "test"))
+    batch = collate(items, range(12), pad)
+    a, b, c = frozen.logps(batch), adapter_off.logps(batch), cached.logps(batch)
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(a, c, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(
+        lora_policy(batch["input_ids"]).logits, frozen.model(batch["input_ids"]).logits
+    )
+
+
+def _params_after_one_step(tiny_root, tmp_path, micro):
+    cfg = make_config(
+        tiny_root,
+        tmp_path / "cache",
+        {"name": "dpo", "beta": 0.5},
+        optimizer="sgd",
+        lr=1.0,
+        max_grad_norm=0,
+        micro_batch_size=micro,
+        max_steps=1,
+    )
+    cfg.eval.at_start = False
+    run_module.run_training(cfg, tmp_path / f"run_{micro}")
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / f"run_{micro}" / "policy")
+    return torch.cat([p.flatten() for p in model.parameters()])
+
+
+def test_gradient_accumulation_matches_full_batch(tiny_root, tmp_path):
+    full = _params_after_one_step(tiny_root, tmp_path, micro=8)
+    accumulated = _params_after_one_step(tiny_root, tmp_path, micro=2)
+    base = AutoModelForCausalLM.from_pretrained(tiny_root / "model")
+    start = torch.cat([p.flatten() for p in base.parameters()])
+    assert (full - start).abs().max() > 1e-4  # the step moved the weights
+    torch.testing.assert_close(full, accumulated, atol=1e-6, rtol=1e-5)
+
+
+def test_resume_after_interruption_matches_straight_run(tiny_root, tmp_path, monkeypatch):
+    loss = {"name": "dpo", "beta": 0.1}
+    straight = run_module.run_training(
+        make_config(tiny_root, tmp_path / "cache", loss), tmp_path / "straight"
+    )
+    original = run_module.Trainer.train_step
+    calls = {"n": 0}
+
+    def interrupted(self):
+        calls["n"] += 1
+        if calls["n"] == 7:  # after the checkpoint of step 4
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(run_module.Trainer, "train_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_module.run_training(make_config(tiny_root, tmp_path / "cache", loss), tmp_path / "cut")
+    assert json.loads((tmp_path / "cut" / "summary.json").read_text())["status"] == "interrupted"
+    monkeypatch.setattr(run_module.Trainer, "train_step", original)
+    resumed = run_module.run_training(
+        make_config(tiny_root, tmp_path / "cache", loss), tmp_path / "cut"
+    )
+    for key in ("final", "best", "steps", "tokens_seen"):
+        assert resumed[key] == straight[key], key
+    rows = lambda d: [  # noqa: E731
+        json.loads(x) for x in (tmp_path / d / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert rows("cut") == rows("straight")
+    again = run_module.run_training(
+        make_config(tiny_root, tmp_path / "cache", loss), tmp_path / "cut"
+    )
+    assert again["status"] == "finished"
+
+
+def test_lora_run_saves_a_plain_model(tiny_root, tmp_path):
+    cfg = make_config(
+        tiny_root,
+        tmp_path / "cache",
+        {"name": "dpo", "beta": 0.1},
+        reference="lora_disabled",
+        max_steps=2,
+    )
+    cfg.model.lora.enabled = True
+    cfg.model.lora.merge_on_save = True
+    summary = run_module.run_training(cfg, tmp_path / "lora")
+    assert summary["status"] == "finished"
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "lora" / "policy")
+    assert not any("lora" in name for name, _ in model.named_parameters())
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c.loss.update(name="no_such_loss"), "no_such_loss"),
+        (lambda c: c.loss.update(gamma=1.0), "gamma"),
+        (lambda c: c.loss.update(beta=0.0), "beta"),
+        (lambda c: c.trainer.update(reference="lora_disabled"), "lora"),
+        (
+            lambda c: c.update(loss={"name": "kto", "beta": 0.1}) or c.trainer.update(batch_size=1),
+            "at least 2",
+        ),
+    ],
+)
+def test_bad_configuration_fails_before_work(tiny_root, tmp_path, change, message):
+    cfg = make_config(tiny_root, tmp_path / "cache", {"name": "dpo", "beta": 0.1})
+    change(cfg)
+    with pytest.raises(ValueError, match=message):
+        run_module.run_training(cfg, tmp_path / "bad")
+    assert not (tmp_path / "cache").exists()  # nothing was loaded or computed
+
+
+def test_non_finite_loss_stops_with_a_message(tiny_root, tmp_path, monkeypatch):
+    import prefopt.trainer.step as step_module
+
+    real = step_module.sequence_logps
+
+    def poisoned(*args, **kwargs):
+        logps, lengths = real(*args, **kwargs)
+        return logps * float("nan"), lengths
+
+    monkeypatch.setattr(step_module, "sequence_logps", poisoned)
+    cfg = make_config(tiny_root, tmp_path / "cache", {"name": "dpo", "beta": 0.1})
+    cfg.eval.at_start = False
+    with pytest.raises(NonFiniteError, match="step 0"):
+        run_module.run_training(cfg, tmp_path / "nan")
+    summary = json.loads((tmp_path / "nan" / "summary.json").read_text())
+    assert summary["status"] == "failed" and "non-finite" in summary["error"]
+    assert json.loads((tmp_path / "nan" / "failed_batch.json").read_text())["item_indices"]
