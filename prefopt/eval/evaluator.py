@@ -60,7 +60,7 @@ class Evaluator:
 
     ``prompts`` maps a split name ("validation", "test") to its prompt strings; the first
     ``eval_cfg.num_prompts`` of each are used (all when null). ``encode_prompt`` turns a prompt into
-    token ids the way training does (default: the tokenizer with its special tokens).
+    token ids the way training does (default: the tokenizer without special tokens).
     """
 
     def __init__(
@@ -88,7 +88,9 @@ class Evaluator:
         self.reference_model = reference_model.to(self.device)
         self.cache_dir = Path(cache_dir)
         self.reference_key = str(reference_key)
-        encode = encode_prompt or (lambda text: tokenizer(text)["input_ids"])
+        encode = encode_prompt or (
+            lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]
+        )
         self.prompts, self.prompt_ids = _select_prompts(
             prompts, eval_cfg.get("num_prompts"), encode
         )

@@ -1,0 +1,105 @@
+"""Tiny models for evaluation tests: a word-level tokenizer and GPT-2s built from configs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GPT2Config,
+    GPT2ForSequenceClassification,
+    GPT2LMHeadModel,
+    PreTrainedTokenizerFast,
+)
+
+from prefopt.eval import Judge
+
+SPECIAL = ["[PAD]", "[EOS]", "[UNK]"]
+WORDS = (
+    "good bad the a cat dog sat ran is was very not and on mat hat big small red blue A B "
+    "Which response is better Prompt Response The"
+).split()
+PROMPTS = [f"the {animal} {verb} on the {thing}" for animal in ("cat", "dog") for verb in
+           ("sat", "ran", "is", "was") for thing in ("mat", "hat", "red", "blue", "big", "small")]
+
+
+def build_tokenizer() -> PreTrainedTokenizerFast:
+    vocab = {token: i for i, token in enumerate(SPECIAL + list(dict.fromkeys(WORDS)))}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="[PAD]", eos_token="[EOS]", unk_token="[UNK]"
+    )
+
+
+def gpt2_config(tokenizer, n_embd: int = 32, n_layer: int = 2) -> GPT2Config:
+    return GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=256,
+        n_embd=n_embd,
+        n_layer=n_layer,
+        n_head=2,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory):
+    """A saved tiny causal LM (pi_ref) with its tokenizer."""
+    path = tmp_path_factory.mktemp("pi_ref")
+    tokenizer = build_tokenizer()
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(gpt2_config(tokenizer))
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def classifier_dir(tmp_path_factory):
+    """A saved tiny sequence-classification reward model with its tokenizer."""
+    path = tmp_path_factory.mktemp("reward_model")
+    tokenizer = build_tokenizer()
+    torch.manual_seed(1)
+    config = gpt2_config(tokenizer)
+    config.num_labels = 1
+    GPT2ForSequenceClassification(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def tokenizer(model_dir):
+    return AutoTokenizer.from_pretrained(model_dir)
+
+
+def load_model(path):
+    model = AutoModelForCausalLM.from_pretrained(path)
+    model.eval()
+    return model
+
+
+class WordCountJudge(Judge):
+    """Toy pointwise judge: the reward is the number of words in the response."""
+
+    name = "word_count"
+
+    def score(self, prompts, responses):
+        return np.array([len(r.split()) for r in responses], dtype=float)
+
+
+class GoodWordJudge(Judge):
+    """Toy pointwise judge: reward = count of "good" minus count of "bad"; reports has_good."""
+
+    name = "good_word"
+
+    def score(self, prompts, responses):
+        return np.array([r.split().count("good") - r.split().count("bad") for r in responses], float)
+
+    def response_metrics(self, prompts, responses):
+        return {"has_good": np.array(["good" in r.split() for r in responses])}
