@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
 import pytest
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 CHAT_TEMPLATE = (
@@ -43,6 +44,14 @@ def tokenizer() -> PreTrainedTokenizerFast:
     )
     wrapped.chat_template = CHAT_TEMPLATE
     return wrapped
+
+
+@pytest.fixture(scope="session")
+def silent_tokenizer(tokenizer) -> PreTrainedTokenizerFast:
+    """The fixture tokenizer with a normalizer that deletes "~", so "~~~" encodes to no tokens."""
+    silent = copy.deepcopy(tokenizer)
+    silent.backend_tokenizer.normalizer = normalizers.Replace("~", "")
+    return silent
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
