@@ -100,3 +100,20 @@ def setting_label(row: pd.Series, hyperparameters: list[str]) -> str:
             continue
         parts.append(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}")
     return ", ".join(parts)
+
+
+def selected_setting_rows(
+    frame: pd.DataFrame, checkpoint: str = "best", method: str = "loss.name"
+) -> pd.DataFrame:
+    """Every row of `frame` (any status) whose run has its method's selected setting, with a
+    `setting` column; the setting is chosen on validation win rate among finished runs."""
+    hyperparameters = hyperparameter_columns(frame, method=method)
+    selected = select_hyperparameters(
+        checkpoint_rows(frame, checkpoint), method=method, hyperparameters=hyperparameters
+    )
+    chosen = set(zip(selected[method], selected["setting"], strict=True))
+    runs = frame.drop_duplicates("run_id").set_index("run_id")
+    settings = {run_id: setting_label(row, hyperparameters) for run_id, row in runs.iterrows()}
+    labelled = frame.assign(setting=frame["run_id"].map(settings))
+    keep = [(m, s) in chosen for m, s in zip(labelled[method], labelled["setting"], strict=True)]
+    return labelled[keep]

@@ -14,7 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from prefopt.analysis.selection import checkpoint_rows, select_hyperparameters
+from prefopt.analysis.selection import (
+    checkpoint_rows,
+    hyperparameter_columns,
+    select_hyperparameters,
+)
 from prefopt.analysis.stats import Interval, crossed_bootstrap_ci, paired_prompt_test, t_interval
 from prefopt.results.sweep import load_samples
 
@@ -120,7 +124,8 @@ def method_table(
     checkpoints = checkpoint_rows(frame, checkpoint, "win_rate", select_split, report_split)
     if checkpoints.empty:
         raise ValueError(f"no run of the sweep has a {select_split!r} win_rate to select on")
-    selected = select_hyperparameters(checkpoints, method=method)
+    hyperparameters = hyperparameter_columns(frame, method=method)
+    selected = select_hyperparameters(checkpoints, method, hyperparameters)
     prompt_scores = {
         name: _prompt_scores(runs, report_split) for name, runs in selected.groupby(method)
     }

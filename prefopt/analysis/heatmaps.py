@@ -1,0 +1,111 @@
+"""Heatmaps of the final and the best win rate over beta x learning rate, one row per method.
+
+A cell is the mean over a setting's finished seeds of the run's last (final) or highest (best)
+value of `metric` on `split`. One colour scale serves every panel so that methods compare. A cell
+marked * has runs that did not finish (left out of the mean); a grey n/a cell has no finished run.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from prefopt.analysis.style import FULL_WIDTH, PAPER_RC
+
+AGGREGATES = ("final", "best")
+
+
+def cell_values(
+    frame: pd.DataFrame,
+    metric: str = "win_rate",
+    split: str = "validation",
+    rows: str = "loss.beta",
+    columns: str = "trainer.lr",
+    method: str = "loss.name",
+) -> pd.DataFrame:
+    """One row per (method, rows value, columns value): final, best (means over finished runs),
+    n_finished, n_unfinished."""
+    runs = frame.drop_duplicates("run_id")[["run_id", "status", method, rows, columns]]
+    evaluated = frame[(frame["split"] == split) & frame[metric].notna()].sort_values("step")
+    per_run = evaluated.groupby("run_id")[metric].agg(final="last", best="max")
+    runs = runs.join(per_run, on="run_id")
+    finished = runs["status"] == "finished"
+    keys = [method, rows, columns]
+    table = runs[finished].groupby(keys)[list(AGGREGATES)].mean()
+    counts = runs.assign(finished=finished, unfinished=~finished).groupby(keys)
+    table = counts[["finished", "unfinished"]].sum().join(table)
+    return table.rename(
+        columns={"finished": "n_finished", "unfinished": "n_unfinished"}
+    ).reset_index()
+
+
+def plot_heatmaps(
+    frame: pd.DataFrame,
+    metric: str = "win_rate",
+    split: str = "validation",
+    rows: str = "loss.beta",
+    columns: str = "trainer.lr",
+    method: str = "loss.name",
+):
+    """Rows: methods; columns: final and best. Values in % for rates. Returns the figure."""
+    for column in (rows, columns, method, metric):
+        if column not in frame:
+            raise ValueError(f"column {column!r} is not in the frame")
+    cells = cell_values(frame, metric, split, rows, columns, method)
+    scale = 100.0 if metric.endswith("rate") else 1.0
+    finite = cells[list(AGGREGATES)].to_numpy(dtype=float) * scale
+    vmin, vmax = np.nanmin(finite), np.nanmax(finite)
+    methods = sorted(cells[method].unique())
+    with plt.rc_context(PAPER_RC):
+        figure, axes = plt.subplots(
+            len(methods),
+            2,
+            figsize=(FULL_WIDTH * 0.75, 1.7 * len(methods) + 0.4),
+            squeeze=False,
+            layout="constrained",
+        )
+        for (left, right), name in zip(axes, methods, strict=True):
+            mine = cells[cells[method] == name]
+            for axis, aggregate in ((left, "final"), (right, "best")):
+                image = _heatmap(axis, mine, aggregate, rows, columns, scale, vmin, vmax)
+                axis.set_title(f"{name}: {aggregate} {split} {metric.replace('_', ' ')}")
+        unit = " (%)" if scale == 100.0 else ""
+        figure.colorbar(image, ax=axes, label=f"{metric.replace('_', ' ')}{unit}", shrink=0.8)
+        if (cells["n_unfinished"] > 0).any():
+            figure.supxlabel(
+                "* a run of this cell did not finish (left out of the mean)", fontsize=7
+            )
+    return figure
+
+
+def _heatmap(axis, cells, aggregate, rows, columns, scale, vmin, vmax):
+    row_values = sorted(cells[rows].unique())
+    column_values = sorted(cells[columns].unique())
+    grid = cells.pivot_table(index=rows, columns=columns, values=aggregate, dropna=False)
+    grid = grid.reindex(index=row_values, columns=column_values) * scale
+    unfinished = cells.pivot_table(
+        index=rows, columns=columns, values="n_unfinished", aggfunc="sum"
+    )
+    unfinished = unfinished.reindex(index=row_values, columns=column_values).fillna(0)
+    cmap = plt.get_cmap("viridis").with_extremes(bad="0.85")
+    image = axis.imshow(
+        np.ma.masked_invalid(grid.to_numpy(dtype=float)),
+        cmap=cmap,
+        vmin=vmin,
+        vmax=vmax,
+        aspect="auto",
+        origin="lower",
+    )
+    middle = (vmin + vmax) / 2
+    for i, j in np.ndindex(grid.shape):
+        value = grid.iat[i, j]
+        mark = "*" if unfinished.iat[i, j] > 0 else ""
+        text = "n/a" if np.isnan(value) else f"{value:.1f}{mark}"
+        color = "k" if np.isnan(value) or value > middle else "w"
+        axis.text(j, i, text, ha="center", va="center", color=color, fontsize=7)
+    axis.set_xticks(range(len(column_values)), [f"{v:g}" for v in column_values])
+    axis.set_yticks(range(len(row_values)), [f"{v:g}" for v in row_values])
+    axis.set_xlabel(f"{columns} (learning rate)" if columns.endswith("lr") else columns)
+    axis.set_ylabel(f"{rows} (β)" if rows.endswith("beta") else rows)
+    return image
