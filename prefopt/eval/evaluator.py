@@ -263,7 +263,8 @@ class Evaluator:
         return out
 
     def _write_samples(self, path, split, samples, ref, rewards, preferences, lengths, logratios):
-        """One JSONL row per prompt, written atomically."""
+        """One JSONL row per prompt, written atomically; ``policy_token_ids`` (EOS included when
+        emitted) lets the log-ratio be recomputed exactly, as decoded text may not re-tokenize."""
         rows = []
         for i, prompt in enumerate(self.prompts[split]):
             row = {
@@ -276,6 +277,7 @@ class Evaluator:
                 "policy_length": int(lengths[i]),
                 "reference_length": int(ref.lengths[i]),
                 "policy_finished": bool(samples.finished[i]),
+                "policy_token_ids": samples.response_ids[i],
                 "reference_finished": bool(ref.samples.finished[i]),
                 "preference": float(preferences[i]),
                 "logratio": float(logratios[i]),

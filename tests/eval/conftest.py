@@ -22,8 +22,12 @@ WORDS = (
     "good bad the a cat dog sat ran is was very not and on mat hat big small red blue A B "
     "Which response is better Prompt Response The"
 ).split()
-PROMPTS = [f"the {animal} {verb} on the {thing}" for animal in ("cat", "dog") for verb in
-           ("sat", "ran", "is", "was") for thing in ("mat", "hat", "red", "blue", "big", "small")]
+PROMPTS = [
+    f"the {animal} {verb} on the {thing}"
+    for animal in ("cat", "dog")
+    for verb in ("sat", "ran", "is", "was")
+    for thing in ("mat", "hat", "red", "blue", "big", "small")
+]
 
 
 def build_tokenizer() -> PreTrainedTokenizerFast:
@@ -99,7 +103,9 @@ class GoodWordJudge(Judge):
     name = "good_word"
 
     def score(self, prompts, responses):
-        return np.array([r.split().count("good") - r.split().count("bad") for r in responses], float)
+        return np.array(
+            [r.split().count("good") - r.split().count("bad") for r in responses], float
+        )
 
     def response_metrics(self, prompts, responses):
         return {"has_good": np.array(["good" in r.split() for r in responses])}

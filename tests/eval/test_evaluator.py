@@ -1,0 +1,206 @@
+"""The evaluator on tiny GPT-2s: self-play, agreement with the samples file, caching, errors."""
+
+import json
+import logging
+
+import numpy as np
+import pytest
+import torch
+from conftest import PROMPTS, GoodWordJudge, WordCountJudge, load_model
+from scipy import stats
+
+from prefopt.eval import Evaluator, Judge, PairwiseLLMJudge
+
+EVAL_CFG = {"max_new_tokens": 10, "temperature": 1.0, "top_k": 0, "top_p": 1.0, "batch_size": 16}
+
+
+def make_evaluator(model_dir, tokenizer, cache_dir, judge=None, prompts=None, **cfg):
+    return Evaluator(
+        {**EVAL_CFG, **cfg},
+        judge or WordCountJudge(),
+        tokenizer,
+        load_model(model_dir),
+        prompts or {"validation": PROMPTS, "test": PROMPTS[:8]},
+        cache_dir,
+        reference_key="pi_ref",
+    )
+
+
+def perturbed_copy(model_dir, scale=0.5):
+    model = load_model(model_dir)
+    with torch.no_grad():
+        torch.manual_seed(3)
+        for param in model.parameters():
+            param.add_(scale * torch.randn_like(param) * param.std().clamp_min(1e-3))
+    return model
+
+
+def test_reference_against_itself(model_dir, tokenizer, tmp_path):
+    evaluator = make_evaluator(model_dir, tokenizer, tmp_path)
+    copy = load_model(model_dir)
+    metrics = evaluator.evaluate(copy, "validation", step=0, seed=1)
+    assert metrics["win_rate_ci_low"] <= 0.5 <= metrics["win_rate_ci_high"]
+    assert metrics["kl"] == 0.0 and metrics["kl_se"] == 0.0
+    assert "logratio" not in metrics
+    expected = {
+        "win_rate", "win_rate_ci_low", "win_rate_ci_high", "lc_win_rate", "judge_reward",
+        "ref_judge_reward", "kl", "kl_se", "length", "ref_length", "truncated_frac",
+        "distinct_1", "distinct_2", "eval_seconds", "long_frac",
+    }  # fmt: skip
+    assert expected <= set(metrics)
+    assert all(np.isfinite(v) for v in metrics.values())
+    # other seeds or steps give other samples, the same seed and step the same ones
+    again = evaluator.evaluate(copy, "validation", step=0, seed=1)
+    later = evaluator.evaluate(copy, "validation", step=5, seed=1)
+    assert again["length"] == metrics["length"]
+    assert later["length"] != metrics["length"] or later["distinct_2"] != metrics["distinct_2"]
+
+
+def test_metrics_agree_with_the_samples_file(model_dir, tokenizer, tmp_path):
+    evaluator = make_evaluator(model_dir, tokenizer, tmp_path / "cache")
+    policy = perturbed_copy(model_dir)
+    path = tmp_path / "run" / "samples.jsonl"
+    metrics = evaluator.evaluate(policy, "validation", step=3, seed=0, samples_path=path)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["prompt_index"] for r in rows] == list(range(len(PROMPTS)))
+    assert not [p for p in path.parent.iterdir() if p.name != "samples.jsonl"]  # no temp files
+
+    # win rate, ties half, and its t interval, from the rewards in the file
+    wins = np.array(
+        [
+            1.0 if r["policy_reward"] > r["reference_reward"] else
+            0.5 if r["policy_reward"] == r["reference_reward"] else 0.0
+            for r in rows
+        ]
+    )  # fmt: skip
+    assert metrics["win_rate"] == pytest.approx(wins.mean())
+    half = stats.t.ppf(0.975, len(wins) - 1) * wins.std(ddof=1) / np.sqrt(len(wins))
+    assert metrics["win_rate_ci_low"] == pytest.approx(max(0.0, wins.mean() - half))
+    assert metrics["win_rate_ci_high"] == pytest.approx(min(1.0, wins.mean() + half))
+    # word count judge: the reward is the number of words
+    assert [r["policy_reward"] for r in rows] == [len(r["policy"].split()) for r in rows]
+    assert metrics["length"] == pytest.approx(np.mean([r["policy_length"] for r in rows]))
+    assert metrics["truncated_frac"] == pytest.approx(
+        np.mean([not r["policy_finished"] for r in rows])
+    )
+
+    # KL: score the policy's sampled tokens with both models by hand
+    reference = load_model(model_dir)
+    eos = tokenizer.eos_token_id
+    logratios = []
+    for r in rows:
+        prompt = tokenizer(r["prompt"], add_special_tokens=False)["input_ids"]
+        response = r["policy_token_ids"]
+        assert (response[-1] == eos) == r["policy_finished"]
+        ids = torch.tensor([prompt + response])
+        with torch.no_grad():
+            scores = []
+            for model in (policy, reference):
+                logp = torch.log_softmax(model(ids).logits[0].double(), -1)  # (T, V)
+                positions = range(len(prompt) - 1, len(prompt) + len(response) - 1)
+                scores.append(sum(logp[t, ids[0, t + 1]].item() for t in positions))
+        logratios.append(scores[0] - scores[1])
+    assert metrics["kl"] == pytest.approx(np.mean(logratios), abs=1e-4)
+    assert metrics["kl_se"] == pytest.approx(
+        np.std(logratios, ddof=1) / np.sqrt(len(logratios)), abs=1e-4
+    )
+    assert metrics["kl"] > 0  # a different policy is away from pi_ref
+
+
+def test_reference_samples_are_computed_once(model_dir, tokenizer, tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="prefopt.eval.sampling_cache"):
+        first = make_evaluator(model_dir, tokenizer, tmp_path)
+        first.evaluate(load_model(model_dir), "test", step=0, seed=0)
+        assert "computed and cached" in caplog.text and "loaded" not in caplog.text
+        caplog.clear()
+        second = make_evaluator(model_dir, tokenizer, tmp_path)
+        second.evaluate(load_model(model_dir), "test", step=0, seed=0)
+        assert "loaded from cache" in caplog.text and "computed" not in caplog.text
+        assert second.reference("test").samples == first.reference("test").samples
+        caplog.clear()
+        make_evaluator(model_dir, tokenizer, tmp_path, max_new_tokens=6).reference("test")
+        assert "computed and cached" in caplog.text  # other settings, other samples
+
+
+def test_tempered_sampling_is_not_called_kl(model_dir, tokenizer, tmp_path):
+    evaluator = make_evaluator(model_dir, tokenizer, tmp_path, temperature=0.7)
+    metrics = evaluator.evaluate(perturbed_copy(model_dir), "test", step=0, seed=0)
+    assert "kl" not in metrics and "logratio" in metrics and "logratio_se" in metrics
+
+
+def test_response_metrics_and_proxy_rewards(model_dir, tokenizer, tmp_path):
+    evaluator = Evaluator(
+        EVAL_CFG,
+        GoodWordJudge(),
+        tokenizer,
+        load_model(model_dir),
+        {"test": PROMPTS[:8]},
+        tmp_path,
+        "pi_ref",
+        proxy_judge=WordCountJudge(),
+    )
+    metrics = evaluator.evaluate(load_model(model_dir), "test", step=0, seed=0)
+    assert 0.0 <= metrics["has_good"] <= 1.0 and "ref_has_good" in metrics
+    assert metrics["proxy_reward"] == pytest.approx(metrics["length"], abs=1.0)
+
+
+def test_pairwise_judge(model_dir, tokenizer, tmp_path):
+    judge = PairwiseLLMJudge(
+        str(model_dir), "Prompt {prompt} A {first} B {second} Response", answer_tokens=("A", "B")
+    )
+    evaluator = make_evaluator(model_dir, tokenizer, tmp_path, judge=judge)
+    metrics = evaluator.evaluate(perturbed_copy(model_dir), "test", step=0, seed=0)
+    assert 0 <= metrics["win_rate_ci_low"] <= metrics["win_rate"] <= metrics["win_rate_ci_high"]
+    assert "judge_reward" not in metrics
+    with pytest.raises(ValueError, match="pointwise"):
+        evaluator.best_of_n("test")
+
+
+def test_best_of_n(model_dir, tokenizer, tmp_path):
+    evaluator = make_evaluator(model_dir, tokenizer, tmp_path)
+    rows = evaluator.best_of_n("test", ns=(1, 2, 4), seed=0)
+    assert [r["n"] for r in rows] == [1, 2, 4]
+    rewards = [r["judge_reward"] for r in rows]
+    assert rewards == sorted(rewards)  # the best of more samples is never worse
+    for r in rows:
+        assert r["kl_estimate"] <= r["kl_bound"] + 1e-12
+    assert rows[0]["kl_bound"] == 0.0 and rows[0]["kl_estimate"] == 0.0
+    with pytest.raises(ValueError, match="positive"):
+        evaluator.best_of_n("test", ns=(0, 2))
+
+
+class BrokenJudge(Judge):
+    name = "broken"
+
+    def __init__(self, output):
+        self.output = output
+
+    def score(self, prompts, responses):
+        return self.output(len(responses))
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        (lambda n: np.full(n, np.nan), "non-finite"),
+        (lambda n: np.zeros(n + 1), "shape"),
+        (lambda n: np.zeros((n, 2)), "shape"),
+    ],
+)
+def test_bad_judge_output_is_an_error(model_dir, tokenizer, tmp_path, output, message):
+    evaluator = make_evaluator(model_dir, tokenizer, tmp_path, judge=BrokenJudge(output))
+    with pytest.raises(ValueError, match=message):
+        evaluator.evaluate(load_model(model_dir), "test", step=0, seed=0)
+
+
+def test_bad_prompts_and_splits(model_dir, tokenizer, tmp_path):
+    with pytest.raises(ValueError, match="no prompts"):
+        make_evaluator(model_dir, tokenizer, tmp_path, prompts={"test": []})
+    with pytest.raises(ValueError, match="at least one split"):
+        Evaluator(EVAL_CFG, WordCountJudge(), tokenizer, load_model(model_dir), {}, tmp_path, "k")
+    with pytest.raises(ValueError, match="num_prompts"):
+        make_evaluator(model_dir, tokenizer, tmp_path, num_prompts=0)
+    evaluator = make_evaluator(model_dir, tokenizer, tmp_path, num_prompts=5)
+    assert len(evaluator.prompts["validation"]) == 5
+    with pytest.raises(ValueError, match="unknown split 'train'"):
+        evaluator.evaluate(load_model(model_dir), "train", step=0, seed=0)
