@@ -136,3 +136,31 @@ def _panel_title(name: str, runs: pd.DataFrame) -> str:
     finished = int(statuses.get("finished", 0))
     others = ", ".join(f"{n} {s}" for s, n in statuses.items() if s != "finished")
     return f"{name} ({finished} finished" + (f", {others})" if others else ")")
+
+
+def overfitting_summary(
+    frame: pd.DataFrame,
+    margin: float = 0.02,
+    x: str = "step",
+    method: str = "loss.name",
+    heldout_split: str = "validation",
+) -> pd.DataFrame:
+    """Per method, on the mean held-out win rate of its finished runs: peak x, peak win rate,
+    onset x (NaN when the win rate never fell `margin` below its peak) and the number of runs."""
+    rows = frame[(frame["split"] == heldout_split) & (frame["status"] == "finished")]
+    summary = []
+    for name, runs in rows.groupby(method, sort=True):
+        curve = mean_curve(runs, "win_rate", x)
+        if curve.empty:
+            continue
+        peak_x, peak, onset = find_overfitting(curve[x], curve["mean"], margin)
+        summary.append(
+            {
+                "method": name,
+                f"peak_{x}": peak_x,
+                "peak_win_rate": peak,
+                f"onset_{x}": np.nan if onset is None else onset,
+                "n_runs": runs["run_id"].nunique(),
+            }
+        )
+    return pd.DataFrame(summary)

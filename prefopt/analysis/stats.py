@@ -36,6 +36,11 @@ class Interval:
     def covers(self, value: float) -> bool:
         return bool(self.low <= value <= self.high)
 
+    def clipped(self, lowest: float, highest: float) -> Interval:
+        """The interval cut to the range the quantity can take (a rate to [0, 1])."""
+        low, high = np.clip([self.low, self.high], lowest, highest)
+        return Interval(self.mean, float(low), float(high), self.n_seeds)
+
 
 def t_interval(values, confidence: float = 0.95) -> Interval:
     """Student t interval over per-seed values: mean +- t_{n-1} * sd / sqrt(n)."""

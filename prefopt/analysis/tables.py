@@ -33,15 +33,16 @@ class Column:
     digits: int = 2
     higher_is_better: bool | None = None  # None: no best is marked (KL, length)
     sample_field: str | None = None  # per-prompt field of the samples files, if any
+    is_fraction: bool = False  # a rate in [0, 1]: interval bounds are clipped to it
 
 
 COLUMNS = (
-    Column("win_rate", "Win rate (%)", 100.0, 1, True, "win"),
-    Column("lc_win_rate", "LC win rate (%)", 100.0, 1, True),
+    Column("win_rate", "Win rate (%)", 100.0, 1, True, "win", is_fraction=True),
+    Column("lc_win_rate", "LC win rate (%)", 100.0, 1, True, is_fraction=True),
     Column("judge_reward", "Judge reward", 1.0, 2, True, "policy_reward"),
     Column("kl", "KL (nats)", 1.0, 2),
     Column("length", "Length (tokens)", 1.0, 1, None, "policy_length"),
-    Column("reward_accuracy", "Reward acc. (%)", 100.0, 1, True),
+    Column("reward_accuracy", "Reward acc. (%)", 100.0, 1, True, is_fraction=True),
 )
 
 
@@ -134,6 +135,8 @@ def method_table(
         row = {"method": name, "setting": runs["setting"].iloc[0], "n_seeds": len(runs)}
         for column in columns:
             interval = _interval(runs, column, prompt_scores[name], confidence, n_boot)
+            if column.is_fraction:
+                interval = interval.clipped(0.0, 1.0)
             row[column.metric] = interval.mean * column.scale
             row[f"{column.metric}_low"] = interval.low * column.scale
             row[f"{column.metric}_high"] = interval.high * column.scale

@@ -14,6 +14,7 @@ contributes one row with `split` and `step` missing, so that it is never silentl
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ import yaml
 from prefopt.results.store import MetricsLog, read_json
 
 SPLITS = ("train", "validation", "test")
-STATUSES = ("finished", "running", "failed", "incomplete")
+STATUSES = ("finished", "running", "failed", "interrupted", "incomplete")
 RUN_MARKERS = ("summary.json", "config.yaml")
 # Columns every frame has, in this order, before the hyperparameters and metrics.
 ID_COLUMNS = ("run_id", "status", "split", "step", "epoch")
@@ -81,7 +82,8 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
 def load_samples(run_dir: str | Path, step: int, split: str) -> pd.DataFrame | None:
     """samples/step_<step:07d>_<split>.jsonl as a frame (one row per prompt), None when absent.
 
-    Adds `win` = 1 if policy_reward > reference_reward, 0.5 on a tie, else 0.
+    Adds `win`: the judge's `preference` for the policy's response when the file has one, else
+    1 if policy_reward > reference_reward, 0.5 on a tie, 0 otherwise.
     """
     _check_splits(split)
     path = Path(run_dir) / "samples" / f"step_{int(step):07d}_{split}.jsonl"
@@ -90,8 +92,11 @@ def load_samples(run_dir: str | Path, step: int, split: str) -> pd.DataFrame | N
     samples = pd.read_json(path, lines=True)
     if samples.empty:
         return None
-    policy, reference = samples["policy_reward"], samples["reference_reward"]
-    samples["win"] = (policy > reference) + 0.5 * (policy == reference)
+    if "preference" in samples and samples["preference"].notna().all():
+        samples["win"] = samples["preference"].astype(float)
+    else:
+        policy, reference = samples["policy_reward"], samples["reference_reward"]
+        samples["win"] = (policy > reference) + 0.5 * (policy == reference)
     return samples
 
 
@@ -119,12 +124,13 @@ def read_overrides(run_dir: str | Path) -> list[str]:
 
 
 def run_status(summary: dict[str, Any] | None) -> str:
-    """finished / running / failed from the summary, or incomplete when there is no summary."""
+    """The summary's status (finished, running, failed, interrupted), or incomplete when there is
+    no summary; an unknown status is kept as written, with a warning."""
     if summary is None:
         return "incomplete"
-    status = summary.get("status")
+    status = str(summary.get("status"))
     if status not in STATUSES:
-        raise ValueError(f"summary status {status!r} is not one of {STATUSES}")
+        warnings.warn(f"summary status {status!r} is not one of {STATUSES}", stacklevel=2)
     return status
 
 

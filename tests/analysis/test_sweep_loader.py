@@ -5,7 +5,7 @@ import json
 import pytest
 
 from prefopt.results import load_run, load_sweep
-from prefopt.results.sweep import config_columns, find_run_dirs
+from prefopt.results.sweep import config_columns, find_run_dirs, load_samples
 
 
 def test_every_run_directory_is_found_at_depth_and_hidden_folders_are_skipped(planted, tmp_path):
@@ -81,10 +81,11 @@ def test_load_run_and_a_truncated_last_line(tmp_path):
     assert frame.status.item() == "running"
 
 
-def test_unknown_status_and_missing_directory_are_clear_errors(tmp_path):
+def test_unknown_status_is_kept_with_a_warning_and_a_missing_directory_is_an_error(tmp_path):
     (tmp_path / "summary.json").write_text(json.dumps({"status": "done"}))
-    with pytest.raises(ValueError, match="'done'"):
-        load_sweep(tmp_path)
+    with pytest.warns(UserWarning, match="'done'"):
+        frame = load_sweep(tmp_path)
+    assert frame.status.item() == "done"
     with pytest.raises(FileNotFoundError):
         load_sweep(tmp_path / "absent")
 
@@ -93,3 +94,20 @@ def test_an_empty_sweep_gives_an_empty_frame(tmp_path):
     frame = load_sweep(tmp_path)
     assert frame.empty
     assert "status" in frame.columns
+
+
+def test_samples_win_is_the_judge_preference_when_written(tmp_path):
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    rows = [
+        {"prompt_index": 0, "policy_reward": 1.0, "reference_reward": 0.0},
+        {"prompt_index": 1, "policy_reward": 0.0, "reference_reward": 0.0},
+        {"prompt_index": 2, "policy_reward": None, "reference_reward": None, "preference": 1.0},
+    ]
+    path = samples / "step_0000010_test.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows[:2]) + "\n")
+    assert list(load_samples(tmp_path, 10, "test")["win"]) == [1.0, 0.5]
+    rows = [{**r, "preference": 0.0} for r in rows[:2]] + rows[2:]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert list(load_samples(tmp_path, 10, "test")["win"]) == [0.0, 0.0, 1.0]
+    assert load_samples(tmp_path, 20, "test") is None
