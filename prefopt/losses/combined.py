@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import nn
 
 from prefopt.losses.base import LossOutput, PairedLogps, PreferenceLoss, UnpairedLogps
@@ -40,7 +41,7 @@ class CombinedLoss(PreferenceLoss):
             listed = ", ".join(f"{loss.name}: {loss.data_format}" for loss in losses)
             raise ValueError(f"combined losses must share one data_format, got {listed}")
         self.components = nn.ModuleList(losses)
-        self.weights = [require_finite("weight", w) for w in weights]
+        self.component_weights = [require_finite("weight", w) for w in weights]
         self.component_names = _unique_names([loss.name for loss in losses])
         self.requires_reference = any(loss.requires_reference for loss in losses)
         self.data_format = formats.pop()
@@ -49,12 +50,14 @@ class CombinedLoss(PreferenceLoss):
 
     def extra_repr(self) -> str:
         return "weights=" + ", ".join(
-            f"{name}: {w}" for name, w in zip(self.component_names, self.weights, strict=True)
+            f"{name}: {w}"
+            for name, w in zip(self.component_names, self.component_weights, strict=True)
         )
 
     def forward(self, inputs: PairedLogps | UnpairedLogps) -> LossOutput:
         outputs = [loss(inputs) for loss in self.components]
-        total = sum(w * out.losses for w, out in zip(self.weights, outputs, strict=True))  # (B,)
+        weighted = [w * out.losses for w, out in zip(self.component_weights, outputs, strict=True)]
+        total = torch.stack(weighted).sum(dim=0)  # (B,)
         metrics = {}
         for name, out in zip(self.component_names, outputs, strict=True):
             metrics[f"{name}/loss"] = out.losses.detach().mean()

@@ -12,7 +12,7 @@ import importlib.metadata
 import inspect
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from prefopt.losses.base import CAPABILITY_FLAGS, PreferenceLoss
@@ -56,9 +56,18 @@ def check_loss_class(cls: object) -> None:
             f"{cls.__name__} must set {', '.join(missing)} in its own class body "
             f"(required: {', '.join(CAPABILITY_FLAGS)})"
         )
+    if not isinstance(cls.name, str) or not cls.name.isidentifier():
+        raise ValueError(f"{cls.__name__}.name must be an identifier string, got {cls.name!r}")
     if cls.data_format not in ("paired", "unpaired"):
         raise ValueError(
             f"{cls.__name__}.data_format must be 'paired' or 'unpaired', got {cls.data_format!r}"
+        )
+    for flag in ("requires_reference", "stateful", "uses_lengths"):
+        if not isinstance(getattr(cls, flag), bool):
+            raise ValueError(f"{cls.__name__}.{flag} must be a bool, got {getattr(cls, flag)!r}")
+    if not isinstance(cls.min_batch_size, int) or cls.min_batch_size < 1:
+        raise ValueError(
+            f"{cls.__name__}.min_batch_size must be an int >= 1, got {cls.min_batch_size!r}"
         )
     parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
     loose = [
@@ -86,7 +95,12 @@ def loss_class(name: str) -> type[PreferenceLoss]:
             raise ValueError(
                 f"unknown loss {name!r}; valid losses: {', '.join(available_losses())}"
             )
-        cls = entry_point.load()
+        try:
+            cls = entry_point.load()
+        except Exception as error:
+            raise ValueError(
+                f"cannot load loss {name!r} from entry point {entry_point.value!r}: {error}"
+            ) from error
         check_loss_class(cls)
         if cls.name != name:
             raise ValueError(
@@ -158,15 +172,13 @@ def _build_combined(cfg: dict[str, Any]) -> CombinedLoss:
     if unknown:
         raise ValueError(f"a combined loss takes only 'components', got also {unknown}")
     components = cfg.get("components")
-    if not isinstance(components, list) or not components:
+    if isinstance(components, str) or not isinstance(components, Sequence) or not components:
         raise ValueError(
             f"a combined loss needs a non-empty list of components, got {components!r}"
         )
     losses, weights = [], []
     for component in components:
-        if not isinstance(component, Mapping):
-            raise ValueError(f"each combined-loss component must be a mapping, got {component!r}")
-        component = dict(component)
+        component = _to_dict(component)
         weights.append(component.pop("weight", 1.0))
         losses.append(build_loss_from_config(component))
     return CombinedLoss(losses, weights)
@@ -202,7 +214,7 @@ def _to_dict(cfg: Mapping[str, Any]) -> dict[str, Any]:
     if omegaconf is not None and isinstance(cfg, omegaconf.DictConfig):
         cfg = omegaconf.OmegaConf.to_container(cfg, resolve=True)
     if not isinstance(cfg, Mapping):
-        raise ValueError(f"a loss config must be a mapping, got {type(cfg).__name__}")
+        raise ValueError(f"a loss config must be a mapping, got {cfg!r}")
     return dict(cfg)
 
 

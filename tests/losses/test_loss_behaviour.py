@@ -1,5 +1,6 @@
 """Gradient directions, reference-free use, weights, and stability at extreme inputs."""
 
+import dataclasses
 import math
 
 import pytest
@@ -158,3 +159,21 @@ def test_orpo_log_odds_stay_finite_and_accurate_near_zero():
     first = (-1e-3 - math.log(1 - math.exp(-1e-3))) - (-2.0 - math.log(1 - math.exp(-2.0)))
     assert first == pytest.approx(math.log(999.5) + 2.0 + math.log(1 - math.exp(-2.0)), rel=1e-3)
     assert out.metrics["log_odds_ratio"].item() == pytest.approx((first + 0.0) / 2, rel=1e-4)
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_analytic_gradients_match_finite_differences_in_fp64(name):
+    loss = build_loss(name).eval()  # eval: bco_pair's shift must not move between evaluations
+    if loss.data_format == "paired":
+        base = paired(dtype=torch.float64)
+        fields = ["chosen_logps", "rejected_logps", "ref_chosen_logps", "ref_rejected_logps"]
+    else:
+        base = unpaired(dtype=torch.float64)
+        fields = ["logps", "ref_logps"]
+    leaves = [getattr(base, field).clone().requires_grad_(True) for field in fields]
+
+    def losses(*tensors):
+        inputs = dataclasses.replace(base, **dict(zip(fields, tensors, strict=True)))
+        return loss(inputs).losses
+
+    assert torch.autograd.gradcheck(losses, leaves)

@@ -66,7 +66,7 @@ def test_the_issue_losses_are_registered():
 @pytest.mark.parametrize("name", BUILT_IN)
 def test_every_loss_declares_its_capabilities_in_its_own_body(name):
     cls = loss_class(name)
-    for flag in CAPABILITY_FLAGS:
+    for flag in (*CAPABILITY_FLAGS, "uses_lengths"):
         assert flag in cls.__dict__, (name, flag)
     assert cls.name == name
     assert cls.min_batch_size == (2 if name == "kto" else 1)
