@@ -162,7 +162,7 @@ class PreferenceLoss(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} must implement compute()")
 
 
-def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """fp32 for half-precision and fp32 inputs, fp64 kept as is."""
     return torch.promote_types(dtype, torch.float32) if dtype.is_floating_point else torch.float32
 
@@ -170,7 +170,7 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
 def _upcast(inputs: PairedLogps | UnpairedLogps) -> PairedLogps | UnpairedLogps:
     """Cast every floating or integer tensor (lengths included) to the compute dtype; keep bools."""
     logps = inputs.chosen_logps if isinstance(inputs, PairedLogps) else inputs.logps
-    dtype = compute_dtype(logps.dtype)
+    dtype = _compute_dtype(logps.dtype)
     cast = {}
     for field in fields(inputs):
         value = getattr(inputs, field.name)

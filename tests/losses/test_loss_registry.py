@@ -296,3 +296,12 @@ def test_bco_pair_state_dict_round_trip_continues_identically():
     assert torch.equal(trained.running_mean_reward, resumed.running_mean_reward)
     assert int(resumed.num_batches) == 4
     assert not torch.equal(fresh(shifted_batch(4.0)).losses, after_resumed.losses)
+
+
+def test_hydra_composes_every_loss_config():
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR.parent), version_base=None):
+        for path in sorted(CONF_DIR.glob("*.yaml")):
+            cfg = compose(overrides=[f"+loss={path.stem}"])
+            assert isinstance(build_loss_from_config(cfg.loss), PreferenceLoss), path.name
