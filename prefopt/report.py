@@ -13,9 +13,12 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
+import matplotlib
 import pandas as pd
 
-from prefopt.analysis import (
+matplotlib.use("Agg")  # files only, no display
+
+from prefopt.analysis import (  # noqa: E402
     method_table,
     overfitting_summary,
     plot_frontier,
@@ -26,9 +29,9 @@ from prefopt.analysis import (
     save_figure,
     selected_setting_rows,
 )
-from prefopt.analysis.selection import CHECKPOINTS
-from prefopt.results import load_sweep
-from prefopt.results.sweep import load_best_of_n
+from prefopt.analysis.selection import CHECKPOINTS  # noqa: E402
+from prefopt.results import load_sweep  # noqa: E402
+from prefopt.results.sweep import load_best_of_n  # noqa: E402
 
 
 def has_values(frame: pd.DataFrame, split: str, *metrics: str) -> bool:

@@ -2,17 +2,15 @@
 
 A figure of one panel is one column wide (3.25 in); several panels span both columns (6.75 in),
 at most three per row. Fonts are 8 pt so that they stay 8 pt when the figure is printed at width.
+Figures are made with pyplot, so that a notebook shows them inline; the report command selects
+the Agg backend.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 COLUMN_WIDTH = 3.25  # inches: one column of a two-column paper
 FULL_WIDTH = 6.75  # inches: both columns
@@ -90,7 +88,8 @@ def save_figure(figure, out_dir: str | Path, name: str) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
-    for path in paths:
-        figure.savefig(path, dpi=300)
+    with plt.rc_context(PAPER_RC):
+        for path in paths:
+            figure.savefig(path, dpi=300)
     plt.close(figure)
     return paths
