@@ -18,10 +18,36 @@ from transformers import (
 from prefopt.eval import Judge
 
 SPECIAL = ["[PAD]", "[EOS]", "[UNK]"]
-WORDS = (
-    "good bad the a cat dog sat ran is was very not and on mat hat big small red blue A B "
-    "Which response is better Prompt Response The"
-).split()
+WORDS = [
+    "good",
+    "bad",
+    "the",
+    "a",
+    "cat",
+    "dog",
+    "sat",
+    "ran",
+    "is",
+    "was",
+    "very",
+    "not",
+    "and",
+    "on",
+    "mat",
+    "hat",
+    "big",
+    "small",
+    "red",
+    "blue",
+    "A",
+    "B",
+    "Which",
+    "response",
+    "better",
+    "Prompt",
+    "Response",
+    "The",
+]
 PROMPTS = [
     f"the {animal} {verb} on the {thing}"
     for animal in ("cat", "dog")
@@ -50,6 +76,15 @@ def gpt2_config(tokenizer, n_embd: int = 32, n_layer: int = 2) -> GPT2Config:
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models run fastest on one thread (two contend on a shared 2-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
