@@ -144,3 +144,40 @@ class GoodWordJudge(Judge):
 
     def response_metrics(self, prompts, responses):
         return {"has_good": np.array(["good" in r.split() for r in responses])}
+
+
+class StandInTask:
+    """Stand-in for the built-in task: gold reward = number of "good" words; artifacts on disk."""
+
+    def __init__(self, model_dir=None, root=None):
+        self.model_dir, self.root = model_dir, root
+
+    def gold_reward(self, prompts, responses):
+        return np.array([r.split().count("good") for r in responses], float)
+
+    def response_metrics(self, prompts, responses):
+        return {"grammatical": np.array([not r.startswith("bad") for r in responses])}
+
+    def prepare(self, cache_dir):
+        import json
+        from types import SimpleNamespace
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        prompt_files = {}
+        for split, prompts in (("validation", PROMPTS[:24]), ("test", PROMPTS[24:])):
+            prompt_files[split] = self.root / f"{split}_prompts.jsonl"
+            prompt_files[split].write_text(
+                "".join(json.dumps({"prompt": p}) + "\n" for p in prompts)
+            )
+        train = self.root / "train.jsonl"
+        rows = [{"prompt": p, "chosen": "good good", "rejected": "bad bad"} for p in PROMPTS]
+        train.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return SimpleNamespace(
+            root=self.root,
+            model_dir=self.model_dir,
+            data_files={"train": train},
+            unpaired_files={"train": train},
+            prompt_files=prompt_files,
+            config_hash="standin",
+            info={},
+        )

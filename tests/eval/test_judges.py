@@ -4,6 +4,7 @@ import logging
 
 import numpy as np
 import pytest
+from conftest import StandInTask
 
 from prefopt.eval import (
     GoldJudge,
@@ -102,16 +103,6 @@ def test_proxy_judge_learns_its_pairs_and_is_cached(model_dir, tmp_path, caplog)
         ProxyRewardJudge(model_dir, [{"prompt": "a", "chosen": "b"}], tmp_path)
     with pytest.raises(ValueError, match="needs training pairs"):
         ProxyRewardJudge(model_dir, [], tmp_path)
-
-
-class StandInTask:
-    """Stand-in for the built-in task: gold reward = number of "good" words."""
-
-    def gold_reward(self, prompts, responses):
-        return np.array([r.split().count("good") for r in responses], float)
-
-    def response_metrics(self, prompts, responses):
-        return {"grammatical": np.array([not r.startswith("bad") for r in responses])}
 
 
 def test_gold_judge_forwards_the_task():
