@@ -10,6 +10,7 @@ from conftest import PROMPTS, GoodWordJudge, WordCountJudge, load_model
 from scipy import stats
 
 from prefopt.eval import Evaluator, Judge, PairwiseLLMJudge
+from prefopt.models.logprobs import build_batch, sequence_logps
 
 EVAL_CFG = {"max_new_tokens": 10, "temperature": 1.0, "top_k": 0, "top_p": 1.0, "batch_size": 16}
 
@@ -105,6 +106,29 @@ def test_metrics_agree_with_the_samples_file(model_dir, tokenizer, tmp_path):
         np.std(logratios, ddof=1) / np.sqrt(len(logratios)), abs=1e-4
     )
     assert metrics["kl"] > 0  # a different policy is away from pi_ref
+
+
+def test_a_policy_tuned_towards_the_judge_wins_and_moves_away(model_dir, tokenizer, tmp_path):
+    evaluator = make_evaluator(model_dir, tokenizer, tmp_path, judge=GoodWordJudge())
+    policy = load_model(model_dir).train()
+    optimizer = torch.optim.Adam(policy.parameters(), lr=1e-2)
+    target = tokenizer("good good good", add_special_tokens=False)["input_ids"]
+    target.append(tokenizer.eos_token_id)
+    prompt_ids = evaluator.prompt_ids["validation"]
+    batch = build_batch(prompt_ids, [target] * len(prompt_ids), tokenizer.pad_token_id)
+    for _ in range(20):  # supervised steps towards responses the judge likes
+        loss = -sequence_logps(policy, **batch)[0].mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    start = evaluator.evaluate(load_model(model_dir), "validation", step=0, seed=0)
+    tuned = evaluator.evaluate(policy, "validation", step=20, seed=0)
+    assert start["win_rate_ci_low"] <= 0.5 <= start["win_rate_ci_high"]
+    assert tuned["win_rate_ci_low"] > 0.5
+    assert tuned["judge_reward"] > tuned["ref_judge_reward"]
+    assert tuned["kl"] > start["kl"] + 1.0
+    assert tuned["has_good"] > tuned["ref_has_good"]
+    assert tuned["truncated_frac"] < start["truncated_frac"]
 
 
 def test_reference_samples_are_computed_once(model_dir, tokenizer, tmp_path, caplog):
