@@ -61,7 +61,7 @@ def write_report(
         return _write(out_dir, lines)
     lines += _table_section(frame, out_dir, checkpoint, method, baseline, n_boot)
     chosen = selected_setting_rows(frame, checkpoint, method) if _can_select(frame) else frame
-    scope = "each method's selected setting" if _can_select(frame) else "all runs"
+    scope = "each method's selected setting" if _can_select(frame) else "every setting (averaged)"
     best_of_n = load_best_of_n(sweep_dir)
     sections: list[tuple[str, str, bool, str, Callable]] = [
         (

@@ -2,6 +2,7 @@
 
 import math
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from fabricate import PEAK_STEP, planted_win_rate
@@ -15,7 +16,6 @@ from prefopt.analysis import (
     plot_logps,
     plot_overfitting,
     plot_proxy_gold,
-    save_figure,
     selected_setting_rows,
 )
 from prefopt.analysis.heatmaps import cell_values
@@ -82,20 +82,24 @@ def test_heatmap_cells_mean_finished_seeds_and_count_the_others(planted):
     assert cells.loc[("ipo", 0.5, 1e-4), "best"] == pytest.approx(best_by_hand)
 
 
-def test_every_figure_saves_png_and_pdf(planted, tmp_path):
+def test_every_figure_has_labelled_axes_and_a_legend(planted):
     frame = load_sweep(planted.root)
     rows = selected_setting_rows(frame)
     figures = {
         "overfitting": plot_overfitting(rows, x="epoch"),
-        "frontier": plot_frontier(frame, load_best_of_n(planted.root)),
-        "frontier_win": plot_frontier(frame, reward="win_rate"),
+        "frontier": plot_frontier(frame, load_best_of_n(planted.root), reward="win_rate"),
         "heatmaps": plot_heatmaps(frame),
         "proxy_gold": plot_proxy_gold(rows),
-        "logps": plot_logps(rows),
+        "logps": plot_logps(rows, split="train"),
     }
     for name, figure in figures.items():
-        png, pdf = save_figure(figure, tmp_path, name)
-        assert png.read_bytes()[:4] == b"\x89PNG" and pdf.read_bytes()[:4] == b"%PDF"
+        panels = [axis for axis in figure.axes if axis.yaxis.get_label_position() == "left"]
+        panels = [axis for axis in panels if axis.get_label() != "<colorbar>"]
+        assert panels and all(axis.get_xlabel() for axis in panels), name
+        assert panels[0].get_ylabel(), name
+        assert figure.legends or name == "heatmaps", name
+        plt.close(figure)
+    assert "Epoch" in [axis.get_xlabel() for axis in figures["overfitting"].axes]
 
 
 def test_figures_reject_bad_arguments(planted):
@@ -123,17 +127,18 @@ def test_report_writes_markdown_tables_and_images(planted, tmp_path):
     assert "Skipped" not in text
 
 
-def test_report_skips_figures_whose_data_is_absent(tmp_path, capsys):
+def test_report_skips_what_a_sweep_without_evaluations_cannot_show(tmp_path, capsys):
     from fabricate import fabricate_sweep
 
     sweep = fabricate_sweep(tmp_path / "sweep", losses=("dpo",), seeds=(0,), total_steps=20)
     for metrics in sweep.root.rglob("metrics.jsonl"):
         lines = metrics.read_text().splitlines()
-        kept = [line.replace('"proxy_reward"', '"other_reward"') for line in lines]
-        metrics.write_text("\n".join(kept) + "\n")
+        metrics.write_text("\n".join(line for line in lines if '"train"' in line) + "\n")
     main([str(sweep.root), "--n-boot", "50"])
     assert "wrote" in capsys.readouterr().out
     text = (sweep.root / "report.md").read_text()
+    assert "Skipped: no finished run has a validation win rate to select on." in text
     assert "Skipped: the sweep has no data for this figure (needs validation proxy_reward" in text
-    assert not (sweep.root / "figures" / "proxy_gold.png").exists()
-    assert (sweep.root / "figures" / "overfitting.png").exists()
+    assert text.count("Skipped") == 5  # table, overfitting, frontier, heatmaps, proxy-gold
+    assert "Runs of every setting (averaged)." in text and "](figures/logps.png)" in text
+    assert sorted(p.name for p in (sweep.root / "figures").iterdir()) == ["logps.pdf", "logps.png"]
