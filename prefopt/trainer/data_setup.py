@@ -21,7 +21,7 @@ from prefopt.losses import PreferenceLoss
 from prefopt.models.loading import load_tokenizer
 from prefopt.results.store import atomic_write_json
 from prefopt.trainer.items import TrainItem, items_digest, paired_items, unpaired_items
-from prefopt.trainer.setup import Resolved
+from prefopt.trainer.setup import Resolved, is_main_process
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,10 @@ def prepare_data(
         records[split] = read_records(data_cfg, split, tokenizer, report)
         tokenized[split] = tokenize_records(records[split], tokenizer, data_cfg, report)
         reports[split] = report.to_dict()
-        print(report.summary())
-    atomic_write_json(run_dir / "data_report.json", reports)
+        if is_main_process():
+            print(report.summary())
+    if is_main_process():
+        atomic_write_json(run_dir / "data_report.json", reports)
     if not tokenized["train"]:
         raise ValueError("no training example survived the data checks (see data_report.json)")
     train_items = _as_loss_items(tokenized["train"], loss_fn, "train")

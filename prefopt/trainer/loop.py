@@ -237,14 +237,17 @@ class Trainer:
             }
 
     # ---------------------------------------------------------------- training
-    def _micro_batches(self, step: int) -> list[list[int]]:
-        """This process's micro-batches of item indices for optimiser step ``step``."""
+    def _global_batch(self, step: int) -> list[int]:
+        """Item indices of optimiser step ``step`` (the same on every process)."""
         epoch, offset = divmod(step, self.schedule.steps_per_epoch)
         order = epoch_order(len(self.items), self.seed, epoch)
         size = int(self.cfg.trainer.batch_size)
-        global_batch = order[offset * size : (offset + 1) * size]
+        return order[offset * size : (offset + 1) * size]
+
+    def _micro_batches(self, global_batch: list[int]) -> list[list[int]]:
+        """This process's micro-batches of the global batch."""
         micro = self.schedule.micro_batch_size
-        chunks = [global_batch[i : i + micro] for i in range(0, size, micro)]
+        chunks = [global_batch[i : i + micro] for i in range(0, len(global_batch), micro)]
         return chunks[self.acc.process_index :: self.acc.num_processes]
 
     def _fail(self, step: int, message: str, batch: dict) -> None:
@@ -265,7 +268,8 @@ class Trainer:
         step = self.state.step
         size = int(self.cfg.trainer.batch_size)
         sums: dict[str, float] = defaultdict(float)
-        chunks = self._micro_batches(step)
+        global_batch = self._global_batch(step)
+        chunks = self._micro_batches(global_batch)
         autocast = self.acc.autocast if self.acc.mixed_precision != "no" else contextlib.nullcontext
         for k, indices in enumerate(chunks):
             batch = collate(self.items, indices, self.pad_id)
@@ -292,7 +296,6 @@ class Trainer:
                 sums["reward_margin"] += margin.sum().item()
             for name, value in out.metrics.items():
                 sums[name] += value.float().mean().item() * b
-            self.state.tokens_seen += batch["num_tokens"] * self.acc.num_processes
         max_norm = float(self.cfg.trainer.max_grad_norm)
         grad_norm = self.acc.clip_grad_norm_(self.policy.parameters(), max_norm or math.inf)
         if not torch.isfinite(torch.as_tensor(grad_norm)):
@@ -300,6 +303,7 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+        self.state.tokens_seen += sum(self.items[i].num_tokens for i in global_batch)
         local = sum(len(c) for c in chunks)
         row = {key: value / local for key, value in sums.items()}
         row["grad_norm"] = float(grad_norm)

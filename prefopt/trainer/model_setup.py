@@ -115,18 +115,24 @@ def prepare_models(
 
 def generation_hook(cfg, task, resolved, data, models, cache_dir, run_dir):
     """The evaluator's call for the trainer, and the metric that selects the best checkpoint."""
-    if not cfg.eval.generate:
+    if not cfg.eval.get("generate", True):
         return None, "reward_accuracy"
     from prefopt.eval import build_evaluator
 
+    train_pairs = [
+        {"prompt": r.prompt, "chosen": r.chosen, "rejected": r.rejected}
+        for r in data.train_records
+        if hasattr(r, "chosen")
+    ]
     evaluator = build_evaluator(
         cfg,
         data.tokenizer,
         models.eval_reference_model,
         models.reference_key,
         data.eval_prompts,
+        train_pairs,
         task=task,
-        train_records=data.train_records,
+        device=str(next(models.policy.parameters()).device),
     )
     seed = int(cfg.seed)
 

@@ -19,7 +19,7 @@ from prefopt.results.store import atomic_write_json, atomic_write_text, read_jso
 from prefopt.trainer import data_setup, model_setup
 from prefopt.trainer.loop import Trainer
 from prefopt.trainer.provenance import provenance
-from prefopt.trainer.setup import check_config, pick_device, resolve_task
+from prefopt.trainer.setup import check_config, is_main_process, pick_device, resolve_task
 
 log = logging.getLogger(__name__)
 
@@ -37,23 +37,28 @@ def run_training(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | No
         print(f"run already finished: {run_dir} (delete summary.json to run it again)")
         return read_json(run_dir / "summary.json")
     loss_fn = check_config(cfg)
+    main = is_main_process()
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    atomic_write_text(run_dir / "overrides.yaml", OmegaConf.to_yaml(list(overrides or [])))
-    atomic_write_json(run_dir / "summary.json", {"status": "running", "error": None})
+    if main:
+        atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        atomic_write_text(run_dir / "overrides.yaml", OmegaConf.to_yaml(list(overrides or [])))
+        atomic_write_json(run_dir / "summary.json", {"status": "running", "error": None})
     started = time.time()
     try:
         summary, extra = _train(cfg, run_dir, loss_fn)
     except BaseException as error:
         status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
-        atomic_write_json(
-            run_dir / "summary.json",
-            {"status": status, "error": f"{type(error).__name__}: {error}"},
-        )
+        if main:
+            atomic_write_json(
+                run_dir / "summary.json",
+                {"status": status, "error": f"{type(error).__name__}: {error}"},
+            )
         raise
     extra["wall_seconds"] = time.time() - started
-    atomic_write_json(run_dir / "provenance.json", provenance(extra))
     summary = {"status": "finished", "error": None, **summary}
+    if not main:
+        return summary
+    atomic_write_json(run_dir / "provenance.json", provenance(extra))
     atomic_write_json(run_dir / "summary.json", summary)
     return summary
 

@@ -8,6 +8,7 @@ that cannot work with the model stops the run before any model or data is loaded
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +90,11 @@ def _read_prompts(path: Path) -> list[str]:
 
     with open(path, encoding="utf-8") as handle:
         return [json.loads(line)["prompt"] for line in handle if line.strip()]
+
+
+def is_main_process() -> bool:
+    """True in a single process and in rank 0 of a distributed launch (torchrun, accelerate)."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def pick_device(name: str) -> torch.device:
