@@ -84,7 +84,7 @@ def local_split_files(source: str, spec: str) -> list[Path] | None:
         return [source_path]
     if GLOB_CHARS.search(source):
         return _glob_data_files(str(source_path), f"source glob {source!r}")
-    if _looks_like_path(source) or source.startswith((".", "~")):
+    if source.startswith((".", "/", "~")) or _builder(source_path) is not None:
         raise DataError(f"{source_path}: no such file or directory (data.source={source!r})")
     return None
 
@@ -144,7 +144,8 @@ def _hub_rows(source: str, spec: str) -> Iterator[RawRow]:
             dataset = datasets.load_dataset(source, split=spec)
     except Exception as exc:  # any loader failure becomes one clear error naming the source
         raise DataError(
-            f"{label}: cannot load hub dataset split: {type(exc).__name__}: {exc}"
+            f"{label}: cannot load hub dataset split (and no local path {source!r} exists): "
+            f"{type(exc).__name__}: {exc}"
         ) from exc
     if dataset.num_rows == 0:
         raise DataError(f"{label}: split has no rows")

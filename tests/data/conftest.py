@@ -1,10 +1,8 @@
-"""Fixtures for the data tests: a small byte-level BPE tokenizer built here, file writers."""
+"""Fixtures for the data tests: a small byte-level BPE tokenizer built here, and a variant."""
 
 from __future__ import annotations
 
 import copy
-import json
-from pathlib import Path
 
 import pytest
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
@@ -20,9 +18,6 @@ TRAINING_TEXT = [
     "a good answer is short and a bad answer is long and wrong",
     "hello world, hello there, how are you today?",
 ]
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-HH_FILE = PROJECT_ROOT.parent / "shared" / "data" / "hh-rlhf" / "harmless-base-test.jsonl.gz"
-BAD_DIR = Path(__file__).resolve().parent / "bad"
 
 
 @pytest.fixture(scope="session")
@@ -52,13 +47,3 @@ def silent_tokenizer(tokenizer) -> PreTrainedTokenizerFast:
     silent = copy.deepcopy(tokenizer)
     silent.backend_tokenizer.normalizer = normalizers.Replace("~", "")
     return silent
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    return path
-
-
-def data_cfg(source: Path | str, **overrides) -> dict:
-    """A data config for one local file or directory, with the given keys changed."""
-    return {"source": str(source), "splits": {"train": "train"}, **overrides}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import BAD_DIR, data_cfg
+from data_test_helpers import BAD_DIR, data_cfg
 
 from prefopt.data import DataError, DataReport, load_split
 

@@ -7,8 +7,8 @@ import copy
 import re
 
 import pytest
-from conftest import data_cfg, write_jsonl
-from test_bad_corpus import BAD_ROW_FILES
+from data_test_helpers import data_cfg, write_jsonl
+from test_data_bad_corpus import BAD_ROW_FILES
 
 from prefopt.data import BAD_ROW_REASONS, DataError, DataReport, load_split
 

@@ -6,7 +6,7 @@ import gzip
 import json
 
 import pytest
-from conftest import HH_FILE, data_cfg
+from data_test_helpers import HH_FILE, data_cfg
 
 from prefopt.data import DataError, DataReport, load_split, read_records
 
