@@ -6,7 +6,8 @@
 
 Modules: `sources` (find and read raw rows), `formats` (row -> record per format), `reader`
 (`read_records`: validation, de-duplication, bad-row policy), `tokenize` (`tokenize_records`:
-special tokens and the truncation policy), `convert` (`pairs_to_unpaired`), `report` (`DataReport`).
+special tokens and the truncation policy, stated in its docstring), `convert`
+(`pairs_to_unpaired`), `report` (`DataReport`), `badrows` (the reasons a row is dropped).
 """
 
 from .badrows import BAD_ROW_REASONS

@@ -63,7 +63,9 @@ class DataSettings:
             )
         for key in ("max_rows", "max_prompt_length", "max_response_length", "max_length"):
             value = getattr(self, key)
-            if value is not None and (not isinstance(value, int) or value < 1):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
                 raise ValueError(f"data.{key}={value!r}; must be a positive integer or null")
 
     def split_spec(self, split: str) -> str:

@@ -90,7 +90,9 @@ def local_split_files(source: str, spec: str) -> list[Path] | None:
 
 
 def _looks_like_path(value: str) -> bool:
-    return bool(GLOB_CHARS.search(value)) or "/" in value or _builder(Path(value)) is not None
+    """A split value naming files: a wildcard, a `/` or a data-file extension ("[" alone is not
+    enough, so a hub split slice such as `train[:1000]` stays a split name)."""
+    return any(char in value for char in "*?/") or _builder(Path(value)) is not None
 
 
 def _glob_data_files(pattern: str, what: str) -> list[Path]:
