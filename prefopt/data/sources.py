@@ -21,6 +21,7 @@ import contextlib
 import glob
 import gzip
 import json
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,7 +63,7 @@ def iter_split_rows(settings: DataSettings, split: str) -> Iterator[RawRow]:
 
 def local_split_files(source: str, spec: str) -> list[Path] | None:
     """The local files serving split value `spec`, or None when `source` is a hub dataset id."""
-    source_path = Path(to_absolute_path(source))
+    source_path = Path(to_absolute_path(os.path.expanduser(source)))
     if _looks_like_path(spec):
         base = source_path if source_path.is_dir() else Path(to_absolute_path("."))
         return _glob_data_files(str(base / spec), f"split file pattern {spec!r}")
