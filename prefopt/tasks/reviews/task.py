@@ -1,0 +1,221 @@
+"""The ``reviews`` task: short reviews of films, hotels and restaurants with an exact gold reward.
+
+Build (``Task.prepare``): split the 1,200 prompts into train/validation/test, pre-train a small
+GPT-2 on generated reviews of the train prompts (pi_ref), sample pairs of pi_ref responses per
+split, label them by Bradley-Terry on the gold reward (``reward.py``), and write pairs, unpaired
+completions and held-out prompts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from prefopt.tasks.base import EVAL_SPLITS, SPLITS, Task, TaskArtifacts
+from prefopt.tasks.preferences import pair_records, sample_pairs, unpaired_records, write_jsonl
+from prefopt.tasks.pretrain import build_gpt2, pretrain
+from prefopt.tasks.reviews.generator import all_prompts, sample_review
+from prefopt.tasks.reviews.lexicon import all_words
+from prefopt.tasks.reviews.parser import parse_prompt
+from prefopt.tasks.reviews.reward import GoldReward
+from prefopt.tasks.wordlevel import build_word_tokenizer
+
+
+@dataclass(frozen=True)
+class ReviewsConfig:
+    seed: int = 0
+    torch_threads: int = 1
+    # language of pi_ref's pre-training corpus
+    max_clauses: int = 6
+    clause_decay: float = 0.6
+    repeat_prob: float = 0.1
+    # gold reward (reward.py)
+    target_sentiment: str = "positive"
+    target_clauses: int = 3
+    elaboration_bonus: float = 0.3
+    rambling_penalty: float = 0.5
+    repetition_penalty: float = 0.5
+    max_words: int = 40
+    runaway_penalty: float = 0.1
+    unfinished_reward: float = -2.0
+    ungrammatical_reward: float = -3.0
+    # pi_ref
+    n_layer: int = 2
+    n_embd: int = 64
+    n_head: int = 4
+    pretrain_steps: int = 400
+    pretrain_batch_size: int = 128
+    pretrain_lr: float = 5e-3
+    # preference data
+    n_validation_prompts: int = 300
+    n_test_prompts: int = 500
+    n_train_pairs: int = 2000
+    n_eval_pairs: int = 300
+    label_temperature: float = 0.25
+    flip_rate: float = 0.0
+    min_reward_gap: float = 0.05
+    max_new_tokens: int = 48
+    sampling_temperature: float = 1.0
+    sampling_batch_size: int = 256
+
+
+@contextmanager
+def _torch_threads(n: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class ReviewsTask(Task):
+    name = "reviews"
+    Config = ReviewsConfig
+    version = 1
+
+    def __init__(self, config: ReviewsConfig):
+        super().__init__(config)
+        reward_keys = {f.name for f in dataclasses.fields(GoldReward)}
+        self.reward = GoldReward(
+            **{k: v for k, v in dataclasses.asdict(config).items() if k in reward_keys}
+        )
+        n_prompts = len(all_prompts())
+        n_held_out = config.n_validation_prompts + config.n_test_prompts
+        if n_held_out >= n_prompts:
+            raise ValueError(
+                f"n_validation_prompts + n_test_prompts = {n_held_out} leaves no train prompts "
+                f"(there are {n_prompts})"
+            )
+
+    def gold_reward(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
+        return self.reward(prompts, responses)
+
+    def response_metrics(
+        self, prompts: Sequence[str], responses: Sequence[str]
+    ) -> dict[str, np.ndarray]:
+        return self.reward.metrics(prompts, responses)
+
+    def split_prompts(self) -> dict[str, list[str]]:
+        """Disjoint prompt splits, a seeded permutation of every prompt."""
+        cfg = self.config
+        prompts = all_prompts()
+        order = np.random.default_rng(cfg.seed).permutation(len(prompts))
+        shuffled = [prompts[i] for i in order]
+        n_val, n_test = cfg.n_validation_prompts, cfg.n_test_prompts
+        return {
+            "validation": shuffled[:n_val],
+            "test": shuffled[n_val : n_val + n_test],
+            "train": shuffled[n_val + n_test :],
+        }
+
+    def build(self, layout: TaskArtifacts, progress: bool) -> dict:
+        cfg = self.config
+        with _torch_threads(cfg.torch_threads):
+            splits = self.split_prompts()
+            tokenizer = build_word_tokenizer(all_words())
+            torch.manual_seed(cfg.seed)
+            model = build_gpt2(
+                tokenizer,
+                n_layer=cfg.n_layer,
+                n_embd=cfg.n_embd,
+                n_head=cfg.n_head,
+                n_positions=max(128, 2 * (16 + cfg.max_new_tokens)),  # room for long policies
+            )
+            corpus_rng = np.random.default_rng([cfg.seed, 1])
+            train_prompts = splits["train"]
+
+            def corpus_batch(n: int) -> tuple[list[str], list[str]]:
+                batch = [train_prompts[i] for i in corpus_rng.integers(len(train_prompts), size=n)]
+                reviews = [
+                    sample_review(
+                        corpus_rng,
+                        parse_prompt(p),
+                        max_clauses=cfg.max_clauses,
+                        decay=cfg.clause_decay,
+                        repeat_prob=cfg.repeat_prob,
+                    )
+                    for p in batch
+                ]
+                return batch, reviews
+
+            losses = pretrain(
+                model,
+                tokenizer,
+                corpus_batch,
+                steps=cfg.pretrain_steps,
+                batch_size=cfg.pretrain_batch_size,
+                lr=cfg.pretrain_lr,
+                progress=progress,
+            )
+            model.save_pretrained(layout.model_dir)
+            tokenizer.save_pretrained(layout.model_dir)
+            info: dict = {
+                "n_parameters": sum(p.numel() for p in model.parameters()),
+                "vocab_size": len(tokenizer),
+                "pretrain_final_loss": round(float(np.mean(losses[-20:])), 4),
+                "n_prompts": {s: len(p) for s, p in splits.items()},
+                "splits": {},
+            }
+            sampled = {}
+            for index, split in enumerate(SPLITS):
+                sampled[split] = sample_pairs(
+                    model,
+                    tokenizer,
+                    splits[split],
+                    self.reward,
+                    n_pairs=cfg.n_train_pairs if split == "train" else cfg.n_eval_pairs,
+                    min_gap=cfg.min_reward_gap,
+                    seed=cfg.seed * 10 + index + 1,
+                    max_new_tokens=cfg.max_new_tokens,
+                    temperature=cfg.sampling_temperature,
+                    batch_size=cfg.sampling_batch_size,
+                )
+        train = sampled["train"]
+        metrics = self.reward.metrics(train.all_prompts, train.all_texts)
+        info["pi_ref"] = {
+            "grammatical": float(metrics["grammatical"].mean()),
+            "unfinished": float(metrics["unfinished"].mean()),
+            "mean_reward": float(train.all_rewards.mean()),
+            "mean_clauses": float(metrics["n_clauses"].mean()),
+            "n_samples": len(train.all_texts),
+        }
+        threshold = float(np.median(np.concatenate([train.reward_a, train.reward_b])))
+        info["unpaired_threshold"] = threshold
+        for index, split in enumerate(SPLITS):
+            label_rng = np.random.default_rng([cfg.seed, 2, index])
+            records, bayes = pair_records(
+                sampled[split],
+                label_rng,
+                temperature=cfg.label_temperature,
+                flip_rate=cfg.flip_rate,
+            )
+            unpaired = unpaired_records(
+                sampled[split],
+                label_rng,
+                threshold=threshold,
+                temperature=cfg.label_temperature,
+                flip_rate=cfg.flip_rate,
+            )
+            write_jsonl(layout.data_files[split], records)
+            write_jsonl(layout.unpaired_files[split], unpaired)
+            info["splits"][split] = {
+                "n_pairs": len(records),
+                "n_unpaired": len(unpaired),
+                "bayes_accuracy": round(bayes, 4),
+                "label_agreement": float(np.mean([not r["flipped"] for r in records])),
+                "chosen_longer": float(
+                    np.mean(
+                        [len(r["chosen"].split()) > len(r["rejected"].split()) for r in records]
+                    )
+                ),
+                "desirable": float(np.mean([u["label"] for u in unpaired])),
+            }
+        for split in EVAL_SPLITS:
+            write_jsonl(layout.prompt_files[split], [{"prompt": p} for p in splits[split]])
+        return info

@@ -1,0 +1,36 @@
+"""Fixtures: the tiny reviews config and its artifacts, built once per test session."""
+
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from prefopt.tasks import build_task
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "task"
+
+
+def task_params(preset: str) -> dict:
+    """The ``task`` mapping of conf/task/<preset>.yaml as a plain dict."""
+    return OmegaConf.to_container(OmegaConf.load(CONF_DIR / f"{preset}.yaml")["task"])
+
+
+@pytest.fixture(scope="session")
+def preset_params():
+    """Function: preset name -> its task parameters."""
+    return task_params
+
+
+@pytest.fixture(scope="session")
+def tiny_params() -> dict:
+    return task_params("reviews_tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_task(tiny_params):
+    return build_task(tiny_params)
+
+
+@pytest.fixture(scope="session")
+def tiny_artifacts(tiny_task, tmp_path_factory):
+    return tiny_task.prepare(tmp_path_factory.mktemp("cache"), progress=False)
