@@ -59,9 +59,13 @@ def write_report(
     if method not in frame or frame[method].isna().all():
         lines.append(f"No run has a `{method}` in its config: no table or figure by method.")
         return _write(out_dir, lines)
-    lines += _table_section(frame, out_dir, checkpoint, method, baseline, n_boot)
-    chosen = selected_setting_rows(frame, checkpoint, method) if _can_select(frame) else frame
-    scope = "each method's selected setting" if _can_select(frame) else "every setting (averaged)"
+    select_metric = selection_metric(frame)
+    lines += _table_section(frame, out_dir, checkpoint, method, baseline, n_boot, select_metric)
+    if select_metric is None:
+        chosen, scope = frame, "every setting (averaged)"
+    else:
+        chosen = selected_setting_rows(frame, checkpoint, method, select_metric)
+        scope = "each method's selected setting"
     best_of_n = load_best_of_n(sweep_dir)
     sections: list[tuple[str, str, bool, str, Callable]] = [
         (
@@ -116,8 +120,12 @@ def write_report(
     return _write(out_dir, lines)
 
 
-def _can_select(frame: pd.DataFrame) -> bool:
-    return has_values(frame, "validation", "win_rate")
+def selection_metric(frame: pd.DataFrame) -> str | None:
+    """win_rate when the sweep generated, else reward_accuracy; None when neither was logged."""
+    for metric in ("win_rate", "reward_accuracy"):
+        if has_values(frame, "validation", metric):
+            return metric
+    return None
 
 
 def _run_section(frame: pd.DataFrame) -> list[str]:
@@ -138,11 +146,16 @@ def _run_section(frame: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _table_section(frame, out_dir, checkpoint, method, baseline, n_boot) -> list[str]:
+def _table_section(frame, out_dir, checkpoint, method, baseline, n_boot, select_metric):
     lines = ["## Methods", ""]
-    if not _can_select(frame):
-        return lines + ["Skipped: no finished run has a validation win rate to select on.", ""]
-    table = method_table(frame, checkpoint, method, baseline, n_boot=n_boot)
+    if select_metric is None:
+        return lines + [
+            "Skipped: no finished run has a validation win rate or reward accuracy to select on.",
+            "",
+        ]
+    table = method_table(
+        frame, checkpoint, method, baseline, n_boot=n_boot, select_metric=select_metric
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "table.tex").write_text(table.to_latex())
     return lines + [table.to_markdown(), "LaTeX: [table.tex](table.tex)", ""]

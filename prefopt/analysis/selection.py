@@ -103,13 +103,18 @@ def setting_label(row: pd.Series, hyperparameters: list[str]) -> str:
 
 
 def selected_setting_rows(
-    frame: pd.DataFrame, checkpoint: str = "best", method: str = "loss.name"
+    frame: pd.DataFrame,
+    checkpoint: str = "best",
+    method: str = "loss.name",
+    select_metric: str = "win_rate",
 ) -> pd.DataFrame:
     """Every row of `frame` (any status) whose run has its method's selected setting, with a
-    `setting` column; the setting is chosen on validation win rate among finished runs."""
+    `setting` column; the setting is chosen on validation `select_metric` among finished runs."""
     hyperparameters = hyperparameter_columns(frame, method=method)
     selected = select_hyperparameters(
-        checkpoint_rows(frame, checkpoint), method=method, hyperparameters=hyperparameters
+        checkpoint_rows(frame, checkpoint, select_metric),
+        method=method,
+        hyperparameters=hyperparameters,
     )
     chosen = set(zip(selected[method], selected["setting"], strict=True))
     runs = frame.drop_duplicates("run_id").set_index("run_id")

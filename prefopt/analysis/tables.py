@@ -71,7 +71,7 @@ class MethodTable:
         }
         rows = []
         for _, row in self.data.iterrows():
-            cells = [row["method"], row["setting"], str(row["n_seeds"])]
+            cells = [row["method"], row["setting"] or "default", str(row["n_seeds"])]
             for column in self.columns:
                 text = format_mean(row, column)
                 cells.append(bold(text) if best.get(column.metric) == row["method"] else text)
@@ -120,11 +120,16 @@ def method_table(
     confidence: float = 0.95,
     columns: tuple[Column, ...] = COLUMNS,
     n_boot: int = 2000,
+    select_metric: str = "win_rate",
 ) -> MethodTable:
-    """The paper table of a sweep frame from `load_sweep` (all splits)."""
-    checkpoints = checkpoint_rows(frame, checkpoint, "win_rate", select_split, report_split)
+    """The paper table of a sweep frame from `load_sweep` (all splits); settings and checkpoints
+    maximise the mean `select_metric` on `select_split` (reward_accuracy for a sweep that did not
+    generate)."""
+    if select_metric not in frame:
+        raise ValueError(f"select_metric {select_metric!r} is not a column of the frame")
+    checkpoints = checkpoint_rows(frame, checkpoint, select_metric, select_split, report_split)
     if checkpoints.empty:
-        raise ValueError(f"no run of the sweep has a {select_split!r} win_rate to select on")
+        raise ValueError(f"no run of the sweep has a {select_split!r} {select_metric} to select on")
     hyperparameters = hyperparameter_columns(frame, method=method)
     selected = select_hyperparameters(checkpoints, method, hyperparameters)
     prompt_scores = {
@@ -155,9 +160,8 @@ def method_table(
         else []
     )
     bayes_accuracy = float(np.nanmean(bayes)) if len(bayes) else float("nan")
-    caption = _caption(
-        data, checkpoint, baseline, select_split, report_split, confidence, unfinished
-    )
+    selection = f"{select_split} {select_metric.replace('_', ' ')}"
+    caption = _caption(data, checkpoint, baseline, selection, report_split, confidence, unfinished)
     return MethodTable(data, columns, caption, bayes_accuracy, unfinished)
 
 
@@ -206,11 +210,11 @@ def _unfinished_runs(frame: pd.DataFrame) -> list[str]:
     ]
 
 
-def _caption(data, checkpoint, baseline, select_split, report_split, confidence, unfinished) -> str:
+def _caption(data, checkpoint, baseline, selection, report_split, confidence, unfinished) -> str:
     seeds = ", ".join(f"{m} {n}" for m, n in zip(data["method"], data["n_seeds"], strict=True))
     text = (
         f"{report_split.capitalize()} results at the {checkpoint} checkpoint; hyperparameters and "
-        f"checkpoint selected on {select_split} win rate (mean over seeds). Mean and "
+        f"checkpoint selected on {selection} (mean over seeds). Mean and "
         f"{100 * confidence:.0f}% CI: crossed bootstrap over seeds and prompts for win rate, judge "
         f"reward and length, Student t over seeds otherwise. Best in bold. p: Wilcoxon signed-rank "
         f"test paired by prompt against {baseline}. Seeds per method: {seeds}."

@@ -137,7 +137,7 @@ def test_report_skips_what_a_sweep_without_evaluations_cannot_show(tmp_path, cap
     main([str(sweep.root), "--n-boot", "50"])
     assert "wrote" in capsys.readouterr().out
     text = (sweep.root / "report.md").read_text()
-    assert "Skipped: no finished run has a validation win rate to select on." in text
+    assert "Skipped: no finished run has a validation win rate or reward accuracy" in text
     assert "Skipped: the sweep has no data for this figure (needs validation proxy_reward" in text
     assert text.count("Skipped") == 5  # table, overfitting, frontier, heatmaps, proxy-gold
     assert "Runs of every setting (averaged)." in text and "](figures/logps.png)" in text

@@ -103,3 +103,11 @@ def test_latex_escapes_text_cells(table):
     latex = table.to_latex()
     assert r"Win rate (\%)" in latex
     assert latex.count(r"\begin{tabular}") == 1 and "—" not in latex
+
+
+def test_table_can_select_on_reward_accuracy_for_sweeps_without_generations(planted):
+    frame = load_sweep(planted.root)
+    table = method_table(frame, select_metric="reward_accuracy", n_boot=50)
+    assert "selected on validation reward accuracy" in table.caption
+    with pytest.raises(ValueError, match="'gold'"):
+        method_table(frame, select_metric="gold")
