@@ -257,9 +257,19 @@ class Evaluator:
         return check_scores(judge.score(prompts, texts), len(prompts), judge.name)
 
     def _response_metrics(self, prompts, texts) -> dict[str, float]:
+        """The judge's response metrics averaged over the responses they apply to (NaN = does not
+        apply); a metric that applies to none is left out."""
         out = {}
         for key, values in self.judge.response_metrics(prompts, texts).items():
-            out[key] = float(check_scores(values, len(prompts), f"{self.judge.name}:{key}").mean())
+            array = np.asarray(values, dtype=np.float64)
+            if array.shape != (len(prompts),) or np.isinf(array).any():
+                raise ValueError(
+                    f"judge {self.judge.name!r} response metric {key!r}: expected "
+                    f"({len(prompts)},) finite or NaN values, got shape {array.shape}"
+                    + (" with inf" if array.shape == (len(prompts),) else "")
+                )
+            if not np.isnan(array).all():
+                out[key] = float(np.nanmean(array))
         return out
 
     def _write_samples(self, path, split, samples, ref, rewards, preferences, lengths, logratios):

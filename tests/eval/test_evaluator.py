@@ -217,6 +217,28 @@ def test_bad_judge_output_is_an_error(model_dir, tokenizer, tmp_path, output, me
         evaluator.evaluate(load_model(model_dir), "test", step=0, seed=0)
 
 
+class MetricJudge(WordCountJudge):
+    def __init__(self, metric):
+        self.metric = metric
+
+    def response_metrics(self, prompts, responses):
+        return {"sentiment": self.metric(len(responses))}
+
+
+def test_response_metrics_skip_nan_and_reject_bad_shapes(model_dir, tokenizer, tmp_path):
+    half_defined = lambda n: np.where(np.arange(n) % 2 == 0, 1.0, np.nan)  # noqa: E731
+    evaluator = make_evaluator(model_dir, tokenizer, tmp_path, judge=MetricJudge(half_defined))
+    metrics = evaluator.evaluate(load_model(model_dir), "test", step=0, seed=0)
+    assert metrics["sentiment"] == 1.0 and metrics["ref_sentiment"] == 1.0
+    undefined = make_evaluator(
+        model_dir, tokenizer, tmp_path, judge=MetricJudge(lambda n: np.full(n, np.nan))
+    )
+    assert "sentiment" not in undefined.evaluate(load_model(model_dir), "test", step=0, seed=0)
+    for bad in (lambda n: np.zeros(n - 1), lambda n: np.full(n, np.inf)):
+        with pytest.raises(ValueError, match="response metric 'sentiment'"):
+            make_evaluator(model_dir, tokenizer, tmp_path, judge=MetricJudge(bad)).reference("test")
+
+
 def test_bad_prompts_and_splits(model_dir, tokenizer, tmp_path):
     with pytest.raises(ValueError, match="no prompts"):
         make_evaluator(model_dir, tokenizer, tmp_path, prompts={"test": []})

@@ -35,7 +35,8 @@ class Judge:
     def response_metrics(
         self, prompts: Sequence[str], responses: Sequence[str]
     ) -> dict[str, np.ndarray]:
-        """Extra per-response metrics (name -> (N,) array) to average; none by default."""
+        """Extra per-response metrics (name -> (N,) array) to average, NaN where one does not
+        apply to a response; none by default."""
         return {}
 
 
