@@ -108,6 +108,7 @@ class Trainer:
         seed: int,
         evaluate_generations: Callable[[torch.nn.Module, str, int], dict] | None = None,
         select_metric: str = "win_rate",
+        sink: Callable[[dict], None] | None = None,
     ):
         self.cfg = cfg
         self.run_dir = Path(run_dir)
@@ -132,6 +133,7 @@ class Trainer:
         self.scheduler = build_scheduler(optimizer, self.schedule.total_steps, cfg.trainer)
         self.policy, self.optimizer = accelerator.prepare(policy, optimizer)
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+        self.sink = sink
         self.state = TrainState()
 
     # ---------------------------------------------------------------- state
@@ -181,6 +183,14 @@ class Trainer:
         log.info("resumed from %s (step %d)", checkpoints[-1].name, self.state.step)
         return True
 
+    def _log(self, row: dict) -> None:
+        """One row into metrics.jsonl (and the optional sink), from the main process only."""
+        if not self.acc.is_main_process:
+            return
+        self.metrics.append(row)
+        if self.sink is not None:
+            self.sink(row)
+
     # ---------------------------------------------------------------- evaluation
     def _epoch(self, step: int) -> float:
         return step / self.schedule.steps_per_epoch
@@ -215,8 +225,7 @@ class Trainer:
                 "epoch": self._epoch(self.state.step),
                 **row,
             }
-            if self.acc.is_main_process:
-                self.metrics.append(row)
+            self._log(row)
             rows[split] = row
         self.state.eval_seconds += time.perf_counter() - start
         return rows
@@ -333,8 +342,8 @@ class Trainer:
             self.state.train_seconds += time.perf_counter() - start
             bar.update(1)
             bar.set_postfix(loss=f"{row['loss']:.4f}")
-            if self.state.step % log_every == 0 and self.acc.is_main_process:
-                self.metrics.append(
+            if self.state.step % log_every == 0:
+                self._log(
                     {
                         "split": "train",
                         "step": self.state.step,

@@ -20,6 +20,7 @@ from prefopt.trainer import data_setup, model_setup
 from prefopt.trainer.loop import Trainer
 from prefopt.trainer.provenance import provenance
 from prefopt.trainer.setup import check_config, is_main_process, pick_device, resolve_task
+from prefopt.trainer.wandb_sink import build_sink
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ def _train(cfg: DictConfig, run_dir: Path, loss_fn) -> tuple[dict, dict]:
         int(cfg.seed),
         evaluate_generations=evaluate_generations,
         select_metric=select_metric,
+        sink=build_sink(cfg, run_dir) if accelerator.is_main_process else None,
     )
     summary = trainer.fit()
     if cfg.trainer.save_policy and accelerator.is_main_process:
