@@ -1,14 +1,17 @@
 """Win rate against pi_ref on held-out prompts, with the numbers around it.
 
 For each prompt x_i of a split, the policy samples y_i and pi_ref's cached sample is y'_i. The judge
-gives a preference p_i = P(y_i better than y'_i) (ties half) and the evaluation reports
+gives a preference p_i = P(y_i better than y'_i) (ties half). ``Evaluator.evaluate`` returns:
 
-    win_rate = mean_i p_i with a 95% interval, lc_win_rate (length difference regressed out),
-    kl = mean_i [log pi(y_i|x_i) - log pi_ref(y_i|x_i)] with its standard error (called
-    ``logratio`` unless y_i was drawn at temperature 1 without top-k/top-p),
-
-mean judge rewards, lengths in tokens (EOS not counted), the truncated fraction, distinct-n and the
-judge's own response metrics.
+- win_rate = mean_i p_i, win_rate_ci_low / win_rate_ci_high (95% t interval over prompts);
+- lc_win_rate: the win rate at zero length difference (AlpacaEval-style logistic fit);
+- win_rate_short / win_rate_long: prompts where y_i is no longer / longer than y'_i; long_frac;
+- judge_reward, ref_judge_reward: mean rewards (pointwise judges only);
+- kl, kl_se = mean and standard error of log pi(y_i|x_i) - log pi_ref(y_i|x_i); named logratio,
+  logratio_se unless y_i was drawn at temperature 1 without top-k/top-p;
+- length, ref_length (tokens, EOS not counted), truncated_frac (no EOS), distinct_1, distinct_2;
+- the judge's response metrics averaged (e.g. grammatical) and pi_ref's as ref_<name>;
+- proxy_reward, ref_proxy_reward with a proxy judge; eval_seconds.
 """
 
 from __future__ import annotations
