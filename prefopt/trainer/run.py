@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from prefopt.results.lock import run_lock
 from prefopt.results.store import atomic_write_json, atomic_write_text, read_json
 from prefopt.trainer import data_setup, model_setup
 from prefopt.trainer.loop import Trainer
@@ -32,8 +33,18 @@ def run_status(run_dir: Path) -> str | None:
 
 
 def run_training(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | None = None) -> dict:
-    """Train (or resume, or skip when finished) the run described by ``cfg`` in ``run_dir``."""
+    """Train (or resume, or skip when finished) the run described by ``cfg`` in ``run_dir``.
+
+    The run directory is locked while this runs (rank 0 of a distributed launch holds the lock).
+    """
     run_dir = Path(run_dir)
+    if not is_main_process():
+        return _run_unlocked(cfg, run_dir, overrides)
+    with run_lock(run_dir):
+        return _run_unlocked(cfg, run_dir, overrides)
+
+
+def _run_unlocked(cfg: DictConfig, run_dir: Path, overrides: list[str] | None) -> dict:
     if run_status(run_dir) == "finished":
         print(f"run already finished: {run_dir} (delete summary.json to run it again)")
         return read_json(run_dir / "summary.json")
