@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from prefopt.tasks import build_task
@@ -13,6 +14,15 @@ CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "task"
 def task_params(preset: str) -> dict:
     """The ``task`` mapping of conf/task/<preset>.yaml as a plain dict."""
     return OmegaConf.to_container(OmegaConf.load(CONF_DIR / f"{preset}.yaml")["task"])
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models run fastest (and reproducibly) on one thread; restore the setting after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -116,6 +116,6 @@ def test_pi_ref_loads_and_matches_itself(tiny_artifacts, tiny_task):
         for s in (11, 12)
     ]
     wins = (rewards[0] > rewards[1]) + 0.5 * (rewards[0] == rewards[1])  # (N,)
-    assert np.mean(rewards[0] != rewards[1]) > 0.3  # enough decided comparisons to test
+    assert np.sum(rewards[0] != rewards[1]) >= 40  # enough decided comparisons to test
     half_width = 1.96 * wins.std(ddof=1) / math.sqrt(len(wins))
     assert abs(wins.mean() - 0.5) <= half_width

@@ -30,8 +30,8 @@ TARGET_SIGNS = {"positive": 1.0, "negative": -1.0}
 class GoldReward:
     target_sentiment: str = "positive"
     target_clauses: int = 3
-    elaboration_bonus: float = 0.3
-    rambling_penalty: float = 0.5
+    elaboration_bonus: float = 0.5
+    rambling_penalty: float = 0.75
     repetition_penalty: float = 0.5
     max_words: int = 40
     runaway_penalty: float = 0.1

@@ -32,13 +32,13 @@ class ReviewsConfig:
     torch_threads: int = 1
     # language of pi_ref's pre-training corpus
     max_clauses: int = 6
-    clause_decay: float = 0.6
+    clause_decay: float = 0.5
     repeat_prob: float = 0.1
     # gold reward (reward.py)
     target_sentiment: str = "positive"
     target_clauses: int = 3
-    elaboration_bonus: float = 0.3
-    rambling_penalty: float = 0.5
+    elaboration_bonus: float = 0.5
+    rambling_penalty: float = 0.75
     repetition_penalty: float = 0.5
     max_words: int = 40
     runaway_penalty: float = 0.1
@@ -48,9 +48,9 @@ class ReviewsConfig:
     n_layer: int = 2
     n_embd: int = 64
     n_head: int = 4
-    pretrain_steps: int = 400
+    pretrain_steps: int = 500
     pretrain_batch_size: int = 128
-    pretrain_lr: float = 5e-3
+    pretrain_lr: float = 1e-2
     # preference data
     n_validation_prompts: int = 300
     n_test_prompts: int = 500
