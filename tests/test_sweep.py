@@ -33,9 +33,11 @@ def _sweep(tmp: Path, losses: str) -> str:
 @pytest.mark.slow
 def test_multirun_restart_and_shared_reference(tmp_path):
     first = _sweep(tmp_path, "dpo,ipo")
-    runs = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir())
-    assert len(runs) == 2  # directories named after their overrides
-    assert "loss=dpo" in runs[0] and "loss=ipo" in runs[1] and "trainer.epochs=1" in runs[0]
+    sweep = tmp_path / "sweep"
+    runs = sorted(str(p.parent.relative_to(sweep)) for p in sweep.glob("*/*/config.yaml"))
+    assert len(runs) == 2  # <loss>/<overrides>: directories named after their overrides
+    assert runs[0].startswith("dpo/") and "loss=dpo" in runs[0] and "trainer.epochs=1" in runs[0]
+    assert runs[1].startswith("ipo/")
     for run in runs:
         run_dir = tmp_path / "sweep" / run
         summary = json.loads((run_dir / "summary.json").read_text())
@@ -66,7 +68,7 @@ def test_multirun_restart_and_shared_reference(tmp_path):
     assert second.count("run already finished") == 2
     after = {r: (tmp_path / "sweep" / r / "summary.json").stat().st_mtime_ns for r in runs}
     assert after == before  # finished runs were not re-run or rewritten
-    kto_dir = runs[0].replace("loss=dpo", "loss=kto")
+    kto_dir = runs[0].replace("loss=dpo", "loss=kto").replace("dpo/", "kto/", 1)
     kto = json.loads((tmp_path / "sweep" / kto_dir / "summary.json").read_text())
     assert kto["status"] == "finished"
     assert not any("pi_ref samples" in line and "computed" in line for line in second.splitlines())
