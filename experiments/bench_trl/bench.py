@@ -1,0 +1,359 @@
+"""Claim: on the same job, prefopt trains faster than TRL's DPOTrainer, and a sweep much faster.
+
+    pip install -e ".[bench]"   # trl, in an environment of its own
+    python experiments/bench_trl/bench.py throughput --repeats 3 --out results/performance
+    python experiments/bench_trl/bench.py sweep --out results/performance
+
+``throughput``: builds the workload (workload.py) once, then runs, in separate processes and
+interleaved (prefopt, TRL, prefopt, TRL, ...) so that other load on the machine hits both alike, four
+configurations ``--repeats`` times each:
+(a) both compute the reference every step: prefopt ``trainer.reference=frozen_copy``, TRL's default;
+(b) each at its best: prefopt ``trainer.reference=cached``, TRL ``precompute_ref_log_probs=True``.
+Each process reports the step end times (measure.py says what is timed), tokens per step, its peak RSS
+and the step-0 loss and mean chosen log-prob; the step-0 values must agree to 1e-4 (dropout off and
+policy = reference at step 0, so the DPO loss is log 2 on both sides). Writes throughput.json and
+throughput.md.
+
+``sweep``: the same N = 5 losses x 3 betas, end to end (model loading, data, reference, training,
+the tool's end-of-run work), each tool in one process running its N runs one after the other: prefopt
+with one reference cache shared by the sweep, TRL with its default and with precompute_ref_log_probs.
+Writes sweep.json and sweep.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import peak_rss_mib, steady_throughput, summarise  # noqa: E402
+from workload import (  # noqa: E402
+    Workload,
+    build_model_dir,
+    make_pairs,
+    prefopt_config,
+    tokens_per_step,
+    write_data,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = {  # name -> (tool, mode, comparison)
+    "prefopt_frozen_copy": ("prefopt", "frozen_copy", "a"),
+    "trl_default": ("trl", "default", "a"),
+    "prefopt_cached": ("prefopt", "cached", "b"),
+    "trl_precompute": ("trl", "precompute", "b"),
+}
+SWEEP_LOSSES = {  # prefopt loss name -> TRL DPOTrainer loss_type (the same loss)
+    "dpo": "sigmoid",
+    "ipo": "ipo",
+    "hinge": "hinge",
+    "sppo_hard": "sppo_hard",
+    "apo_zero": "apo_zero",
+}
+SWEEP_BETAS = (0.05, 0.1, 0.5)
+STEP0_TOLERANCE = 1e-4
+
+
+def prepare(workdir: Path, work: Workload) -> None:
+    """Model and data both tools read."""
+    build_model_dir(workdir / "model", work)
+    write_data(workdir / "data", work)
+
+
+def prefopt_loss(name: str, beta: float) -> dict:
+    """The loss's own config file with beta replaced."""
+    from omegaconf import OmegaConf
+
+    loss = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "loss" / f"{name}.yaml"))
+    loss["beta"] = beta
+    return loss
+
+
+def run_one(tool: str, mode: str, workdir: Path, run_dir: Path, work: Workload, loss=None) -> dict:
+    """One training run of ``tool`` in ``mode``; loss = (prefopt name, beta) or None for DPO."""
+    if tool == "prefopt":
+        from prefopt_side import train_prefopt
+
+        spec = prefopt_loss(*loss) if loss else None
+        cfg = prefopt_config(
+            work, workdir / "model", workdir / "data", run_dir / "cache", mode, spec
+        )
+        if loss:  # a sweep shares one reference cache
+            cfg.cache_dir = str(workdir / "sweep_cache")
+        return train_prefopt(cfg, run_dir / "run")
+    from trl_side import train_trl
+
+    loss_type, beta = (SWEEP_LOSSES[loss[0]], loss[1]) if loss else ("sigmoid", None)
+    return train_trl(
+        work,
+        workdir / "model",
+        workdir / "data" / "train.jsonl",
+        run_dir / "trl",
+        precompute=mode == "precompute",
+        loss_type=loss_type,
+        beta=beta,
+    )
+
+
+def worker(args) -> None:
+    """One configuration in this process: a throughput run, or a whole sweep."""
+    work = Workload(**json.loads(args.workload))
+    torch.set_num_threads(args.threads)
+    workdir = Path(args.workdir)
+    run_dir = Path(tempfile.mkdtemp(dir=workdir, prefix=f"{args.tool}_{args.mode}_"))
+    os.environ["HF_DATASETS_CACHE"] = str(run_dir / "hf_datasets")  # nothing from earlier runs
+    if args.sweep:
+        grid = [(name, beta) for name in SWEEP_LOSSES for beta in SWEEP_BETAS]
+        start = time.perf_counter()
+        runs = [
+            run_one(args.tool, args.mode, workdir, run_dir / f"{n}_{b}", work, (n, b))
+            for n, b in grid
+        ]
+        result = {"sweep_seconds": time.perf_counter() - start, "grid": grid, "runs": runs}
+    else:
+        result = run_one(args.tool, args.mode, workdir, run_dir, work)
+    result["peak_rss_mib"] = peak_rss_mib()
+    Path(args.out).write_text(json.dumps(result))
+
+
+def spawn(
+    tool: str, mode: str, workdir: Path, work: Workload, threads: int, sweep: bool = False
+) -> dict:
+    """Run a worker in a fresh process (its own peak RSS); returns its result."""
+    out = Path(tempfile.mkstemp(dir=workdir, suffix=".json")[1])
+    command = [
+        sys.executable,
+        __file__,
+        "worker",
+        "--tool",
+        tool,
+        "--mode",
+        mode,
+        "--workdir",
+        str(workdir),
+        "--workload",
+        json.dumps(work.to_dict()),
+        "--out",
+        str(out),
+        "--threads",
+        str(threads),
+    ] + (["--sweep"] if sweep else [])
+    started = time.perf_counter()
+    log = workdir / f"{out.stem}.log"
+    with open(log, "w") as handle:
+        done = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT)
+    if done.returncode:
+        raise RuntimeError(f"{tool} {mode} failed (exit {done.returncode}); log: {log}")
+    result = json.loads(out.read_text())
+    result["process_seconds"] = time.perf_counter() - started
+    return result
+
+
+def machine(threads: int) -> dict:
+    """What the numbers were measured on."""
+    import transformers
+
+    info = {
+        "cpu_cores": os.cpu_count(),
+        "torch_threads": threads,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "precision": "fp32",
+        "device": "cpu",
+    }
+    try:
+        import trl
+
+        info["trl"] = trl.__version__
+    except ImportError:
+        info["trl"] = None
+    return info
+
+
+def check_step0(result: dict, name: str, reference: dict) -> dict:
+    """Step-0 loss must be log 2 and the mean chosen log-prob equal to prefopt's, to 1e-4."""
+    import math
+
+    loss_error = abs(result["step0_loss"] - math.log(2))
+    logps_error = abs(result["step0_chosen_logps"] - reference["step0_chosen_logps"])
+    if loss_error > STEP0_TOLERANCE or logps_error > STEP0_TOLERANCE * max(
+        1.0, abs(reference["step0_chosen_logps"])
+    ):
+        raise RuntimeError(
+            f"{name}: step-0 loss {result['step0_loss']} (log 2 = {math.log(2):.6f}) or chosen "
+            f"logps {result['step0_chosen_logps']} vs {reference['step0_chosen_logps']} differ: "
+            "not the same work"
+        )
+    return {"loss_minus_log2": loss_error, "chosen_logps_difference": logps_error}
+
+
+def throughput(args) -> None:
+    work = Workload(steps=args.steps, batch_size=args.batch_size)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tokens = tokens_per_step(work, make_pairs(work))
+    raw: dict[str, list] = {name: [] for name in CONFIGS}
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        prepare(workdir, work)
+        for repeat in range(args.repeats):
+            for name, (tool, mode, _) in CONFIGS.items():  # interleaved: a, a, b, b per repeat
+                result = spawn(tool, mode, workdir, work, args.threads)
+                if tool == "prefopt" and result["tokens"] != tokens:
+                    raise RuntimeError(f"prefopt trained on {result['tokens']}, expected {tokens}")
+                result.update(steady_throughput(result["step_ends"], tokens))
+                raw[name].append(result)
+                print(
+                    f"repeat {repeat} {name}: {result['tokens_per_second']:.0f} tokens/s, "
+                    f"peak RSS {result['peak_rss_mib']:.0f} MiB, step-0 loss {result['step0_loss']}"
+                )
+    reference = raw["prefopt_frozen_copy"][0]
+    checks = {
+        name: [check_step0(r, name, reference) for r in results] for name, results in raw.items()
+    }
+    summary = {
+        name: {
+            "tokens_per_second": summarise([r["tokens_per_second"] for r in results]),
+            "peak_rss_mib": summarise([r["peak_rss_mib"] for r in results]),
+            "setup_seconds": summarise([r["setup_seconds"] for r in results]),
+        }
+        for name, results in raw.items()
+    }
+    ratios = {}
+    for label, ours, theirs in (
+        ("a_reference_every_step", "prefopt_frozen_copy", "trl_default"),
+        ("b_each_at_its_best", "prefopt_cached", "trl_precompute"),
+    ):
+        per_repeat = [
+            p["tokens_per_second"] / t["tokens_per_second"]
+            for p, t in zip(raw[ours], raw[theirs], strict=True)
+        ]
+        ratios[label] = {
+            "median_ratio": summary[ours]["tokens_per_second"]["median"]
+            / summary[theirs]["tokens_per_second"]["median"],
+            "per_repeat": summarise(per_repeat),
+            "memory_ratio": summary[ours]["peak_rss_mib"]["median"]
+            / summary[theirs]["peak_rss_mib"]["median"],
+        }
+    report = {
+        "command": " ".join(["python", "experiments/bench_trl/bench.py", *sys.argv[1:]]),
+        "machine": machine(args.threads),
+        "workload": work.to_dict(),
+        "tokens_per_step": tokens,
+        "summary": summary,
+        "ratios": ratios,
+        "step0_checks": checks,
+        "raw": raw,
+    }
+    (out / "throughput.json").write_text(json.dumps(report, indent=1))
+    (out / "throughput.md").write_text(throughput_table(report))
+    print((out / "throughput.md").read_text())
+
+
+def throughput_table(report: dict) -> str:
+    """Markdown table of the throughput report."""
+    lines = [
+        f"Command: `{report['command']}`",
+        "",
+        "| configuration | tokens/s median (min-max) | spread | peak RSS MiB | setup s |",
+        "|---|---|---|---|---|",
+    ]
+    for name, row in report["summary"].items():
+        tps, rss = row["tokens_per_second"], row["peak_rss_mib"]
+        lines.append(
+            f"| {name} | {tps['median']:.0f} ({tps['min']:.0f}-{tps['max']:.0f}) | "
+            f"{tps['spread']:.0%} | {rss['median']:.0f} | {row['setup_seconds']['median']:.1f} |"
+        )
+    lines += ["", "| comparison | prefopt/TRL tokens/s (median ratio) | per repeat | RSS ratio |"]
+    lines.append("|---|---|---|---|")
+    for label, row in report["ratios"].items():
+        per = row["per_repeat"]
+        lines.append(
+            f"| {label} | {row['median_ratio']:.2f}x | {per['min']:.2f}-{per['max']:.2f} | "
+            f"{row['memory_ratio']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def sweep(args) -> None:
+    work = Workload(steps=args.steps, batch_size=args.batch_size)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        prepare(workdir, work)
+        for name, tool, mode in (
+            ("prefopt_cached", "prefopt", "cached"),
+            ("trl_default", "trl", "default"),
+            ("trl_precompute", "trl", "precompute"),
+        ):
+            results[name] = spawn(tool, mode, workdir, work, args.threads, sweep=True)
+            print(f"{name}: {results[name]['sweep_seconds']:.1f} s for the sweep")
+    ours = results["prefopt_cached"]["sweep_seconds"]
+    report = {
+        "command": " ".join(["python", "experiments/bench_trl/bench.py", *sys.argv[1:]]),
+        "machine": machine(args.threads),
+        "workload": work.to_dict(),
+        "runs": len(results["prefopt_cached"]["grid"]),
+        "sweep_seconds": {k: v["sweep_seconds"] for k, v in results.items()},
+        "process_seconds": {k: v["process_seconds"] for k, v in results.items()},
+        "speedup": {k: v["sweep_seconds"] / ours for k, v in results.items()},
+        "raw": results,
+    }
+    (out / "sweep.json").write_text(json.dumps(report, indent=1))
+    lines = [
+        f"Command: `{report['command']}`",
+        "",
+        f"{report['runs']} runs (losses {list(SWEEP_LOSSES)} x betas {list(SWEEP_BETAS)}), "
+        f"{work.steps} steps of {work.batch_size} pairs each.",
+        "",
+        "| tool | sweep seconds (in process) | process seconds (with imports) | TRL / prefopt |",
+        "|---|---|---|---|",
+    ]
+    for name in results:
+        lines.append(
+            f"| {name} | {report['sweep_seconds'][name]:.1f} | "
+            f"{report['process_seconds'][name]:.1f} | {report['speedup'][name]:.2f}x |"
+        )
+    (out / "sweep.md").write_text("\n".join(lines) + "\n")
+    print((out / "sweep.md").read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name in ("throughput", "sweep"):
+        sub = commands.add_parser(name)
+        sub.add_argument("--out", default="results/performance")
+        sub.add_argument("--steps", type=int, default=Workload.steps)
+        sub.add_argument("--batch-size", type=int, default=Workload.batch_size)
+        sub.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads")
+        if name == "throughput":
+            sub.add_argument("--repeats", type=int, default=3)
+    sub = commands.add_parser("worker")
+    sub.add_argument("--tool", choices=["prefopt", "trl"], required=True)
+    sub.add_argument("--mode", choices=["frozen_copy", "cached", "default", "precompute"])
+    sub.add_argument("--workdir", required=True)
+    sub.add_argument("--workload", required=True)
+    sub.add_argument("--out", required=True)
+    sub.add_argument("--sweep", action="store_true")
+    sub.add_argument("--threads", type=int, required=True)
+    args = parser.parse_args()
+    {"throughput": throughput, "sweep": sweep, "worker": worker}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

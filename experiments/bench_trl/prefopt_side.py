@@ -1,0 +1,61 @@
+"""prefopt's side of the benchmark: one run through ``run_training``, with each step's end recorded.
+
+The only instrumentation is a Trainer subclass, put in place for the duration of the call, whose
+``train_step`` notes the clock when the step returns, the tokens it trained on, and the first row of
+metrics (the step-0 loss, computed before the first update).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+
+import prefopt.trainer.run as run_module
+from prefopt.trainer.loop import Trainer
+
+
+class TimedTrainer(Trainer):
+    """The prefopt trainer, recording step end times, tokens per step and the first metrics row."""
+
+    records: dict = {}
+
+    def train_step(self) -> dict[str, float]:
+        log = TimedTrainer.records
+        if "first_step_start" not in log:
+            log["first_step_start"] = time.perf_counter()
+        tokens_before = self.state.tokens_seen
+        row = super().train_step()
+        log.setdefault("step_ends", []).append(time.perf_counter())
+        log.setdefault("tokens", []).append(self.state.tokens_seen - tokens_before)
+        log.setdefault("first_row", dict(row))
+        return row
+
+
+@contextlib.contextmanager
+def timed_trainer():
+    """Run prefopt's run_training with TimedTrainer in place of Trainer; yields the records."""
+    original = run_module.Trainer
+    TimedTrainer.records = {}
+    run_module.Trainer = TimedTrainer
+    try:
+        yield TimedTrainer.records
+    finally:
+        run_module.Trainer = original
+
+
+def train_prefopt(cfg, run_dir: Path) -> dict:
+    """One prefopt run; returns step_ends, tokens, setup_seconds, step0_loss, step0_chosen_logps."""
+    with timed_trainer() as records:
+        start = time.perf_counter()
+        run_module.run_training(cfg, run_dir)
+        end = time.perf_counter()
+    row = records["first_row"]
+    return {
+        "step_ends": records["step_ends"],
+        "tokens": records["tokens"],
+        "setup_seconds": records["first_step_start"] - start,
+        "run_seconds": end - start,
+        "step0_loss": row["loss"],
+        "step0_chosen_logps": row["chosen_logps"],  # mean over the batch's pairs
+    }

@@ -1,0 +1,133 @@
+"""TRL's side of the benchmark: one DPOTrainer run on the same model, data, batches and optimiser.
+
+Settings that differ from TRL's defaults, each to make the job identical to prefopt's:
+``bf16=False`` (fp32 like prefopt on a CPU), ``optim="adamw_torch"`` (torch.optim.AdamW, prefopt's
+optimiser), constant learning rate without warm-up, ``max_grad_norm=1.0``, no saving or evaluation,
+``logging_steps=1`` (prefopt logs every step too), and a sampler that visits the pairs in prefopt's
+batch order. Everything else (reference model every step, or ``precompute_ref_log_probs``; its fused
+LM head; dropout disabled) is TRL's own.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from torch.utils.data import Sampler
+from transformers import TrainerCallback
+from trl import DPOConfig, DPOTrainer
+from workload import Workload, batch_order
+
+
+class FixedOrderSampler(Sampler):
+    """Yields a given list of indices (prefopt's epoch order) every epoch."""
+
+    def __init__(self, order: list[int]):
+        self.order = list(order)
+
+    def __iter__(self):
+        return iter(self.order)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
+class OrderedDPOTrainer(DPOTrainer):
+    """DPOTrainer whose training batches follow a fixed order."""
+
+    order: list[int] = []
+
+    def _get_train_sampler(self, train_dataset=None):
+        return FixedOrderSampler(self.order)
+
+
+class StepClock(TrainerCallback):
+    """Records when the first step starts, when each step ends, and the first logged metrics."""
+
+    def __init__(self):
+        self.first_step_start: float | None = None
+        self.step_ends: list[float] = []
+        self.first_logs: dict | None = None
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if self.first_step_start is None:
+            self.first_step_start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.step_ends.append(time.perf_counter())
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.first_logs is None and logs and "loss" in logs:
+            self.first_logs = dict(logs)
+
+
+def dpo_config(
+    work: Workload, out_dir: Path, precompute: bool, loss_type: str, beta: float
+) -> DPOConfig:
+    """TRL's config for the workload (see the module docstring for what is not TRL's default)."""
+    return DPOConfig(
+        output_dir=str(out_dir),
+        per_device_train_batch_size=work.batch_size,
+        gradient_accumulation_steps=1,
+        max_steps=work.steps,
+        learning_rate=work.lr,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        weight_decay=0.0,
+        adam_beta1=0.9,
+        adam_beta2=0.999,
+        optim="adamw_torch",
+        max_grad_norm=1.0,
+        bf16=False,
+        use_cpu=True,
+        seed=work.seed,
+        logging_steps=1,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to=[],
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+        beta=beta,
+        loss_type=[loss_type],
+        max_length=None,
+        precompute_ref_log_probs=precompute,
+        precompute_ref_batch_size=work.reference_batch_size,
+        model_init_kwargs={"dtype": "float32"},
+    )
+
+
+def train_trl(
+    work: Workload,
+    model_dir: Path,
+    data_file: Path,
+    out_dir: Path,
+    precompute: bool,
+    loss_type: str = "sigmoid",
+    beta: float | None = None,
+) -> dict:
+    """One TRL run; returns step_ends, setup_seconds, run_seconds, step0_loss, step0_chosen_logps."""
+    from datasets import load_dataset
+    from transformers import AutoTokenizer
+
+    start = time.perf_counter()
+    dataset = load_dataset("json", data_files=str(data_file), split="train")
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    clock = StepClock()
+    OrderedDPOTrainer.order = batch_order(len(dataset), work.seed)
+    trainer = OrderedDPOTrainer(
+        model=str(model_dir),
+        args=dpo_config(work, out_dir, precompute, loss_type, work.beta if beta is None else beta),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        callbacks=[clock],
+    )
+    trainer.train()
+    end = time.perf_counter()
+    logs = clock.first_logs or {}
+    return {
+        "step_ends": clock.step_ends,
+        "setup_seconds": clock.first_step_start - start,
+        "run_seconds": end - start,
+        "step0_loss": logs.get("loss"),
+        "step0_chosen_logps": logs.get("logps/chosen"),
+    }

@@ -1,0 +1,221 @@
+"""The one job both tools run: a GPT-2 built from a config, a word-level tokenizer, preference pairs.
+
+Everything both sides must share lives here: the model and tokenizer (saved with save_pretrained and
+loaded by each tool itself), the data (a TRL-format JSONL that both tools read and tokenize to the same
+ids), the order in which pairs form batches (prefopt's own epoch order, fed to TRL through a sampler), and
+the count of tokens trained on:
+
+    tokens(pair) = 2 * len(prompt) + len(chosen + eos) + len(rejected + eos)
+
+the non-padding tokens of the chosen and the rejected sequence (the prompt is in both).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
+SPECIAL = [PAD, EOS, UNK]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Model shape, data shape and optimiser settings of one benchmark job."""
+
+    n_layer: int = 4  # transformer blocks
+    n_embd: int = 256  # hidden width
+    n_head: int = 4  # attention heads
+    vocab_size: int = 4096  # word-level vocabulary, special tokens included
+    prompt_words: tuple[int, int] = (16, 48)  # prompt length range in tokens (inclusive)
+    response_words: tuple[int, int] = (8, 56)  # response length range before the EOS token
+    batch_size: int = 8  # pairs per optimiser step, one micro-batch
+    steps: int = 12  # optimiser steps of one run
+    lr: float = 1e-5  # AdamW learning rate, constant, no warm-up
+    beta: float = 0.1  # DPO beta
+    reference_batch_size: int = 32  # pairs per forward when precomputing reference log-probs
+    seed: int = 0  # seeds the model's initial weights, the data and the batch order
+
+    @property
+    def num_pairs(self) -> int:
+        """One epoch holds exactly ``steps`` batches."""
+        return self.steps * self.batch_size
+
+    @property
+    def max_length(self) -> int:
+        """Longest prompt + response + EOS."""
+        return self.prompt_words[1] + self.response_words[1] + 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def words(vocab_size: int) -> list[str]:
+    """The vocabulary's ordinary words (after the special tokens)."""
+    if vocab_size <= len(SPECIAL) + 1:
+        raise ValueError(f"vocab_size={vocab_size} must exceed {len(SPECIAL) + 1}")
+    return [f"w{i}" for i in range(vocab_size - len(SPECIAL))]
+
+
+def build_model_dir(path: Path, work: Workload) -> Path:
+    """Save a randomly initialised GPT-2 (dropout 0) and its word-level tokenizer with save_pretrained."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    vocab = {w: i for i, w in enumerate(SPECIAL + words(work.vocab_size))}
+    core = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
+    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core, pad_token=PAD, eos_token=EOS, unk_token=UNK
+    )
+    torch.manual_seed(work.seed)
+    config = GPT2Config(
+        vocab_size=work.vocab_size,
+        n_layer=work.n_layer,
+        n_embd=work.n_embd,
+        n_head=work.n_head,
+        n_positions=max(128, work.max_length),
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=vocab[EOS],
+        eos_token_id=vocab[EOS],
+        pad_token_id=vocab[PAD],
+    )
+    path.mkdir(parents=True, exist_ok=True)
+    GPT2LMHeadModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def make_pairs(work: Workload) -> list[dict]:
+    """Random-word pairs; responses start with a space so TRL's prompt + response string concatenation
+    tokenizes to the prompt's ids followed by the response's."""
+    rng = random.Random(work.seed)
+    vocab = words(work.vocab_size)
+
+    def text(low_high: tuple[int, int]) -> str:
+        return " ".join(rng.choice(vocab) for _ in range(rng.randint(*low_high)))
+
+    return [
+        {
+            "prompt": text(work.prompt_words),
+            "chosen": " " + text(work.response_words),
+            "rejected": " " + text(work.response_words),
+        }
+        for _ in range(work.num_pairs)
+    ]
+
+
+def write_data(directory: Path, work: Workload) -> Path:
+    """train.jsonl (TRL's prompt/chosen/rejected format) in ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "train.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in make_pairs(work)))
+    return path
+
+
+def pair_tokens(pair: dict) -> int:
+    """Non-padding tokens of a pair's chosen and rejected sequences (each response gets an EOS)."""
+    prompt = len(pair["prompt"].split())
+    return 2 * prompt + len(pair["chosen"].split()) + 1 + len(pair["rejected"].split()) + 1
+
+
+def batch_order(num_pairs: int, seed: int) -> list[int]:
+    """Pair indices in the order prefopt's trainer visits them (epoch 0); TRL gets the same order."""
+    from prefopt.trainer.batching import epoch_order
+
+    return epoch_order(num_pairs, seed, 0)
+
+
+def tokens_per_step(work: Workload, pairs: list[dict]) -> list[int]:
+    """Tokens trained on in each optimiser step, in the shared batch order."""
+    order = batch_order(len(pairs), work.seed)
+    size = work.batch_size
+    return [
+        sum(pair_tokens(pairs[i]) for i in order[s * size : (s + 1) * size])
+        for s in range(work.steps)
+    ]
+
+
+def prefopt_config(
+    work: Workload,
+    model_dir: Path,
+    data_dir: Path,
+    cache_dir: Path,
+    reference: str,
+    loss: dict | None = None,
+):
+    """A full prefopt run config for the workload (no task, no generation evaluation)."""
+    limit = work.max_length + 8  # no truncation: every sequence fits
+    cfg = {
+        "seed": work.seed,
+        "name": "bench_trl",
+        "cache_dir": str(cache_dir),
+        "device": "cpu",
+        "num_threads": None,  # torch's default on both sides
+        "task": None,
+        "model": {
+            "name_or_path": str(model_dir),
+            "revision": None,
+            "trust_remote_code": False,
+            "use_safetensors": True,
+            "dtype": "float32",
+            "attn_implementation": None,
+            "gradient_checkpointing": False,
+            "lora": {
+                "enabled": False,
+                "r": 8,
+                "alpha": 16,
+                "target_modules": "all-linear",
+                "merge_on_save": False,
+            },
+        },
+        "data": {
+            "source": str(data_dir),
+            "format": "trl",
+            "splits": {"train": "train.jsonl"},
+            "weight_column": None,
+            "max_rows": None,
+            "max_prompt_length": limit,
+            "max_response_length": limit,
+            "max_length": None,
+            "add_eos": True,
+            "add_bos": False,
+            "on_bad_row": "error",
+            "drop_overlength": False,
+        },
+        "loss": loss or {"name": "dpo", "beta": work.beta, "label_smoothing": 0.0},
+        "trainer": {
+            "lr": work.lr,
+            "epochs": 1,
+            "max_steps": work.steps,
+            "batch_size": work.batch_size,
+            "micro_batch_size": None,
+            "optimizer": "adamw",
+            "adam_betas": [0.9, 0.999],
+            "weight_decay": 0.0,
+            "warmup": 0,
+            "schedule": "constant",
+            "max_grad_norm": 1.0,
+            "precision": "no",
+            "reference": reference,
+            "reference_batch_size": work.reference_batch_size,
+            "log_every": 1,
+            "keep_checkpoints": 1,
+            "save_policy": False,
+        },
+        "eval": {
+            "generate": False,
+            "eval_every": work.steps,  # only after the last (timed) step
+            "at_start": False,
+            "pair_batch_size": work.reference_batch_size,
+        },
+        "judge": {"kind": "none"},
+    }
+    return OmegaConf.create(cfg)
