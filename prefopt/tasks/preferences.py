@@ -119,7 +119,7 @@ def sample_pairs(
         all_r.append(rewards)
         ra, rb = rewards[0::2], rewards[1::2]
         good = np.abs(ra - rb) >= min_gap
-        keep_rate = max(float(good.mean()), 0.0)
+        keep_rate = float(good.mean())
         for i in np.flatnonzero(good)[:need]:
             kept.append((pair_prompts[i], texts[2 * i], texts[2 * i + 1], ra[i], rb[i]))
     if len(kept) < n_pairs:
