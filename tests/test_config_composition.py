@@ -9,7 +9,15 @@ from hydra.core.global_hydra import GlobalHydra
 import prefopt.train  # noqa: F401  (registers the run-name resolver)
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-OPTIONS = sorted((path.parent.name, path.stem) for path in CONF.glob("*/*.yaml"))
+
+
+def _option(path: Path) -> tuple[str, str]:
+    """(group, option) of a config file: conf/experiment/compare/dpo.yaml -> (experiment, compare/dpo)."""
+    group, *rest = path.relative_to(CONF).with_suffix("").parts
+    return group, "/".join(rest)
+
+
+OPTIONS = sorted(_option(p) for p in CONF.rglob("*.yaml") if p.parent != CONF)
 
 
 def _compose(overrides):
