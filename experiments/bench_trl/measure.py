@@ -7,6 +7,10 @@ it runs, the reference forward, the loss, backward, clipping, AdamW, the tool's 
 nothing of model loading, data preparation, reference precomputation or the first (warm-up) step.
 
     tokens_per_second = sum(tokens of steps 2..S) / (end of step S - end of step 1)
+
+The same interval is also measured in CPU time of the process (all its threads): tokens per CPU-second
+is the work each tool needs for the same tokens, and depends much less on other load on the machine
+than the wall clock does.
 """
 
 from __future__ import annotations

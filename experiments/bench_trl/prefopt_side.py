@@ -27,6 +27,7 @@ class TimedTrainer(Trainer):
         tokens_before = self.state.tokens_seen
         row = super().train_step()
         log.setdefault("step_ends", []).append(time.perf_counter())
+        log.setdefault("step_ends_cpu", []).append(time.process_time())
         log.setdefault("tokens", []).append(self.state.tokens_seen - tokens_before)
         log.setdefault("first_row", dict(row))
         return row
@@ -45,7 +46,7 @@ def timed_trainer():
 
 
 def train_prefopt(cfg, run_dir: Path) -> dict:
-    """One prefopt run; returns step_ends, tokens, setup_seconds, step0_loss, step0_chosen_logps."""
+    """One prefopt run: step end times (wall, CPU), tokens per step, setup time, step-0 metrics."""
     with timed_trainer() as records:
         start = time.perf_counter()
         run_module.run_training(cfg, run_dir)
@@ -53,6 +54,7 @@ def train_prefopt(cfg, run_dir: Path) -> dict:
     row = records["first_row"]
     return {
         "step_ends": records["step_ends"],
+        "step_ends_cpu": records["step_ends_cpu"],
         "tokens": records["tokens"],
         "setup_seconds": records["first_step_start"] - start,
         "run_seconds": end - start,

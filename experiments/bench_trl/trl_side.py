@@ -47,6 +47,7 @@ class StepClock(TrainerCallback):
     def __init__(self):
         self.first_step_start: float | None = None
         self.step_ends: list[float] = []
+        self.step_ends_cpu: list[float] = []
         self.first_logs: dict | None = None
 
     def on_step_begin(self, args, state, control, **kwargs):
@@ -55,6 +56,7 @@ class StepClock(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         self.step_ends.append(time.perf_counter())
+        self.step_ends_cpu.append(time.process_time())
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if self.first_logs is None and logs and "loss" in logs:
@@ -105,7 +107,7 @@ def train_trl(
     loss_type: str = "sigmoid",
     beta: float | None = None,
 ) -> dict:
-    """One TRL run; returns step_ends, setup_seconds, run_seconds, step0_loss, step0_chosen_logps."""
+    """One TRL run: step end times (wall, CPU), setup and run time, step-0 metrics."""
     from datasets import load_dataset
     from transformers import AutoTokenizer
 
@@ -126,6 +128,7 @@ def train_trl(
     logs = clock.first_logs or {}
     return {
         "step_ends": clock.step_ends,
+        "step_ends_cpu": clock.step_ends_cpu,
         "setup_seconds": clock.first_step_start - start,
         "run_seconds": end - start,
         "step0_loss": logs.get("loss"),
