@@ -1,0 +1,111 @@
+"""The benchmark's pieces that need no TRL: the shared workload, the timing rule, prefopt's side."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from measure import steady_throughput, summarise
+from workload import (
+    Workload,
+    batch_order,
+    build_model_dir,
+    make_pairs,
+    pair_tokens,
+    prefopt_config,
+    tokens_per_step,
+    write_data,
+)
+
+from prefopt.trainer.batching import epoch_order
+
+TINY = Workload(
+    n_layer=1,
+    n_embd=16,
+    n_head=2,
+    vocab_size=64,
+    prompt_words=(2, 5),
+    response_words=(1, 4),
+    batch_size=4,
+    steps=3,
+    reference_batch_size=8,
+)
+
+
+def test_steady_throughput_times_steps_after_the_first():
+    # Steps end at 1, 3, 4, 7 s with 10, 20, 30, 40 tokens: steps 2..4 hold 90 tokens in 6 s.
+    result = steady_throughput([1.0, 3.0, 4.0, 7.0], [10, 20, 30, 40])
+    assert result["timed_steps"] == 3
+    assert result["timed_tokens"] == 90
+    assert result["tokens_per_second"] == pytest.approx(15.0)
+    assert result["seconds_per_step"] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    ("ends", "tokens"), [([1.0], [5]), ([1.0, 2.0], [5]), ([2.0, 2.0], [5, 5])]
+)
+def test_steady_throughput_rejects_bad_input(ends, tokens):
+    with pytest.raises(ValueError):
+        steady_throughput(ends, tokens)
+
+
+def test_summarise_median_and_spread():
+    # median 4, spread (6 - 2) / 4 = 1.0
+    result = summarise([6.0, 2.0, 4.0])
+    assert result["median"] == 4.0
+    assert result["spread"] == pytest.approx(1.0)
+
+
+def test_pair_tokens_counts_prompt_twice_and_one_eos_per_response():
+    pair = {"prompt": "w1 w2 w3", "chosen": " w4 w5", "rejected": " w6"}
+    assert pair_tokens(pair) == 2 * 3 + (2 + 1) + (1 + 1)
+
+
+def test_pairs_tokenize_like_trl_concatenation(tmp_path):
+    """prompt + response as one string gives the prompt's ids then the response's (TRL's way)."""
+    from transformers import AutoTokenizer
+
+    model_dir = build_model_dir(tmp_path / "model", TINY)
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    for pair in make_pairs(TINY):
+        prompt = tokenizer(pair["prompt"], add_special_tokens=False)["input_ids"]
+        joined = tokenizer(pair["prompt"] + pair["chosen"] + tokenizer.eos_token)["input_ids"]
+        chosen = tokenizer(pair["chosen"], add_special_tokens=False)["input_ids"]
+        assert joined == prompt + chosen + [tokenizer.eos_token_id]
+        assert tokenizer.unk_token_id not in joined
+
+
+def test_batches_follow_prefopt_order_and_cover_every_pair():
+    pairs = make_pairs(TINY)
+    assert len(pairs) == TINY.steps * TINY.batch_size
+    assert batch_order(len(pairs), TINY.seed) == epoch_order(len(pairs), TINY.seed, 0)
+    per_step = tokens_per_step(TINY, pairs)
+    assert len(per_step) == TINY.steps
+    assert sum(per_step) == sum(pair_tokens(p) for p in pairs)
+
+
+def test_prefopt_side_trains_the_counted_tokens(tmp_path):
+    """A tiny prefopt run: tokens per step as the workload counts them, step-0 DPO loss log 2."""
+    from prefopt_side import train_prefopt
+
+    model_dir = build_model_dir(tmp_path / "model", TINY)
+    write_data(tmp_path / "data", TINY)
+    cfg = prefopt_config(TINY, model_dir, tmp_path / "data", tmp_path / "cache", "frozen_copy")
+    result = train_prefopt(cfg, tmp_path / "run")
+    assert result["tokens"] == tokens_per_step(TINY, make_pairs(TINY))
+    assert len(result["step_ends"]) == len(result["step_ends_cpu"]) == TINY.steps
+    assert result["step0_loss"] == pytest.approx(math.log(2), abs=1e-6)
+    assert result["setup_seconds"] > 0
+
+
+def test_trl_side_builds_the_same_job(tmp_path):
+    """Needs TRL (the bench extra): the config TRL gets is fp32 with prefopt's optimiser."""
+    pytest.importorskip("trl")
+    from trl_side import dpo_config
+
+    config = dpo_config(TINY, tmp_path, precompute=True, loss_type="sigmoid", beta=0.1)
+    assert config.bf16 is False
+    assert config.precompute_ref_log_probs is True
+    assert config.per_device_train_batch_size == TINY.batch_size
+    assert config.learning_rate == TINY.lr
+    assert config.optim == "adamw_torch"
