@@ -4,7 +4,8 @@
         [best_of_n=false]
 
 Reads ``<run_dir>/config.yaml`` (the run's resolved config), loads the policy from
-``<run_dir>/policy`` (checkpoint=final) or ``<run_dir>/checkpoints/step_<N:07d>/model``, builds the
+``<run_dir>/policy`` (checkpoint=final) or ``<run_dir>/checkpoints/step_<N:07d>`` (the training
+checkpoint's safetensors weights on the run's starting model, LoRA included), builds the
 task, judge and evaluator with :func:`prefopt.eval.build_evaluator`, and writes
 ``<run_dir>/eval/<checkpoint>_<split>.json`` and its samples ``..._samples.jsonl`` atomically; with
 best_of_n=true also ``<run_dir>/eval/best_of_n_<split>.json`` (pi_ref's best-of-n baseline).
@@ -23,12 +24,14 @@ from omegaconf import OmegaConf
 
 from prefopt.eval import build_evaluator
 from prefopt.models.loading import (
+    apply_lora,
     load_causal_lm,
     load_frozen_reference,
     load_tokenizer,
     model_fingerprint,
 )
 from prefopt.results.store import atomic_write_json
+from prefopt.trainer.checkpoint import load_checkpoint_weights
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +39,17 @@ ARGUMENTS = {"run_dir": None, "checkpoint": "final", "split": "test", "best_of_n
 
 
 def checkpoint_dir(run_dir: Path, checkpoint: str) -> tuple[Path, int]:
-    """The model directory of ``checkpoint`` (final or step_N) and its step (-1 for final)."""
+    """The directory of ``checkpoint`` (final or step_N) and its step (-1 for final)."""
     match = re.fullmatch(r"step_(\d+)", checkpoint)
     if checkpoint == "final":
         path, step = run_dir / "policy", -1
     elif match:
         step = int(match.group(1))
-        path = run_dir / "checkpoints" / f"step_{step:07d}" / "model"
+        path = run_dir / "checkpoints" / f"step_{step:07d}"
     else:
         raise ValueError(f"checkpoint must be 'final' or 'step_N', got {checkpoint!r}")
     if not path.is_dir():
-        saved = sorted(p.parent.name for p in (run_dir / "checkpoints").glob("step_*/model"))
+        saved = sorted(p.parent.name for p in (run_dir / "checkpoints").glob("step_*/state.pt"))
         raise FileNotFoundError(
             f"no saved model for checkpoint {checkpoint!r} at {path}; saved checkpoints: "
             f"{saved or 'none'}" + ("" if (run_dir / "policy").is_dir() else ", no final policy")
@@ -73,14 +76,21 @@ def evaluate_run(
     device = pick_device(str(cfg.get("device", "auto")))
     tokenizer_dir = model_dir if (model_dir / "tokenizer_config.json").exists() else None
     tokenizer = load_tokenizer(tokenizer_dir or resolved.model_path, cfg.model)
-    reference = load_frozen_reference(resolved.model_path, cfg.model).to(device)
-    policy = load_causal_lm(model_dir, cfg.model).to(device)
+    reference = load_frozen_reference(resolved.reference_path, cfg.model).to(device)
+    if step < 0:
+        policy = load_causal_lm(model_dir, cfg.model).to(device)
+    else:
+        policy = load_causal_lm(resolved.model_path, cfg.model)
+        if OmegaConf.select(cfg, "model.lora.enabled", default=False):
+            policy = apply_lora(policy, cfg.model.lora)
+        load_checkpoint_weights(model_dir, policy)
+        policy.to(device)
     needs_pairs = cfg.judge.kind == "proxy" or bool(cfg.eval.get("proxy"))
     evaluator = build_evaluator(
         cfg,
         tokenizer,
         reference,
-        model_fingerprint(resolved.model_path, cfg.model),
+        model_fingerprint(resolved.reference_path, cfg.model),
         resolved.eval_prompts,
         train_pairs=_read_pairs(resolved.data_cfg) if needs_pairs else None,
         task=task,

@@ -49,7 +49,12 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     return sorted(done, key=lambda p: int(p.name[len(PREFIX) :]))
 
 
+def load_checkpoint_weights(path: Path, model: torch.nn.Module) -> None:
+    """Restore the model's weights (the policy as built for training, LoRA included) in place."""
+    load_model(model, str(path / "model.safetensors"))
+
+
 def load_checkpoint(path: Path, model: torch.nn.Module) -> dict:
     """Restore the model's weights in place and return the training state (no arbitrary pickle)."""
-    load_model(model, str(path / "model.safetensors"))
+    load_checkpoint_weights(path, model)
     return torch.load(path / "state.pt", weights_only=True)

@@ -73,13 +73,13 @@ def prepare_models(
     if cfg.model.lora.enabled:
         policy = apply_lora(policy, cfg.model.lora)
     policy.to(device)
-    fingerprint = model_fingerprint(resolved.model_path, cfg.model)
+    fingerprint = model_fingerprint(resolved.reference_path, cfg.model)
     mode = cfg.trainer.reference
     if mode == "lora_disabled":
         live = LiveReference(policy, adapter_off=True)
         eval_reference = AdapterOff(policy)
     else:
-        eval_reference = load_frozen_reference(resolved.model_path, cfg.model).to(device)
+        eval_reference = load_frozen_reference(resolved.reference_path, cfg.model).to(device)
         live = LiveReference(eval_reference)
     pad_id = data.tokenizer.pad_token_id
     keys: dict[str, str] = {}

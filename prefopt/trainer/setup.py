@@ -29,6 +29,11 @@ def check_config(cfg: DictConfig) -> PreferenceLoss:
     mode = cfg.trainer.reference
     if mode not in REFERENCE_MODES:
         raise ValueError(f"trainer.reference={mode!r}; valid: {list(REFERENCE_MODES)}")
+    if mode == "lora_disabled" and cfg.model.get("reference_name_or_path"):
+        raise ValueError(
+            "trainer.reference=lora_disabled makes the policy's own base model the reference; "
+            "it cannot use a different model.reference_name_or_path"
+        )
     if mode == "lora_disabled" and not cfg.model.lora.enabled:
         raise ValueError(
             "trainer.reference=lora_disabled needs model.lora.enabled=true "
@@ -47,7 +52,11 @@ def check_config(cfg: DictConfig) -> PreferenceLoss:
         raise ValueError(f"trainer.lr={cfg.trainer.lr} must be > 0")
     if cfg.trainer.precision == "fp16" and not torch.cuda.is_available():
         raise ValueError("trainer.precision=fp16 needs a GPU; use bf16 or no on a CPU")
-    if cfg.model.name_or_path == TASK_SENTINEL and not cfg.get("task"):
+    uses_task_model = TASK_SENTINEL in (
+        cfg.model.name_or_path,
+        cfg.model.get("reference_name_or_path"),
+    )
+    if uses_task_model and not cfg.get("task"):
         raise ValueError('model.name_or_path="@task" needs a task (task=reviews) or model=hf ...')
     if cfg.data.source == TASK_SENTINEL and not cfg.get("task"):
         raise ValueError('data.source="@task" needs a task (task=reviews) or a real data config')
@@ -58,7 +67,8 @@ def check_config(cfg: DictConfig) -> PreferenceLoss:
 class Resolved:
     """Paths after resolving the task sentinels."""
 
-    model_path: str
+    model_path: str  # the policy's starting point
+    reference_path: str  # pi_ref: the same model unless model.reference_name_or_path is set
     data_cfg: dict
     eval_prompts: dict[str, list[str]] | None  # task's held-out prompts; None = from the data
 
@@ -82,7 +92,10 @@ def resolve_task(cfg: DictConfig, cache_dir: Path):
             data_cfg["source"] = str(Path(files["train"]).parent)
             data_cfg["splits"] = {split: str(path) for split, path in files.items()}
         prompts = {split: _read_prompts(path) for split, path in artifacts.prompt_files.items()}
-    return task, Resolved(model_path, data_cfg, prompts)
+    reference_path = str(cfg.model.get("reference_name_or_path") or model_path)
+    if reference_path == TASK_SENTINEL:
+        reference_path = str(artifacts.model_dir)
+    return task, Resolved(model_path, reference_path, data_cfg, prompts)
 
 
 def _read_prompts(path: Path) -> list[str]:

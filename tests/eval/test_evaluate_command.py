@@ -11,6 +11,7 @@ from conftest import StandInTask, load_model
 
 from prefopt import evaluate
 from prefopt.results.store import read_json
+from prefopt.trainer.checkpoint import save_checkpoint
 
 EVAL_CFG = {"max_new_tokens": 8, "batch_size": 16, "num_prompts": None, "best_of_n_ns": [1, 2]}
 
@@ -40,7 +41,7 @@ def run_dir(tmp_path, model_dir, monkeypatch):
     with torch.no_grad():
         for param in policy.parameters():
             param.add_(0.5 * torch.randn_like(param) * param.std().clamp_min(1e-3))
-    policy.save_pretrained(run / "checkpoints" / "step_0000010" / "model")
+    save_checkpoint(run, 10, policy, {"step": 10}, keep_last=1)  # the trainer's checkpoint format
     return run
 
 

@@ -38,7 +38,8 @@ def _independent_logps(model, prompt, response):
 def _data(tiny_root, tmp_path, loss):
     cfg = make_config(tiny_root, tmp_path / "cache", loss)
     loss_fn = build_loss_from_config(cfg.loss)
-    resolved = Resolved(str(tiny_root / "model"), dict(cfg.data), None)
+    model = str(tiny_root / "model")
+    resolved = Resolved(model, model, dict(cfg.data), None)
     return cfg, loss_fn, prepare_data(cfg, resolved, loss_fn, tmp_path)
 
 
@@ -220,3 +221,20 @@ def test_non_finite_loss_stops_with_a_message(tiny_root, tmp_path, monkeypatch):
     summary = json.loads((tmp_path / "nan" / "summary.json").read_text())
     assert summary["status"] == "failed" and "non-finite" in summary["error"]
     assert json.loads((tmp_path / "nan" / "failed_batch.json").read_text())["item_indices"]
+
+
+def test_a_different_reference_model_is_used(tiny_root, tmp_path):
+    from tiny import build_model_dir
+
+    other = build_model_dir(tmp_path / "other_model", seed=1)
+    cfg = make_config(tiny_root, tmp_path / "cache", {"name": "dpo", "beta": 0.1}, max_steps=1)
+    cfg.model.reference_name_or_path = str(other)
+    summary = run_module.run_training(cfg, tmp_path / "run")
+    start = [
+        json.loads(line)
+        for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+        if json.loads(line)["step"] == 0
+    ][0]
+    assert summary["status"] == "finished"
+    assert abs(start["loss"] - math.log(2)) > 1e-3  # pi != pi_ref at the start
+    assert start["reward_margin"] != 0.0
