@@ -77,7 +77,7 @@ def _torch_threads(n: int):
 class ReviewsTask(Task):
     name = "reviews"
     Config = ReviewsConfig
-    version = 1
+    version = 2
 
     def __init__(self, config: ReviewsConfig):
         super().__init__(config)
@@ -209,13 +209,15 @@ class ReviewsTask(Task):
                 "n_unpaired": len(unpaired),
                 "bayes_accuracy": round(bayes, 4),
                 "label_agreement": float(np.mean([not r["flipped"] for r in records])),
-                "chosen_longer": float(
-                    np.mean(
-                        [len(r["chosen"].split()) > len(r["rejected"].split()) for r in records]
-                    )
-                ),
+                "chosen_longer": _chosen_longer(records),
                 "desirable": float(np.mean([u["label"] for u in unpaired])),
             }
         for split in EVAL_SPLITS:
             write_jsonl(layout.prompt_files[split], [{"prompt": p} for p in splits[split]])
         return info
+
+
+def _chosen_longer(records: list[dict]) -> float:
+    """Fraction of pairs whose chosen response has more words, among pairs of unequal length."""
+    diff = np.array([len(r["chosen"].split()) - len(r["rejected"].split()) for r in records])
+    return float(np.mean(diff[diff != 0] > 0)) if np.any(diff != 0) else float("nan")
