@@ -58,6 +58,28 @@ def token_logps(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
     return picked - torch.logsumexp(shifted_logits, dim=-1)  # (N, T-1)
 
 
+def _split_head(model: torch.nn.Module):
+    """(backbone, lm_head) when logits are a plain linear map of the backbone's last hidden state.
+
+    Models that scale or soft-cap logits, wrappers such as DDP (whose forward must run for gradient
+    sync) and models without a known backbone return None: they take the full-logits path.
+    """
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        return None
+    if hasattr(model, "get_base_model"):  # peft: LoRA layers live inside the wrapped model
+        model = model.get_base_model()
+    config = getattr(model, "config", None)
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    backbone = getattr(model, getattr(model, "base_model_prefix", ""), None)
+    scaled = any(
+        getattr(config, key, None) not in (None, 1.0)
+        for key in ("final_logit_softcapping", "logit_scale", "output_multiplier_scale")
+    )
+    if not isinstance(head, torch.nn.Linear) or backbone is None or backbone is model or scaled:
+        return None
+    return backbone, head
+
+
 def sequence_logps(
     model: torch.nn.Module,
     input_ids: torch.Tensor,
@@ -67,9 +89,22 @@ def sequence_logps(
     """Sum of response-token log-probs and the number of response tokens per sequence.
 
     input_ids, attention_mask, response_mask: (N, T). Returns (logps (N,) fp32, lengths (N,) long).
+    Where the model allows it, only the K positions that predict a response token go through the
+    LM head and the log-softmax (prompt and padding positions are skipped); the result is the same.
     """
-    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits  # (N, T, V)
-    per_token = token_logps(logits, input_ids)  # (N, T-1)
     mask = response_mask[:, 1:]  # (N, T-1): token t+1 is a response token
-    logps = (per_token * mask).sum(-1)  # (N,)
-    return logps, mask.sum(-1)
+    split = _split_head(model)
+    if split is None:
+        logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+        per_token = token_logps(logits, input_ids)  # (N, T-1)
+        return (per_token * mask).sum(-1), mask.sum(-1)
+    backbone, head = split
+    hidden = backbone(
+        input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+    ).last_hidden_state  # (N, T, H)
+    rows, cols = mask.nonzero(as_tuple=True)  # (K,), (K,)
+    logits = head(hidden[rows, cols]).float()  # (K, V): position t predicts token t+1
+    targets = input_ids[rows, cols + 1]  # (K,)
+    picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, -1)
+    logps = torch.zeros(input_ids.shape[0], dtype=picked.dtype, device=picked.device)
+    return logps.index_add(0, rows, picked), mask.sum(-1)  # (N,)
