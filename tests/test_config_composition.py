@@ -53,3 +53,11 @@ def test_every_config_file_composes(group, option):
     for key in ("loss", "model", "data", "trainer", "eval"):
         assert key in cfg
     assert cfg.loss.get("name") or cfg.loss.get("_target_")
+
+
+def test_experiment_values_beat_the_primary_config_and_lose_to_the_command_line():
+    cfg = _compose(["experiment=noise/cdpo", "task.flip_rate=0.2"])
+    assert (cfg.name, cfg.run_label, cfg.loss.name) == ("noise", "cdpo", "dpo")
+    assert cfg.loss.label_smoothing == 0.2  # tied to the task's flip rate
+    cfg = _compose(["experiment=overfit", "trainer.epochs=3"])
+    assert cfg.trainer.epochs == 3 and cfg.trainer.lr == 1.0e-4
