@@ -14,21 +14,15 @@ results/compare/. Runs that finished are skipped, so an interrupted study resume
 from __future__ import annotations
 
 import argparse
-import shutil
-import subprocess
-import sys
 from pathlib import Path
+
+from study import report, train
 
 from prefopt.analysis.selection import checkpoint_rows, select_hyperparameters
 from prefopt.results import load_sweep
 
 LOSSES = ("dpo", "ipo", "kto", "orpo", "simpo")
 SWEEP = Path("multirun/compare")
-
-
-def train(*overrides: str) -> None:
-    """One Hydra multirun of prefopt.train."""
-    subprocess.run([sys.executable, "-m", "prefopt.train", "-m", *overrides], check=True)
 
 
 def selected_settings() -> dict[str, dict[str, float]]:
@@ -57,14 +51,7 @@ def main() -> None:
         print(f"{loss}: selected {setting} on validation")
         values = [f"{key}={value:g}" for key, value in setting.items()]
         train(f"experiment=compare/{loss}", *values, f"seed={args.seeds}", *args.extra)
-    subprocess.run([sys.executable, "-m", "prefopt.report", str(SWEEP)], check=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    shutil.copy(SWEEP / "report.md", args.out / "report.md")
-    for name in ("table.tex",):
-        if (SWEEP / name).exists():
-            shutil.copy(SWEEP / name, args.out / name)
-    if (SWEEP / "figures").exists():
-        shutil.copytree(SWEEP / "figures", args.out / "figures", dirs_exist_ok=True)
+    report(SWEEP, args.out)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,24 @@
+"""Shared steps of the study drivers: run Hydra multiruns of prefopt.train, then the report."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+
+def train(*overrides: str) -> None:
+    """One Hydra multirun of prefopt.train (finished runs are skipped, interrupted ones resume)."""
+    subprocess.run([sys.executable, "-m", "prefopt.train", "-m", *overrides], check=True)
+
+
+def report(sweep: Path, out: Path, *options: str) -> None:
+    """Write the sweep's report (prefopt.report) and copy it with its figures to ``out``."""
+    subprocess.run([sys.executable, "-m", "prefopt.report", str(sweep), *options], check=True)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("report.md", "table.tex"):
+        if (sweep / name).exists():
+            shutil.copy(sweep / name, out / name)
+    if (sweep / "figures").exists():
+        shutil.copytree(sweep / "figures", out / "figures", dirs_exist_ok=True)
