@@ -1,17 +1,25 @@
 """Win rate against pi_ref on held-out prompts, with the numbers around it.
 
-For each prompt x_i of a split, the policy samples y_i and pi_ref's cached sample is y'_i. The judge
-gives a preference p_i = P(y_i better than y'_i) (ties half). ``Evaluator.evaluate`` returns:
+For each prompt x_i of a split, the policy samples y_i, and pi_ref's K cached samples
+y'_i1 .. y'_iK (K = eval_cfg.reference_samples_per_prompt, drawn independently, once per sweep) are
+the reference. The judge gives one preference per comparison, p_ij = P(y_i better than y'_ij) (ties
+half), and the prompt's preference is their mean p_i = (1/K) sum_j p_ij: still one number per prompt,
+so the t interval over prompts stays valid, and the luck of one fixed reference draw, shared by every
+evaluation of every run, shrinks as K grows. ``Evaluator.evaluate`` returns:
 
 - win_rate = mean_i p_i, win_rate_ci_low / win_rate_ci_high (95% t interval over prompts);
-- lc_win_rate: the win rate at zero length difference (AlpacaEval-style logistic fit);
-- win_rate_short / win_rate_long: prompts where y_i is no longer / longer than y'_i; long_frac;
-- judge_reward, ref_judge_reward: mean rewards (pointwise judges only);
+- lc_win_rate: the win rate at zero length difference (AlpacaEval-style logistic fit over the N*K
+  comparisons, each with its own length difference |y_i| - |y'_ij|);
+- win_rate_short / win_rate_long: mean p_ij over the comparisons where y_i is no longer / longer
+  than y'_ij; long_frac, the share of comparisons in the second;
+- judge_reward, ref_judge_reward: mean rewards (pointwise judges only; pi_ref's over all N*K);
 - kl, kl_se = mean and standard error of log pi(y_i|x_i) - log pi_ref(y_i|x_i); named logratio,
   logratio_se unless y_i was drawn at temperature 1 without top-k/top-p;
 - length, ref_length (tokens, EOS not counted), truncated_frac (no EOS), distinct_1, distinct_2;
-- the judge's response metrics averaged (e.g. grammatical) and pi_ref's as ref_<name>;
+- the judge's response metrics averaged (e.g. grammatical) and pi_ref's as ref_<name> (over all N*K);
 - proxy_reward, ref_proxy_reward with a proxy judge; eval_seconds.
+
+A pointwise judge scores pi_ref's samples once; a pairwise judge is called K times per evaluation.
 """
 
 from __future__ import annotations
@@ -45,25 +53,34 @@ from prefopt.results.store import atomic_write_text, to_jsonable
 log = logging.getLogger(__name__)
 
 DEFAULT_BEST_OF_N = (1, 2, 4, 8, 16)
+DEFAULT_REFERENCE_SAMPLES = 4  # pi_ref samples per prompt when the config does not say
 
 
 @dataclass
 class ReferenceSide:
-    """pi_ref's samples on one split and what the judges said about them (computed once)."""
+    """pi_ref's K samples per prompt on one split and what the judges said about them (computed
+    once). Sample j of prompt i is ``samples`` entry j * N + i; arrays are (K, N)."""
 
-    samples: Samples
-    lengths: np.ndarray  # (N,) response tokens, EOS not counted
-    rewards: np.ndarray | None  # (N,) judge rewards; None for a pairwise judge
-    proxy_rewards: np.ndarray | None  # (N,) proxy judge rewards, when a proxy judge is given
-    metrics: dict[str, float]  # the judge's response metrics, averaged
+    samples: Samples  # K * N samples in K blocks of the N prompts
+    lengths: np.ndarray  # (K, N) response tokens, EOS not counted
+    rewards: np.ndarray | None  # (K, N) judge rewards; None for a pairwise judge
+    proxy_rewards: np.ndarray | None  # (K, N) proxy judge rewards, when a proxy judge is given
+    metrics: dict[str, float]  # the judge's response metrics, averaged over all K * N samples
+
+    @property
+    def texts(self) -> list[list[str]]:
+        """(K, N) response texts: ``texts[j][i]`` is sample j of prompt i."""
+        n = self.lengths.shape[1]
+        return [self.samples.texts[j * n : (j + 1) * n] for j in range(self.lengths.shape[0])]
 
 
 class Evaluator:
     """Evaluates policies against pi_ref on the prompts of each split.
 
     ``prompts`` maps a split name ("validation", "test") to its prompt strings; the first
-    ``eval_cfg.num_prompts`` of each are used (all when null). ``encode_prompt`` turns a prompt into
-    token ids the way training does (default: the tokenizer without special tokens).
+    ``eval_cfg.num_prompts`` of each are used (all when null). Each prompt is judged against
+    ``eval_cfg.reference_samples_per_prompt`` of pi_ref's samples. ``encode_prompt`` turns a prompt
+    into token ids the way training does (default: the tokenizer without special tokens).
     """
 
     def __init__(
@@ -81,6 +98,10 @@ class Evaluator:
     ):
         self.settings = SamplingSettings.from_config(eval_cfg)
         self.reference_seed = int(eval_cfg.get("reference_seed", 0))
+        self.reference_samples = _positive_int(
+            eval_cfg.get("reference_samples_per_prompt", DEFAULT_REFERENCE_SAMPLES),
+            "reference_samples_per_prompt",
+        )
         self.best_of_n_samples = eval_cfg.get("best_of_n_samples")
         self.judge = judge
         self.proxy_judge = proxy_judge
@@ -105,9 +126,11 @@ class Evaluator:
 
     # ---------------------------------------------------------------- pi_ref's side
     def reference(self, split: str) -> ReferenceSide:
-        """pi_ref's samples on ``split`` (from the disk cache when there) and their judgements."""
+        """pi_ref's K samples per prompt on ``split`` (from the disk cache when there) and their
+        judgements."""
         self._check_split(split)
         if split not in self._reference:
+            k = self.reference_samples
             samples = cached_samples(
                 self.reference_model,
                 self.tokenizer,
@@ -117,15 +140,17 @@ class Evaluator:
                 cache_dir=self.cache_dir,
                 model_key=self.reference_key,
                 label=f"pi_ref samples for split {split!r}",
+                samples_per_prompt=k,
             )
-            prompts = self.prompts[split]
-            metrics = self._response_metrics(prompts, samples.texts)
+            prompts = list(self.prompts[split]) * k  # (K * N,) in the samples' block order
+            rewards = self._score(self.judge, prompts, samples.texts)
+            proxy_rewards = self._score(self.proxy_judge, prompts, samples.texts)
             self._reference[split] = ReferenceSide(
                 samples=samples,
-                lengths=_content_lengths(samples),
-                rewards=self._score(self.judge, prompts, samples.texts),
-                proxy_rewards=self._score(self.proxy_judge, prompts, samples.texts),
-                metrics=metrics,
+                lengths=_content_lengths(samples).reshape(k, -1),
+                rewards=None if rewards is None else rewards.reshape(k, -1),
+                proxy_rewards=None if proxy_rewards is None else proxy_rewards.reshape(k, -1),
+                metrics=self._response_metrics(prompts, samples.texts),
             )
         return self._reference[split]
 
@@ -151,16 +176,10 @@ class Evaluator:
             **vars(self.settings),
         )
         rewards = self._score(self.judge, prompts, samples.texts)
-        if self.judge.pointwise:
-            preferences = preferences_from_scores(rewards, ref.rewards)  # (N,)
-        else:
-            preferences = check_preferences(
-                self.judge.compare(prompts, samples.texts, ref.samples.texts),
-                len(prompts),
-                self.judge.name,
-            )
+        comparisons = self._comparisons(prompts, samples.texts, rewards, ref)  # (K, N) p_ij
+        preferences = comparisons.mean(axis=0)  # (N,) p_i
         lengths = _content_lengths(samples)  # (N,)
-        length_diff = lengths - ref.lengths  # (N,)
+        length_diff = lengths[None, :] - ref.lengths  # (K, N)
         policy_logps = _response_logps(
             policy, prompt_ids, samples, self.tokenizer.pad_token_id, self.settings.batch_size
         )
@@ -175,8 +194,9 @@ class Evaluator:
 
         win, low, high = win_rate_ci(preferences)
         metrics = {"win_rate": win, "win_rate_ci_low": low, "win_rate_ci_high": high}
-        metrics["lc_win_rate"] = length_controlled_win_rate(preferences, length_diff)
-        metrics.update(length_bucket_win_rates(preferences, length_diff))
+        each_p, each_diff = comparisons.ravel(), length_diff.ravel()  # (K * N,) per comparison
+        metrics["lc_win_rate"] = length_controlled_win_rate(each_p, each_diff)
+        metrics.update(length_bucket_win_rates(each_p, each_diff))
         if rewards is not None:
             metrics["judge_reward"] = float(rewards.mean())
             metrics["ref_judge_reward"] = float(ref.rewards.mean())
@@ -198,7 +218,7 @@ class Evaluator:
             metrics["ref_proxy_reward"] = float(ref.proxy_rewards.mean())
         if samples_path is not None:
             self._write_samples(
-                Path(samples_path), split, samples, ref, rewards, preferences, lengths, logratios
+                Path(samples_path), split, samples, ref, rewards, comparisons, lengths, logratios
             )
         metrics["eval_seconds"] = time.perf_counter() - start
         return metrics
@@ -212,7 +232,8 @@ class Evaluator:
         Draws M = max(max(ns), eval_cfg.best_of_n_samples) samples per prompt from pi_ref (cached
         on disk), picks the judge's best of the first n, and reports its mean reward, its win rate
         against pi_ref's evaluation sample, the KL bound log n - (n-1)/n and the plug-in estimate
-        from the M samples' rewards (lower when rewards tie).
+        from the M samples' rewards (lower when rewards tie). The win rate is judged as in
+        :meth:`evaluate`: against each of pi_ref's K evaluation samples, averaged.
         """
         if not self.judge.pointwise:
             raise ValueError(f"best-of-n needs a pointwise judge; {self.judge.name!r} is pairwise")
@@ -225,12 +246,13 @@ class Evaluator:
         samples = cached_samples(
             self.reference_model,
             self.tokenizer,
-            [ids for _ in range(m) for ids in prompt_ids],  # M blocks of all prompts
+            prompt_ids,
             settings=self.settings,
             seed=derive_seed("best_of_n", seed, split),
             cache_dir=self.cache_dir,
             model_key=self.reference_key,
             label=f"pi_ref best-of-{m} samples for split {split!r}",
+            samples_per_prompt=m,  # M blocks of all prompts
         )
         scores = self._score(self.judge, list(prompts) * m, samples.texts)
         rewards = scores.reshape(m, len(prompts)).T  # (P, M)
@@ -243,7 +265,7 @@ class Evaluator:
                     "kl_bound": best_of_n_kl_bound(n),
                     "kl_estimate": best_of_n_kl_estimate(rewards, n),
                     "judge_reward": float(best.mean()),
-                    "win_rate": float(preferences_from_scores(best, ref.rewards).mean()),
+                    "win_rate": float(preferences_from_scores(best[None, :], ref.rewards).mean()),
                 }
             )
         return rows
@@ -252,6 +274,20 @@ class Evaluator:
     def _check_split(self, split: str) -> None:
         if split not in self.prompts:
             raise ValueError(f"unknown split {split!r}; this evaluator has {self.splits}")
+
+    def _comparisons(self, prompts, texts, rewards, ref: ReferenceSide) -> np.ndarray:
+        """p_ij = P(policy's y_i better than pi_ref's y'_ij) (K, N): from the rewards for a
+        pointwise judge, else one ``compare`` call per reference set j."""
+        if self.judge.pointwise:
+            return preferences_from_scores(rewards[None, :], ref.rewards)  # (K, N)
+        return np.stack(
+            [
+                check_preferences(
+                    self.judge.compare(prompts, texts, ref_texts), len(prompts), self.judge.name
+                )
+                for ref_texts in ref.texts
+            ]
+        )
 
     def _score(self, judge: Judge | None, prompts, texts) -> np.ndarray | None:
         """The judge's checked rewards (N,), or None for no judge or a pairwise one."""
@@ -275,28 +311,45 @@ class Evaluator:
                 out[key] = float(np.nanmean(array))
         return out
 
-    def _write_samples(self, path, split, samples, ref, rewards, preferences, lengths, logratios):
+    def _write_samples(self, path, split, samples, ref, rewards, comparisons, lengths, logratios):
         """One JSONL row per prompt, written atomically; ``policy_token_ids`` (EOS included when
-        emitted) lets the log-ratio be recomputed exactly, as decoded text may not re-tokenize."""
+        emitted) lets the log-ratio be recomputed exactly, as decoded text may not re-tokenize.
+
+        ``reference``, ``reference_reward``, ``reference_length`` and ``reference_finished`` describe
+        pi_ref's first sample; the ``*_all`` lists hold all K, and ``preference_all`` the K
+        comparisons p_ij whose mean is ``preference``."""
         rows = []
+        ref_texts = ref.texts  # (K, N)
         for i, prompt in enumerate(self.prompts[split]):
+            ref_rewards = None if ref.rewards is None else [float(r) for r in ref.rewards[:, i]]
             row = {
                 "prompt_index": i,
                 "prompt": prompt,
                 "policy": samples.texts[i],
-                "reference": ref.samples.texts[i],
+                "reference": ref_texts[0][i],
                 "policy_reward": None if rewards is None else float(rewards[i]),
-                "reference_reward": None if ref.rewards is None else float(ref.rewards[i]),
+                "reference_reward": None if ref_rewards is None else ref_rewards[0],
                 "policy_length": int(lengths[i]),
-                "reference_length": int(ref.lengths[i]),
+                "reference_length": int(ref.lengths[0, i]),
                 "policy_finished": bool(samples.finished[i]),
                 "policy_token_ids": samples.response_ids[i],
                 "reference_finished": bool(ref.samples.finished[i]),
-                "preference": float(preferences[i]),
+                "preference": float(comparisons[:, i].mean()),
                 "logratio": float(logratios[i]),
+                "reference_all": [texts[i] for texts in ref_texts],
+                "reference_reward_all": ref_rewards,
+                "reference_length_all": [int(n) for n in ref.lengths[:, i]],
+                "preference_all": [float(p) for p in comparisons[:, i]],
             }
             rows.append(json.dumps(to_jsonable(row)) + "\n")
         atomic_write_text(path, "".join(rows))
+
+
+def _positive_int(value, name: str) -> int:
+    """``value`` as an int >= 1, else a ValueError naming the setting."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 def _select_prompts(prompts, num_prompts, encode):

@@ -1,8 +1,8 @@
 """Sampling settings, derived seeds, and samples cached on disk (pi_ref's, shared by a sweep).
 
-A cache entry is keyed by the model key (a hash that identifies pi_ref), the prompt token ids, every
-sampling setting and the seed, so a change in any of them computes new samples instead of reusing
-stale ones.
+A cache entry is keyed by the model key (a hash that identifies pi_ref), the prompt token ids, the
+number of samples per prompt, every sampling setting and the seed, so a change in any of them
+computes new samples instead of reusing stale ones.
 """
 
 from __future__ import annotations
@@ -64,15 +64,21 @@ def cached_samples(
     cache_dir: str | Path,
     model_key: str,
     label: str,
+    samples_per_prompt: int = 1,
 ) -> Samples:
-    """``sample_responses`` once per (model_key, prompt_ids, settings, seed); loaded afterwards.
+    """``samples_per_prompt`` = k independent samples of every prompt, drawn once per (model_key,
+    prompt_ids, k, settings, seed) and loaded afterwards.
 
+    The k * P samples come in k blocks of all P prompts: sample j of prompt i is at j * P + i.
     Logs one line saying whether the samples were computed or loaded.
     """
+    if samples_per_prompt < 1:
+        raise ValueError(f"samples_per_prompt must be a positive integer, got {samples_per_prompt}")
     key = stable_hash(
         {
             "model": model_key,
             "prompts": stable_hash([list(p) for p in prompt_ids]),
+            "samples_per_prompt": int(samples_per_prompt),
             "settings": asdict(settings),
             "seed": seed,
         }
@@ -82,7 +88,8 @@ def cached_samples(
         stored = read_json(path)
         log.info("%s: %d samples loaded from cache %s", label, len(stored["texts"]), path)
         return Samples(**stored)
-    samples = sample_responses(model, tokenizer, prompt_ids, seed=seed, **asdict(settings))
+    blocks = [ids for _ in range(samples_per_prompt) for ids in prompt_ids]  # (k * P,)
+    samples = sample_responses(model, tokenizer, blocks, seed=seed, **asdict(settings))
     atomic_write_text(path, json.dumps(asdict(samples)))
     log.info("%s: %d samples computed and cached at %s", label, len(samples.texts), path)
     return samples

@@ -1,7 +1,8 @@
 """Statistics over per-prompt evaluation results: win rates, intervals, diversity.
 
-A *preference* p_i in [0, 1] is the judge's probability that the policy's response to prompt i beats
-pi_ref's (1 win, 0.5 tie, 0 loss for pointwise judges). Every rate below is a mean over prompts.
+A *preference* p in [0, 1] is the judge's probability that the policy's response beats pi_ref's
+(1 win, 0.5 tie, 0 loss for pointwise judges). The evaluator passes one p_i per prompt to the
+interval, and one p_ij per (prompt, reference sample) comparison to the length statistics.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def length_controlled_win_rate(preferences: np.ndarray, length_diff: np.ndarray)
 
 def length_bucket_win_rates(preferences: np.ndarray, length_diff: np.ndarray) -> dict[str, float]:
     """Win rate where the policy's response is no longer than pi_ref's (``win_rate_short``) and
-    where it is longer (``win_rate_long``), with ``long_frac``, the share of prompts in the second.
+    where it is longer (``win_rate_long``), with ``long_frac``, the share of the comparisons in the
+    second.
 
     An empty bucket has no key.
     """

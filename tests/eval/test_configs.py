@@ -50,4 +50,6 @@ def test_eval_config_builds_an_evaluator(model_dir, tokenizer, tmp_path):
         {"validation": PROMPTS}, tmp_path, "pi_ref",
     )  # fmt: skip
     assert evaluator.settings.samples_the_model
-    assert len(evaluator.prompts["validation"]) == min(len(PROMPTS), eval_cfg.num_prompts)
+    limit = eval_cfg.num_prompts or len(PROMPTS)
+    assert len(evaluator.prompts["validation"]) == min(len(PROMPTS), limit)
+    assert evaluator.reference_samples == eval_cfg.reference_samples_per_prompt

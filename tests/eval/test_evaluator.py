@@ -58,7 +58,10 @@ def test_reference_against_itself(model_dir, tokenizer, tmp_path):
 
 
 def test_metrics_agree_with_the_samples_file(model_dir, tokenizer, tmp_path):
-    evaluator = make_evaluator(model_dir, tokenizer, tmp_path / "cache")
+    # one pi_ref sample per prompt: the preference is the single comparison of the two rewards
+    evaluator = make_evaluator(
+        model_dir, tokenizer, tmp_path / "cache", reference_samples_per_prompt=1
+    )
     policy = perturbed_copy(model_dir)
     path = tmp_path / "run" / "samples.jsonl"
     metrics = evaluator.evaluate(policy, "validation", step=3, seed=0, samples_path=path)
@@ -108,6 +111,89 @@ def test_metrics_agree_with_the_samples_file(model_dir, tokenizer, tmp_path):
     assert metrics["kl"] > 0  # a different policy is away from pi_ref
 
 
+def test_each_prompt_is_judged_against_k_reference_samples(model_dir, tokenizer, tmp_path):
+    k = 3
+    evaluator = make_evaluator(model_dir, tokenizer, tmp_path, reference_samples_per_prompt=k)
+    path = tmp_path / "samples.jsonl"
+    metrics = evaluator.evaluate(perturbed_copy(model_dir), "validation", 2, 0, samples_path=path)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(rows) == len(PROMPTS)
+    for r in rows:
+        assert len(r["reference_all"]) == len(r["preference_all"]) == k
+        assert r["reference"] == r["reference_all"][0]
+        assert r["reference_reward"] == r["reference_reward_all"][0]
+        assert r["reference_length"] == r["reference_length_all"][0]
+    # k independent draws: for most prompts the k reference responses are not all the same
+    assert np.mean([len(set(r["reference_all"])) > 1 for r in rows]) > 0.5
+    # word count judge, worked out from the texts: p_ij = 1, 0.5 or 0; p_i = mean_j p_ij
+    words = lambda text: len(text.split())  # noqa: E731
+    each = np.array(
+        [
+            [np.sign(words(r["policy"]) - words(ref)) / 2 + 0.5 for ref in r["reference_all"]]
+            for r in rows
+        ]
+    )  # (N, K)
+    assert [r["reference_reward_all"] for r in rows] == [
+        [words(ref) for ref in r["reference_all"]] for r in rows
+    ]
+    assert each.tolist() == [r["preference_all"] for r in rows]
+    per_prompt = each.mean(axis=1)  # (N,)
+    assert [r["preference"] for r in rows] == pytest.approx(per_prompt.tolist())
+    assert (each.min(axis=1) < each.max(axis=1)).any()  # the k comparisons do differ
+    half = stats.t.ppf(0.975, len(rows) - 1) * per_prompt.std(ddof=1) / np.sqrt(len(rows))
+    assert metrics["win_rate"] == pytest.approx(per_prompt.mean())
+    assert metrics["win_rate_ci_low"] == pytest.approx(max(0.0, per_prompt.mean() - half))
+    assert metrics["win_rate_ci_high"] == pytest.approx(min(1.0, per_prompt.mean() + half))
+    # pi_ref's metrics average all N * K samples; length buckets count comparisons
+    references = [ref for r in rows for ref in r["reference_all"]]
+    assert metrics["ref_judge_reward"] == pytest.approx(np.mean([words(t) for t in references]))
+    ref_lengths = np.array([r["reference_length_all"] for r in rows])  # (N, K)
+    assert metrics["ref_length"] == pytest.approx(ref_lengths.mean())
+    longer = np.array([r["policy_length"] for r in rows])[:, None] > ref_lengths  # (N, K)
+    assert metrics["long_frac"] == pytest.approx(longer.mean())
+    assert metrics["win_rate_long"] == pytest.approx(each[longer].mean())
+    assert metrics["win_rate_short"] == pytest.approx(each[~longer].mean())
+
+
+class CountingPairwiseJudge(Judge):
+    """Pairwise judge that prefers more words (ties half) and records the responses it compared."""
+
+    name = "counting_pairwise"
+    pointwise = False
+
+    def __init__(self):
+        self.calls = []
+
+    def compare(self, prompts, responses_a, responses_b):
+        self.calls.append(list(responses_b))
+        a = np.array([len(t.split()) for t in responses_a])
+        b = np.array([len(t.split()) for t in responses_b])
+        return 0.5 * (1.0 + np.sign(a - b))
+
+
+def test_a_pairwise_judge_is_called_once_per_reference_set(model_dir, tokenizer, tmp_path):
+    judge = CountingPairwiseJudge()
+    pairwise = make_evaluator(
+        model_dir, tokenizer, tmp_path, judge=judge, reference_samples_per_prompt=3
+    )
+    policy = perturbed_copy(model_dir)
+    metrics = pairwise.evaluate(policy, "test", step=0, seed=0)
+    reference = pairwise.reference("test")
+    assert judge.calls == reference.texts and len(judge.calls) == 3
+    assert "judge_reward" not in metrics
+    # the same preferences as the word-count judge, which scores each response once
+    pointwise = make_evaluator(model_dir, tokenizer, tmp_path, reference_samples_per_prompt=3)
+    expected = pointwise.evaluate(policy, "test", step=0, seed=0)
+    for key in ("win_rate", "win_rate_ci_low", "lc_win_rate", "long_frac"):
+        assert metrics[key] == pytest.approx(expected[key])
+
+
+def test_reference_samples_per_prompt_must_be_a_positive_integer(model_dir, tokenizer, tmp_path):
+    for bad in (0, 2.5, None, True):
+        with pytest.raises(ValueError, match="reference_samples_per_prompt"):
+            make_evaluator(model_dir, tokenizer, tmp_path, reference_samples_per_prompt=bad)
+
+
 def test_a_policy_tuned_towards_the_judge_wins_and_moves_away(model_dir, tokenizer, tmp_path):
     evaluator = make_evaluator(model_dir, tokenizer, tmp_path, judge=GoodWordJudge())
     policy = load_model(model_dir).train()
@@ -144,6 +230,10 @@ def test_reference_samples_are_computed_once(model_dir, tokenizer, tmp_path, cap
         caplog.clear()
         make_evaluator(model_dir, tokenizer, tmp_path, max_new_tokens=6).reference("test")
         assert "computed and cached" in caplog.text  # other settings, other samples
+        caplog.clear()
+        more = make_evaluator(model_dir, tokenizer, tmp_path, reference_samples_per_prompt=5)
+        assert len(more.reference("test").samples.texts) == 5 * len(PROMPTS[:8])
+        assert "computed and cached" in caplog.text  # k is part of the cache key
 
 
 def test_tempered_sampling_is_not_called_kl(model_dir, tokenizer, tmp_path):
