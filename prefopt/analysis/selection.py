@@ -17,7 +17,9 @@ from prefopt.results.sweep import config_columns
 
 CHECKPOINTS = ("best", "final")
 # Config keys that name a replicate or a place, not a hyperparameter to select.
-_NOT_HYPERPARAMETER = re.compile(r"(^|\.)(\w*seed|\w*dir|\w*path|output\w*)$")
+_NOT_HYPERPARAMETER = re.compile(
+    r"(^|\.)(\w*seed|\w*dir|\w*path|output\w*|run_label|name|num_threads)$"
+)
 
 
 def hyperparameter_columns(frame: pd.DataFrame, method: str = "loss.name") -> list[str]:
