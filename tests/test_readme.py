@@ -1,0 +1,54 @@
+"""The README's quick start: two commands; the main job's parts run here end to end (slow tier)."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _quick_start_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```bash\n(.+?)\n```", section, flags=re.S)
+
+
+def test_quick_start_is_two_commands_ending_in_the_main_job_and_the_tests():
+    commands = _quick_start_commands()
+    assert len(commands) == 2 and all("\n" not in c for c in commands)
+    main_job, tests = commands
+    assert "python -m prefopt.train -m experiment=main" in main_job
+    assert main_job.endswith("python -m prefopt.report multirun/main")
+    assert tests.endswith("python -m pytest -q")
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "python -m pytest -q" in ci  # CI runs the README's test command
+
+
+@pytest.mark.slow
+def test_main_job_runs_and_reports(tmp_path):
+    """The main job's two parts, as the README runs them, in a fresh cache and sweep directory."""
+    env = {**os.environ, "PREFOPT_CACHE": str(tmp_path / "cache")}
+    sweep = tmp_path / "multirun" / "main"
+    train = [
+        sys.executable,
+        "-m",
+        "prefopt.train",
+        "-m",
+        "experiment=main",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    result = subprocess.run(train, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = [sys.executable, "-m", "prefopt.report", str(sweep)]
+    result = subprocess.run(report, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    text = (sweep / "report.md").read_text()
+    assert "5 runs: 5 finished" in text
+    for loss in ("dpo", "ipo", "kto", "orpo", "simpo"):
+        assert f"| {loss} |" in text
+    assert (sweep / "figures" / "overfitting.png").stat().st_size > 10_000
+    assert (sweep / "table.tex").exists()
