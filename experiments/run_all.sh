@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Every committed study, one after another, two runs at a time (joblib, one thread each).
+# Results go to results/<study>/; each step skips runs that already finished.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+J="launcher=joblib"
+python experiments/overfitting.py "$J"
+python experiments/sensitivity.py "$J"
+python experiments/noisy_preferences.py "$J"
+python experiments/proxy_vs_gold.py "$J"
+python experiments/data_study.py "$J"
+python experiments/compare_losses.py "$J"
