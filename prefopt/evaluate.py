@@ -76,7 +76,7 @@ def evaluate_run(
     device = pick_device(str(cfg.get("device", "auto")))
     tokenizer_dir = model_dir if (model_dir / "tokenizer_config.json").exists() else None
     tokenizer = load_tokenizer(tokenizer_dir or resolved.model_path, cfg.model)
-    reference = load_frozen_reference(resolved.reference_path, cfg.model).to(device)
+    reference = load_frozen_reference(resolved.baseline_path, cfg.model).to(device)
     if step < 0:
         policy = load_causal_lm(model_dir, cfg.model).to(device)
     else:
@@ -90,7 +90,7 @@ def evaluate_run(
         cfg,
         tokenizer,
         reference,
-        model_fingerprint(resolved.reference_path, cfg.model),
+        model_fingerprint(resolved.baseline_path, cfg.model),
         resolved.eval_prompts,
         train_pairs=_read_pairs(resolved.data_cfg) if needs_pairs else None,
         task=task,

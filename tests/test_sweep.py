@@ -49,6 +49,7 @@ def test_multirun_restart_and_shared_reference(tmp_path):
             "provenance.json",
             "data_report.json",
             "policy/config.json",
+            "best_of_n.json",
         ):
             assert (run_dir / name).exists(), name
         assert list((run_dir / "samples").glob("step_*_validation.jsonl"))

@@ -16,6 +16,7 @@ from prefopt.models.loading import (
     load_frozen_reference,
     model_fingerprint,
 )
+from prefopt.results.store import atomic_write_json
 from prefopt.trainer.data_setup import PreparedData
 from prefopt.trainer.loop import HeldOut
 from prefopt.trainer.reference import (
@@ -25,7 +26,7 @@ from prefopt.trainer.reference import (
     cached_table,
     compute_table,
 )
-from prefopt.trainer.setup import Resolved
+from prefopt.trainer.setup import Resolved, is_main_process
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,8 @@ class PreparedModels:
     policy: torch.nn.Module
     train_reference: object | None  # None for reference-free losses
     heldout: dict[str, HeldOut]
-    eval_reference_model: torch.nn.Module
-    reference_key: str
+    eval_reference_model: torch.nn.Module  # the baseline of win rate and KL (pi_ref by default)
+    reference_key: str  # fingerprint of that baseline (keys its cached samples)
     cache_keys: dict[str, str] = field(default_factory=dict)
 
 
@@ -81,6 +82,9 @@ def prepare_models(
     else:
         eval_reference = load_frozen_reference(resolved.reference_path, cfg.model).to(device)
         live = LiveReference(eval_reference)
+    if resolved.baseline_path != resolved.reference_path:  # evaluation against another model
+        eval_reference = load_frozen_reference(resolved.baseline_path, cfg.model).to(device)
+    baseline_key = model_fingerprint(resolved.baseline_path, cfg.model)
     pad_id = data.tokenizer.pad_token_id
     keys: dict[str, str] = {}
 
@@ -110,7 +114,7 @@ def prepare_models(
         same = loss_items is pairs or (pairs and loss_fn.data_format == "paired")
         loss_ref = pair_ref if same else reference_for(loss_items, f"{split}_{loss_fn.data_format}")
         heldout[split] = HeldOut(pairs, loss_items, pair_ref, loss_ref)
-    return PreparedModels(policy, train_reference, heldout, eval_reference, fingerprint, keys)
+    return PreparedModels(policy, train_reference, heldout, eval_reference, baseline_key, keys)
 
 
 def generation_hook(cfg, task, resolved, data, models, cache_dir, run_dir):
@@ -135,12 +139,25 @@ def generation_hook(cfg, task, resolved, data, models, cache_dir, run_dir):
         device=str(next(models.policy.parameters()).device),
     )
     seed = int(cfg.seed)
+    write_best_of_n(cfg, evaluator, Path(run_dir))
 
     def evaluate(model, split: str, step: int) -> dict:
         path = Path(run_dir) / "samples" / f"step_{step:07d}_{split}.jsonl"
         return evaluator.evaluate(model, split, step, seed, samples_path=path)
 
     return evaluate, "win_rate"
+
+
+def write_best_of_n(cfg, evaluator, run_dir: Path) -> None:
+    """best_of_n.json: pi_ref's best-of-n under the judge on validation (the frontier's baseline).
+
+    Its samples are cached per sweep; pairwise judges have no best-of-n and write nothing.
+    """
+    ns = list(cfg.eval.get("best_of_n_ns") or [])
+    path = run_dir / "best_of_n.json"
+    if not ns or not evaluator.judge.pointwise or path.exists() or not is_main_process():
+        return
+    atomic_write_json(path, evaluator.best_of_n("validation", ns))
 
 
 def save_policy(model: torch.nn.Module, tokenizer, path: Path, cfg: DictConfig) -> None:

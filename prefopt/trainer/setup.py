@@ -69,6 +69,9 @@ class Resolved:
 
     model_path: str  # the policy's starting point
     reference_path: str  # pi_ref: the same model unless model.reference_name_or_path is set
+    baseline_path: (
+        str  # what win rate and KL are measured against: pi_ref unless eval says otherwise
+    )
     data_cfg: dict
     eval_prompts: dict[str, list[str]] | None  # task's held-out prompts; None = from the data
 
@@ -93,9 +96,12 @@ def resolve_task(cfg: DictConfig, cache_dir: Path):
             data_cfg["splits"] = {split: str(path) for split, path in files.items()}
         prompts = {split: _read_prompts(path) for split, path in artifacts.prompt_files.items()}
     reference_path = str(cfg.model.get("reference_name_or_path") or model_path)
+    baseline_path = str(cfg.eval.get("baseline_name_or_path") or reference_path)
     if reference_path == TASK_SENTINEL:
         reference_path = str(artifacts.model_dir)
-    return task, Resolved(model_path, reference_path, data_cfg, prompts)
+    if baseline_path == TASK_SENTINEL:
+        baseline_path = str(artifacts.model_dir)
+    return task, Resolved(model_path, reference_path, baseline_path, data_cfg, prompts)
 
 
 def _read_prompts(path: Path) -> list[str]:

@@ -39,7 +39,7 @@ def _data(tiny_root, tmp_path, loss):
     cfg = make_config(tiny_root, tmp_path / "cache", loss)
     loss_fn = build_loss_from_config(cfg.loss)
     model = str(tiny_root / "model")
-    resolved = Resolved(model, model, dict(cfg.data), None)
+    resolved = Resolved(model, model, model, dict(cfg.data), None)
     return cfg, loss_fn, prepare_data(cfg, resolved, loss_fn, tmp_path)
 
 
