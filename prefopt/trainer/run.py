@@ -77,11 +77,15 @@ def _run_unlocked(cfg: DictConfig, run_dir: Path, overrides: list[str] | None) -
 
 def _train(cfg: DictConfig, run_dir: Path, loss_fn) -> tuple[dict, dict]:
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
 
     if cfg.get("num_threads"):
         torch.set_num_threads(int(cfg.num_threads))
     torch.manual_seed(int(cfg.seed))
     device = pick_device(cfg.device)
+    # Runs of one sweep share this process (Hydra's basic launcher); accelerate keeps the first
+    # run's precision in a singleton unless it is reset (the process group is kept).
+    AcceleratorState._reset_state(reset_partial_state=False)
     accelerator = Accelerator(mixed_precision=cfg.trainer.precision, cpu=device.type == "cpu")
     cache_dir = Path(cfg.cache_dir).expanduser()
     task, resolved = resolve_task(cfg, cache_dir)
