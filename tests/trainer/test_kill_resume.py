@@ -25,7 +25,7 @@ def _start(tiny_root, run_dir):
 
 def _finish(tiny_root, run_dir):
     process = _start(tiny_root, run_dir)
-    _, err = process.communicate(timeout=300)
+    _, err = process.communicate(timeout=900)
     assert process.returncode == 0, err.decode()[-2000:]
 
 

@@ -90,7 +90,7 @@ def make_config(tmp: Path, cache: Path, loss: dict, **trainer):
         "name": "test",
         "cache_dir": str(cache),
         "device": "cpu",
-        "num_threads": None,
+        "num_threads": 1,
         "task": None,
         "model": {
             "name_or_path": str(model_dir),
