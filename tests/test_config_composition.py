@@ -60,4 +60,4 @@ def test_experiment_values_beat_the_primary_config_and_lose_to_the_command_line(
     assert (cfg.name, cfg.run_label, cfg.loss.name) == ("noise", "cdpo", "dpo")
     assert cfg.loss.label_smoothing == 0.2  # tied to the task's flip rate
     cfg = _compose(["experiment=overfit", "trainer.epochs=3"])
-    assert cfg.trainer.epochs == 3 and cfg.trainer.lr == 1.0e-4
+    assert cfg.trainer.epochs == 3 and cfg.trainer.lr == 5.0e-4

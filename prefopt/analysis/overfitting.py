@@ -113,9 +113,10 @@ def _overfitting_panel(axis, runs, x, margin, heldout_split, handles: dict):
     win = mean_curve(heldout_rows, "win_rate", x)
     if not win.empty:
         (handles["win rate"],) = twin.plot(win[x], 100 * win["mean"], color="C0", marker="o")
-        handles["95% CI"] = twin.fill_between(
-            win[x], 100 * win["low"], 100 * win["high"], color="C0", alpha=0.2, linewidth=0
-        )
+        low, high = (
+            100 * win[b].clip(0.0, 1.0) for b in ("low", "high")
+        )  # a rate stays in [0, 100]
+        handles["95% CI"] = twin.fill_between(win[x], low, high, color="C0", alpha=0.2, linewidth=0)
         peak_x, peak, onset = find_overfitting(win[x], win["mean"], margin)
         (handles["peak"],) = twin.plot(peak_x, 100 * peak, "*", color="C3", markersize=9)
         if onset is not None:
