@@ -17,7 +17,9 @@ def _option(path: Path) -> tuple[str, str]:
     return group, "/".join(rest)
 
 
-OPTIONS = sorted(_option(p) for p in CONF.rglob("*.yaml") if p.parent != CONF)
+ACCELERATE = CONF / "accelerate"  # accelerate launch's config files, not a Hydra group
+HYDRA_FILES = [p for p in CONF.rglob("*.yaml") if ACCELERATE not in p.parents]
+OPTIONS = sorted(_option(p) for p in HYDRA_FILES if p.parent != CONF)
 
 
 def _compose(overrides):
@@ -40,7 +42,10 @@ def test_conf_tree_is_walked():
         "launcher",
         "experiment",
     } <= groups
-    assert len(OPTIONS) == len(list(CONF.rglob("*.yaml"))) - 1  # every file but config.yaml
+    assert len(OPTIONS) == len(HYDRA_FILES) - 1  # every Hydra file but config.yaml
+    assert len(HYDRA_FILES) + len(list(ACCELERATE.glob("*.yaml"))) == len(
+        list(CONF.rglob("*.yaml"))
+    )
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}/{o}" for g, o in OPTIONS])

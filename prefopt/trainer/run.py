@@ -87,7 +87,7 @@ def _train(cfg: DictConfig, run_dir: Path, loss_fn) -> tuple[dict, dict]:
     # run's precision in a singleton unless it is reset (the process group is kept).
     AcceleratorState._reset_state(reset_partial_state=False)
     accelerator = Accelerator(mixed_precision=cfg.trainer.precision, cpu=device.type == "cpu")
-    cache_dir = Path(cfg.cache_dir).expanduser()
+    cache_dir = Path(cfg.cache_dir).expanduser().resolve()
     task, resolved = resolve_task(cfg, cache_dir)
     data = data_setup.prepare_data(cfg, resolved, loss_fn, run_dir)
     models = model_setup.prepare_models(cfg, resolved, loss_fn, data, cache_dir, accelerator)

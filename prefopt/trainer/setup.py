@@ -86,7 +86,7 @@ def resolve_task(cfg: DictConfig, cache_dir: Path):
         from prefopt.tasks import build_task
 
         task = build_task(cfg.task)
-        artifacts = task.prepare(cache_dir)
+        artifacts = task.prepare(Path(cache_dir).expanduser().resolve())  # absolute artifact paths
         if model_path == TASK_SENTINEL:
             model_path = str(artifacts.model_dir)
         if data_cfg["source"] == TASK_SENTINEL:
