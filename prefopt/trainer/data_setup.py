@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import random
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +27,10 @@ from prefopt.trainer.setup import Resolved, is_main_process
 
 log = logging.getLogger(__name__)
 
-KL_PAIRING_SEED = (
-    0  # fixed, so the mismatched pairs (and their cached reference) are shared by seeds
-)
+# Fixed seeds, so every run of a sweep holds out the same validation rows (when the data has no
+# validation split) and forms the same mismatched KL pairs (whose reference log-probs are cached).
+VALIDATION_SEED = 0
+KL_PAIRING_SEED = 0
 HELDOUT_SPLITS = ("validation", "test")
 
 
@@ -42,6 +45,30 @@ class PreparedData:
     train_records: list  # raw training records (the proxy reward model trains on them)
     eval_prompts: dict[str, list[str]]
     hashes: dict[str, str]
+
+
+def hold_out_validation(train: list) -> tuple[list, list]:
+    """Split a validation set off the training records when the data has none.
+
+    5% of the rows (at least 1, at most 1,000), chosen by a fixed seed so every run of a sweep holds
+    out the same rows; all rows of a prompt go to the same side, so no prompt is in both.
+    """
+    prompts = sorted({record.prompt for record in train})
+    if len(prompts) < 2:
+        raise ValueError("the data has no validation split and too few prompts to hold one out")
+    random.Random(VALIDATION_SEED).shuffle(prompts)
+    rows_per_prompt = Counter(record.prompt for record in train)
+    wanted = min(1000, max(1, len(train) // 20))
+    held, count = set(), 0
+    for prompt in prompts:
+        if count >= wanted:
+            break
+        held.add(prompt)
+        count += rows_per_prompt[prompt]
+    kept = [r for r in train if r.prompt not in held]
+    validation = [r for r in train if r.prompt in held]
+    print(f"data: no validation split; held out {len(validation)} of {len(train)} training rows")
+    return kept, validation
 
 
 def _as_loss_items(examples: list, loss_fn: PreferenceLoss, split: str) -> list[TrainItem]:
@@ -73,10 +100,18 @@ def prepare_data(
     for split in splits:
         report = DataReport(split)
         records[split] = read_records(data_cfg, split, tokenizer, report)
+        if split == "train" and "validation" not in splits:
+            records["train"], records["validation"] = hold_out_validation(records["train"])
         tokenized[split] = tokenize_records(records[split], tokenizer, data_cfg, report)
         reports[split] = report.to_dict()
         if is_main_process():
             print(report.summary())
+    if "validation" in records and "validation" not in splits:
+        report = DataReport("validation")
+        tokenized["validation"] = tokenize_records(
+            records["validation"], tokenizer, data_cfg, report
+        )
+        reports["validation"] = {**report.to_dict(), "held_out_from": "train"}
     if is_main_process():
         atomic_write_json(run_dir / "data_report.json", reports)
     if not tokenized["train"]:

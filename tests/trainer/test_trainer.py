@@ -238,3 +238,12 @@ def test_a_different_reference_model_is_used(tiny_root, tmp_path):
     assert summary["status"] == "finished"
     assert abs(start["loss"] - math.log(2)) > 1e-3  # pi != pi_ref at the start
     assert start["reward_margin"] != 0.0
+
+
+def test_validation_is_held_out_when_the_data_has_none(tiny_root, tmp_path):
+    cfg = make_config(tiny_root, tmp_path / "cache", {"name": "dpo", "beta": 0.1}, max_steps=2)
+    cfg.data.splits = {"train": "train.jsonl"}
+    summary = run_module.run_training(cfg, tmp_path / "run")
+    report = json.loads((tmp_path / "run" / "data_report.json").read_text())
+    assert report["validation"]["held_out_from"] == "train"
+    assert summary["final"]["validation"]["reward_accuracy"] >= 0.0
