@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from study import report, train
+from study import report, setting_figure, train
 
 
 def main() -> None:
@@ -24,6 +24,8 @@ def main() -> None:
     train("experiment=data/size", *args.extra)
     train("experiment=data/gap", *args.extra)
     report(Path("multirun/data"), Path("results/data"), "--method", "run_label")
+    setting_figure(Path("multirun/data"), Path("results/data"), "task.n_train_pairs", "run_label")
+    setting_figure(Path("multirun/data"), Path("results/data"), "task.min_reward_gap", "run_label")
 
 
 if __name__ == "__main__":

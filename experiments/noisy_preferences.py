@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from study import report, train
+from study import report, setting_figure, train
 
 VARIANTS = ("dpo", "cdpo", "rdpo", "ipo")
 
@@ -29,6 +29,9 @@ def main() -> None:
     for variant in args.variants:
         train(f"experiment=noise/{variant}", *args.extra)
     report(Path("multirun/noise"), Path("results/noise"), "--method", "run_label")
+    setting_figure(
+        Path("multirun/noise"), Path("results/noise"), "task.flip_rate", group="run_label"
+    )
 
 
 if __name__ == "__main__":

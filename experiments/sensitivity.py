@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from study import report, train
+from study import report, setting_figure, train
 
 
 def main() -> None:
@@ -27,18 +27,11 @@ def main() -> None:
         train("experiment=beta/dpo", *args.extra)
         train("experiment=beta/ipo", *args.extra)
         report(Path("multirun/beta"), Path("results/beta"), "--checkpoint", "final")
+        setting_figure(Path("multirun/beta"), Path("results/beta"), "loss.beta", group="loss.name")
     if "lr" in args.studies:
         train("experiment=lr", *args.extra)
-        report(
-            Path("multirun/lr"),
-            Path("results/lr"),
-            "--checkpoint",
-            "final",
-            "--x",
-            "epoch",
-            "--method",
-            "trainer.lr",
-        )
+        report(Path("multirun/lr"), Path("results/lr"), "--checkpoint", "final", "--x", "epoch")
+        setting_figure(Path("multirun/lr"), Path("results/lr"), "trainer.lr")
 
 
 if __name__ == "__main__":

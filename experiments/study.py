@@ -13,6 +13,15 @@ def train(*overrides: str) -> None:
     subprocess.run([sys.executable, "-m", "prefopt.train", "-m", *overrides], check=True)
 
 
+def setting_figure(sweep: Path, out: Path, setting: str, group: str | None = None) -> None:
+    """Win rate, grammatical fraction and KL over training, a line per value of ``setting``."""
+    from prefopt.analysis import plot_setting_curves, save_figure
+    from prefopt.results import load_sweep
+
+    figure = plot_setting_curves(load_sweep(sweep), setting, group=group)
+    save_figure(figure, out / "figures", f"by_{setting.rsplit('.', 1)[-1]}")
+
+
 def report(sweep: Path, out: Path, *options: str) -> None:
     """Write the sweep's report (prefopt.report) and copy it with its figures to ``out``."""
     subprocess.run([sys.executable, "-m", "prefopt.report", str(sweep), *options], check=True)

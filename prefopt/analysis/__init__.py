@@ -21,6 +21,7 @@ from prefopt.analysis.selection import (
     select_hyperparameters,
     selected_setting_rows,
 )
+from prefopt.analysis.setting_curves import plot_setting_curves
 from prefopt.analysis.stats import crossed_bootstrap_ci, paired_prompt_test, t_interval
 from prefopt.analysis.style import save_figure
 from prefopt.analysis.tables import MethodTable, method_table
@@ -38,6 +39,7 @@ __all__ = [
     "overfitting_summary",
     "paired_prompt_test",
     "pareto_frontier",
+    "plot_setting_curves",
     "plot_frontier",
     "plot_heatmaps",
     "plot_logps",

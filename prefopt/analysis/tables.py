@@ -242,7 +242,10 @@ def _latex_cell(row, column: Column) -> str:
     return rf"{mean}\,{{\scriptsize {interval}}}"
 
 
-def _latex_escape(text: str) -> str:
+def _latex_escape(text) -> str:
+    text = (
+        f"{text:g}" if isinstance(text, float) else str(text)
+    )  # numeric method names (trainer.lr)
     for char, escaped in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&")):
         text = text.replace(char, escaped)
     return text.replace("#", r"\#").replace("—", "--")
