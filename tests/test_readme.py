@@ -52,3 +52,23 @@ def test_main_job_runs_and_reports(tmp_path):
         assert f"| {loss} |" in text
     assert (sweep / "figures" / "overfitting.png").stat().st_size > 10_000
     assert (sweep / "table.tex").exists()
+
+
+def test_the_readme_example_loss_registers_and_computes():
+    import torch
+
+    from prefopt.losses import PairedLogps, available_losses, build_loss
+
+    section = (ROOT / "README.md").read_text().split("### Adding a loss", 1)[1]
+    code = re.search(r"```python\n(.+?)\n```", section, flags=re.S).group(1)
+    if "my_loss" not in available_losses():
+        exec(compile(code, "README.md", "exec"), {})
+    loss = build_loss("my_loss", beta=1.0)
+    zeros = torch.zeros(2)
+    out = loss(
+        PairedLogps(
+            torch.tensor([-1.0, -2.0]), torch.tensor([-2.0, -1.0]), None, None, zeros, zeros
+        )
+    )
+    expected = torch.nn.functional.softplus(-torch.tensor([1.0, -1.0]))  # -log sigmoid(margin)
+    torch.testing.assert_close(out.losses, expected)
