@@ -38,6 +38,20 @@ def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, state: dic
         shutil.rmtree(old, ignore_errors=True)
 
 
+def best_weights_dir(run_dir: Path) -> Path:
+    """Where the weights of the best validation checkpoint are kept until the test split is scored."""
+    return run_dir / "checkpoints" / "best"
+
+
+def save_best_weights(run_dir: Path, model: torch.nn.Module) -> None:
+    """Keep the model's current weights as the best checkpoint's (atomic replace)."""
+    path = best_weights_dir(run_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    tmp = path / "model.safetensors.tmp"
+    save_model(model, str(tmp))
+    tmp.replace(path / "model.safetensors")
+
+
 def list_checkpoints(run_dir: Path) -> list[Path]:
     """Complete checkpoints, oldest first; half-written ``.tmp`` directories are deleted."""
     root = run_dir / "checkpoints"

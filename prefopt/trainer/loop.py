@@ -25,13 +25,22 @@ from tqdm.auto import tqdm
 from prefopt.losses import PreferenceLoss
 from prefopt.results.store import MetricsLog, atomic_write_json
 from prefopt.trainer.batching import collate, epoch_order
-from prefopt.trainer.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from prefopt.trainer.checkpoint import (
+    best_weights_dir,
+    list_checkpoints,
+    load_checkpoint,
+    load_checkpoint_weights,
+    save_best_weights,
+    save_checkpoint,
+)
 from prefopt.trainer.heldout import heldout_metrics
 from prefopt.trainer.items import TrainItem
 from prefopt.trainer.optim import build_optimizer, build_scheduler
 from prefopt.trainer.step import forward_loss
 
 log = logging.getLogger(__name__)
+
+TEST_AT = ("best_and_final", "final", "every")  # when the test split is scored (eval.test_at)
 
 
 class NonFiniteError(RuntimeError):
@@ -231,19 +240,56 @@ class Trainer:
         return rows
 
     def _evaluate_and_select(self) -> None:
-        """Validate; at a new best (by the selection metric), also score the test split."""
+        """Validate; keep the weights of a new best (by the selection metric) for the test split.
+
+        ``eval.test_at``: ``best_and_final`` (default) scores the test split once at the end, on
+        the final weights and on the best validation checkpoint's; ``final`` only on the final
+        weights; ``every`` at every evaluation.
+        """
         validation = self.evaluate(["validation"])["validation"]
+        if self._test_at() == "every" and "test" in self.heldout:
+            self.evaluate(["test"])
         value = validation.get(self.select_metric)
         best_value = self.state.best.get("validation", {}).get(self.select_metric)
         is_best = value is not None and (best_value is None or value > best_value)
         if not self.state.best or is_best:
-            test = self.evaluate(["test"])["test"] if "test" in self.heldout else {}
+            if self.acc.is_main_process:
+                save_best_weights(self.run_dir, self.acc.unwrap_model(self.policy))
             self.state.best = {
                 "step": self.state.step,
                 "epoch": self._epoch(self.state.step),
                 "validation": validation,
-                "test": test,
+                "test": {},
             }
+
+    def _test_at(self) -> str:
+        policy = self.cfg.eval.get("test_at", "best_and_final")
+        if policy not in TEST_AT:
+            raise ValueError(f"eval.test_at={policy!r}; valid: {list(TEST_AT)}")
+        return policy
+
+    def _test_row(self, step: int) -> dict | None:
+        """The test split's row logged at ``step``, if any (so a resumed run does not redo it)."""
+        rows = [r for r in self.metrics.rows() if r["split"] == "test" and r["step"] == step]
+        return rows[-1] if rows else None
+
+    def _score_test(self) -> None:
+        """Test the final weights and, under best_and_final, the best checkpoint's weights."""
+        if "test" not in self.heldout:
+            return
+        final_step, best_step = self.state.step, self.state.best.get("step")
+        if self._test_row(final_step) is None:
+            self.evaluate(["test"])
+        best_untested = best_step not in (None, final_step) and self._test_row(best_step) is None
+        if self._test_at() == "best_and_final" and best_untested:
+            model = self.acc.unwrap_model(self.policy)
+            load_checkpoint_weights(best_weights_dir(self.run_dir), model)
+            self.state.step = best_step  # the row is logged at the best step
+            self.evaluate(["test"])
+            self.state.step = final_step
+            load_checkpoint_weights(list_checkpoints(self.run_dir)[-1], model)
+        if best_step is not None:
+            self.state.best["test"] = self._test_row(best_step) or {}
 
     # ---------------------------------------------------------------- training
     def _global_batch(self, step: int) -> list[int]:
@@ -360,14 +406,13 @@ class Trainer:
 
     def summary(self) -> dict:
         """Final and best metrics (deterministic numbers) and timings under *_seconds keys."""
+        self._score_test()
         rows = self.metrics.rows()
         final = {}
         for split in ("validation", "test"):
             at_end = [r for r in rows if r["split"] == split and r["step"] == self.state.step]
             if at_end:
                 final[split] = at_end[-1]
-        if "test" not in final and "test" in self.heldout:
-            final["test"] = self.evaluate(["test"])["test"]
         return {
             "steps": self.state.step,
             "epochs": self._epoch(self.state.step),

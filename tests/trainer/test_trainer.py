@@ -247,3 +247,31 @@ def test_validation_is_held_out_when_the_data_has_none(tiny_root, tmp_path):
     report = json.loads((tmp_path / "run" / "data_report.json").read_text())
     assert report["validation"]["held_out_from"] == "train"
     assert summary["final"]["validation"]["reward_accuracy"] >= 0.0
+
+
+@pytest.mark.parametrize("test_at", ["best_and_final", "every"])
+def test_test_split_scored_at_the_best_and_final_checkpoints(tiny_root, tmp_path, test_at):
+    cfg = make_config(tiny_root, tmp_path / "cache", {"name": "dpo", "beta": 0.1})
+    cfg.data.splits = {
+        "train": "train.jsonl",
+        "validation": "validation.jsonl",
+        "test": "validation.jsonl",
+    }
+    cfg.eval.test_at = test_at
+    summary = run_module.run_training(cfg, tmp_path / "run")
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    test_steps = [r["step"] for r in rows if r["split"] == "test"]
+    best = summary["best"]
+    assert best["test"]["step"] == best["step"] and summary["final"]["test"]["step"] == 12
+    if test_at == "best_and_final":
+        assert sorted(test_steps) == sorted({best["step"], 12})
+    else:
+        assert test_steps == [r["step"] for r in rows if r["split"] == "validation"]
+    # the test split is the validation file here: the same weights give the same held-out loss
+    assert best["test"]["loss"] == pytest.approx(best["validation"]["loss"], abs=1e-5)
+    from safetensors.torch import load_file
+
+    saved = AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "policy").state_dict()
+    last = load_file(str(tmp_path / "run" / "checkpoints" / "step_0000012" / "model.safetensors"))
+    for name, tensor in last.items():  # the saved policy is the final model, not the best one
+        torch.testing.assert_close(saved[name], tensor)
