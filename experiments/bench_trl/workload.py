@@ -179,7 +179,8 @@ def prefopt_config(
         "data": {
             "source": str(data_dir),
             "format": "trl",
-            "splits": {"train": "train.jsonl"},
+            # the training file doubles as validation, so no rows are held out of training
+            "splits": {"train": "train.jsonl", "validation": "train.jsonl"},
             "weight_column": None,
             "max_rows": None,
             "max_prompt_length": limit,
