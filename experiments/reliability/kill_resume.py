@@ -70,7 +70,7 @@ def main() -> None:
     trials = []
     for trial in range(args.kills):
         run_dir = work / f"killed_{trial:02d}"
-        delay = rng.uniform(1.0, straight_seconds)
+        delay = rng.uniform(0.3 * straight_seconds, straight_seconds)  # past start-up, mostly
         process = subprocess.Popen(
             train_command(run_dir), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
