@@ -24,7 +24,7 @@ from pathlib import Path
 
 OVERRIDES = [
     "task=reviews_tiny",
-    "trainer.epochs=2",
+    "trainer.epochs=6",
     "trainer.batch_size=16",
     "eval.eval_every=0.5",
 ]
