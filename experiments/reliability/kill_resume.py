@@ -62,6 +62,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="prefopt-kill-"))
     env = {**os.environ, "PREFOPT_CACHE": str(work / "cache")}
+    run_to_end(work / "warm_up", env)  # builds the task into the cache, so runs below all reuse it
     start = time.perf_counter()
     run_to_end(work / "straight", env)
     straight_seconds = time.perf_counter() - start
