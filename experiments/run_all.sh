@@ -10,3 +10,5 @@ python experiments/noisy_preferences.py "$J"
 python experiments/proxy_vs_gold.py "$J"
 python experiments/data_study.py "$J"
 python experiments/compare_losses.py "$J"
+python experiments/wrong_reference.py
+python experiments/reliability/kill_resume.py --kills 20 --out results/reliability
