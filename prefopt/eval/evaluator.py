@@ -24,7 +24,6 @@ A pointwise judge scores pi_ref's samples once; a pairwise judge is called K tim
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -35,6 +34,8 @@ import numpy as np
 import torch
 
 from prefopt.eval.judges.base import Judge, check_preferences, check_scores
+from prefopt.eval.responses import content_lengths, response_logps
+from prefopt.eval.samples_file import write_samples
 from prefopt.eval.sampling_cache import SamplingSettings, cached_samples, derive_seed
 from prefopt.eval.stats import (
     best_of_n_kl_bound,
@@ -46,9 +47,7 @@ from prefopt.eval.stats import (
     preferences_from_scores,
     win_rate_ci,
 )
-from prefopt.models.logprobs import build_batch, sequence_logps
 from prefopt.models.sampling import Samples, sample_responses
-from prefopt.results.store import atomic_write_text, to_jsonable
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +146,7 @@ class Evaluator:
             proxy_rewards = self._score(self.proxy_judge, prompts, samples.texts)
             self._reference[split] = ReferenceSide(
                 samples=samples,
-                lengths=_content_lengths(samples).reshape(k, -1),
+                lengths=content_lengths(samples).reshape(k, -1),
                 rewards=None if rewards is None else rewards.reshape(k, -1),
                 proxy_rewards=None if proxy_rewards is None else proxy_rewards.reshape(k, -1),
                 metrics=self._response_metrics(prompts, samples.texts),
@@ -178,12 +177,12 @@ class Evaluator:
         rewards = self._score(self.judge, prompts, samples.texts)
         comparisons = self._comparisons(prompts, samples.texts, rewards, ref)  # (K, N) p_ij
         preferences = comparisons.mean(axis=0)  # (N,) p_i
-        lengths = _content_lengths(samples)  # (N,)
+        lengths = content_lengths(samples)  # (N,)
         length_diff = lengths[None, :] - ref.lengths  # (K, N)
-        policy_logps = _response_logps(
+        policy_logps = response_logps(
             policy, prompt_ids, samples, self.tokenizer.pad_token_id, self.settings.batch_size
         )
-        ref_logps = _response_logps(
+        ref_logps = response_logps(
             self.reference_model,
             prompt_ids,
             samples,
@@ -217,8 +216,8 @@ class Evaluator:
             metrics["proxy_reward"] = float(proxy_rewards.mean())
             metrics["ref_proxy_reward"] = float(ref.proxy_rewards.mean())
         if samples_path is not None:
-            self._write_samples(
-                Path(samples_path), split, samples, ref, rewards, comparisons, lengths, logratios
+            write_samples(
+                Path(samples_path), prompts, samples, ref, rewards, comparisons, lengths, logratios
             )
         metrics["eval_seconds"] = time.perf_counter() - start
         return metrics
@@ -311,39 +310,6 @@ class Evaluator:
                 out[key] = float(np.nanmean(array))
         return out
 
-    def _write_samples(self, path, split, samples, ref, rewards, comparisons, lengths, logratios):
-        """One JSONL row per prompt, written atomically; ``policy_token_ids`` (EOS included when
-        emitted) lets the log-ratio be recomputed exactly, as decoded text may not re-tokenize.
-
-        ``reference``, ``reference_reward``, ``reference_length`` and ``reference_finished`` describe
-        pi_ref's first sample; the ``*_all`` lists hold all K, and ``preference_all`` the K
-        comparisons p_ij whose mean is ``preference``."""
-        rows = []
-        ref_texts = ref.texts  # (K, N)
-        for i, prompt in enumerate(self.prompts[split]):
-            ref_rewards = None if ref.rewards is None else [float(r) for r in ref.rewards[:, i]]
-            row = {
-                "prompt_index": i,
-                "prompt": prompt,
-                "policy": samples.texts[i],
-                "reference": ref_texts[0][i],
-                "policy_reward": None if rewards is None else float(rewards[i]),
-                "reference_reward": None if ref_rewards is None else ref_rewards[0],
-                "policy_length": int(lengths[i]),
-                "reference_length": int(ref.lengths[0, i]),
-                "policy_finished": bool(samples.finished[i]),
-                "policy_token_ids": samples.response_ids[i],
-                "reference_finished": bool(ref.samples.finished[i]),
-                "preference": float(comparisons[:, i].mean()),
-                "logratio": float(logratios[i]),
-                "reference_all": [texts[i] for texts in ref_texts],
-                "reference_reward_all": ref_rewards,
-                "reference_length_all": [int(n) for n in ref.lengths[:, i]],
-                "preference_all": [float(p) for p in comparisons[:, i]],
-            }
-            rows.append(json.dumps(to_jsonable(row)) + "\n")
-        atomic_write_text(path, "".join(rows))
-
 
 def _positive_int(value, name: str) -> int:
     """``value`` as an int >= 1, else a ValueError naming the setting."""
@@ -369,35 +335,6 @@ def _select_prompts(prompts, num_prompts, encode):
             raise ValueError(f"split {split!r}: prompt {empty[0]} encodes to no tokens")
         texts[split], ids[split] = chosen, encoded
     return texts, ids
-
-
-def _content_lengths(samples: Samples) -> np.ndarray:
-    """Response lengths in tokens without the final EOS, (N,) int."""
-    return np.array(
-        [
-            len(ids) - int(done)
-            for ids, done in zip(samples.response_ids, samples.finished, strict=True)
-        ]
-    )
-
-
-@torch.no_grad()
-def _response_logps(
-    model, prompt_ids, samples: Samples, pad_id: int, batch_size: int
-) -> np.ndarray:
-    """log model(y_i | x_i) (N,) float64 of each sampled response, EOS included when emitted."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    out = []
-    for start in range(0, len(prompt_ids), batch_size):
-        end = start + batch_size
-        batch = build_batch(prompt_ids[start:end], samples.response_ids[start:end], pad_id)
-        batch = {k: v.to(device) for k, v in batch.items()}
-        logps, _ = sequence_logps(model, **batch)  # (b,)
-        out.append(logps.double().cpu())
-    model.train(was_training)
-    return torch.cat(out).numpy()
 
 
 def _add_new_key(metrics: dict, key: str, value: float) -> None:
