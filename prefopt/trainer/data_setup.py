@@ -126,7 +126,10 @@ def prepare_data(
             heldout_pairs[split] = paired_items(examples)
         if not isinstance(examples[0], TokenizedUnpaired | TokenizedPair):
             raise TypeError(f"unexpected example type {type(examples[0]).__name__}")
-        heldout_loss_items[split] = _as_loss_items(examples, loss_fn, split)
+        if split in heldout_pairs and loss_fn.data_format == "paired":
+            heldout_loss_items[split] = heldout_pairs[split]  # one list: one forward in evaluation
+        else:
+            heldout_loss_items[split] = _as_loss_items(examples, loss_fn, split)
     prompts = resolved.eval_prompts
     if prompts is None:
         prompts = {

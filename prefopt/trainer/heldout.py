@@ -17,7 +17,7 @@ from prefopt.losses import PreferenceLoss
 from prefopt.models.logprobs import sequence_logps
 from prefopt.trainer.batching import collate
 from prefopt.trainer.items import TrainItem
-from prefopt.trainer.step import forward_loss
+from prefopt.trainer.step import forward_loss, loss_inputs
 
 
 def _to(batch: dict, device: torch.device) -> dict:
@@ -36,16 +36,20 @@ def heldout_metrics(
     batch_size: int,
     device: torch.device,
 ) -> dict[str, float]:
-    """Implicit-reward accuracy and margin on ``pairs``, and the loss on ``loss_items``."""
+    """Implicit-reward accuracy and margin on ``pairs``, and the loss on ``loss_items``.
+
+    When ``loss_items`` is ``pairs`` (a paired loss), the loss comes from the same forward.
+    """
     was_training = policy.training
     policy.eval()
     loss_fn.eval()
-    deltas_w, deltas_l, chosen, rejected = [], [], [], []
+    shared = loss_items is pairs
+    deltas_w, deltas_l, chosen, rejected, losses = [], [], [], [], []
     for start in range(0, len(pairs), batch_size):
         batch = _to(
             collate(pairs, range(start, min(start + batch_size, len(pairs))), pad_id), device
         )
-        logps, _ = sequence_logps(
+        logps, lengths = sequence_logps(
             policy, batch["input_ids"], batch["attention_mask"], batch["response_mask"]
         )
         ref = pair_reference.logps(batch)
@@ -54,8 +58,10 @@ def heldout_metrics(
         deltas_l.append(logps[b:] - ref[b:])
         chosen.append(logps[:b])
         rejected.append(logps[b:])
-    losses = []
-    for start in range(0, len(loss_items), batch_size):
+        if shared:
+            loss_ref = ref if loss_fn.requires_reference else None
+            losses.append(loss_fn(loss_inputs(loss_fn, logps, lengths, loss_ref, batch)).losses)
+    for start in range(0, 0 if shared else len(loss_items), batch_size):
         indices = range(start, min(start + batch_size, len(loss_items)))
         batch = _to(collate(loss_items, indices, pad_id), device)
         out, *_ = forward_loss(policy, loss_fn, loss_reference, batch)

@@ -16,7 +16,6 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -36,6 +35,7 @@ from prefopt.trainer.checkpoint import (
 from prefopt.trainer.heldout import heldout_metrics
 from prefopt.trainer.items import TrainItem
 from prefopt.trainer.optim import build_optimizer, build_scheduler
+from prefopt.trainer.state import HeldOut, Schedule, TrainState
 from prefopt.trainer.step import forward_loss
 
 log = logging.getLogger(__name__)
@@ -45,59 +45,6 @@ TEST_AT = ("best_and_final", "final", "every")  # when the test split is scored 
 
 class NonFiniteError(RuntimeError):
     """Loss or gradient became NaN/inf; the message names the step and where the batch was saved."""
-
-
-@dataclass
-class HeldOut:
-    """One evaluation split: pairs for implicit-reward metrics, items in the loss's own format."""
-
-    pairs: Sequence[TrainItem]
-    loss_items: Sequence[TrainItem]
-    pair_reference: object
-    loss_reference: object
-
-
-@dataclass
-class Schedule:
-    """Step counts derived from the data size and the trainer config."""
-
-    steps_per_epoch: int
-    total_steps: int
-    eval_interval: int
-    accumulation: int
-    micro_batch_size: int
-
-    @classmethod
-    def from_config(cls, num_items: int, cfg, eval_every, world_size: int) -> Schedule:
-        batch_size = int(cfg.batch_size)
-        micro = int(cfg.micro_batch_size or batch_size // world_size)
-        if batch_size % (micro * world_size):
-            raise ValueError(
-                f"trainer.batch_size={batch_size} must be a multiple of "
-                f"micro_batch_size ({micro}) x processes ({world_size})"
-            )
-        if num_items < batch_size:
-            raise ValueError(f"{num_items} training items is fewer than one batch ({batch_size})")
-        steps_per_epoch = num_items // batch_size
-        total = steps_per_epoch * int(cfg.epochs)
-        if cfg.get("max_steps"):
-            total = min(total, int(cfg.max_steps))
-        if isinstance(eval_every, float):
-            interval = max(1, round(eval_every * steps_per_epoch))
-        else:
-            interval = max(1, int(eval_every))
-        return cls(steps_per_epoch, total, interval, batch_size // (micro * world_size), micro)
-
-
-@dataclass
-class TrainState:
-    """What a checkpoint restores besides weights and optimiser."""
-
-    step: int = 0
-    tokens_seen: int = 0
-    best: dict = field(default_factory=dict)
-    train_seconds: float = 0.0
-    eval_seconds: float = 0.0
 
 
 class Trainer:

@@ -18,7 +18,6 @@ from prefopt.models.loading import (
 )
 from prefopt.results.store import atomic_write_json
 from prefopt.trainer.data_setup import PreparedData
-from prefopt.trainer.loop import HeldOut
 from prefopt.trainer.reference import (
     CachedReference,
     LiveReference,
@@ -27,6 +26,7 @@ from prefopt.trainer.reference import (
     compute_table,
 )
 from prefopt.trainer.setup import Resolved, is_main_process
+from prefopt.trainer.state import HeldOut
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def prepare_models(
     for split, loss_items in data.heldout_loss_items.items():
         pairs = data.heldout_pairs.get(split, [])
         pair_ref = reference_for(pairs, f"{split}_pairs") if pairs else None
-        same = loss_items is pairs or (pairs and loss_fn.data_format == "paired")
+        same = loss_items is pairs
         loss_ref = pair_ref if same else reference_for(loss_items, f"{split}_{loss_fn.data_format}")
         heldout[split] = HeldOut(pairs, loss_items, pair_ref, loss_ref)
     return PreparedModels(policy, train_reference, heldout, eval_reference, baseline_key, keys)
