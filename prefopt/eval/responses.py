@@ -25,12 +25,16 @@ def response_logps(model, prompt_ids, samples: Samples, pad_id: int, batch_size:
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    out = []
-    for start in range(0, len(prompt_ids), batch_size):
-        end = start + batch_size
-        batch = build_batch(prompt_ids[start:end], samples.response_ids[start:end], pad_id)
+    out = torch.empty(len(prompt_ids), dtype=torch.float64)  # (N,)
+    # Length-sorted chunks keep padding small; results are written back in prompt order.
+    order = sorted(range(len(prompt_ids)), key=lambda i: len(samples.response_ids[i]))
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        batch = build_batch(
+            [prompt_ids[i] for i in chunk], [samples.response_ids[i] for i in chunk], pad_id
+        )
         batch = {k: v.to(device) for k, v in batch.items()}
         logps, _ = sequence_logps(model, **batch)  # (b,)
-        out.append(logps.double().cpu())
+        out[chunk] = logps.double().cpu()
     model.train(was_training)
-    return torch.cat(out).numpy()
+    return out.numpy()

@@ -4,10 +4,17 @@ Prompts are left-padded so that every row continues from its last prompt token. 
 from softmax(logits / temperature), optionally restricted by top-k / top-p; only samples drawn at
 temperature 1 with no top-k/top-p are samples of the model itself (the condition for an unbiased
 KL estimate).
+
+The decoding loop is a plain KV-cache loop rather than ``model.generate``: rows that have emitted
+EOS leave the batch (their cache rows are dropped), so a batch costs as many forwards as its
+longest response but each only over the rows still running. The random draws are those of
+``generate`` with the same seed (one ``torch.multinomial`` over the whole batch per step), so the
+same seed gives the same samples as ``generate`` would.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,6 +46,8 @@ def sample_responses(
     """Sample one response per prompt; the same seed gives the same samples."""
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
     if not prompt_ids:
         raise ValueError("sample_responses needs at least one prompt")
     eos_id, pad_id = tokenizer.eos_token_id, tokenizer.pad_token_id
@@ -47,36 +56,117 @@ def sample_responses(
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
+    warp = _LogitsWarp(temperature, top_k, top_p)
     response_ids: list[list[int]] = []
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         for start in range(0, len(prompt_ids), batch_size):
             chunk = prompt_ids[start : start + batch_size]
-            width = max(len(p) for p in chunk)
-            input_ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)  # (b, P)
-            attention_mask = torch.zeros((len(chunk), width), dtype=torch.long)  # (b, P)
-            for i, prompt in enumerate(chunk):
-                input_ids[i, width - len(prompt) :] = torch.tensor(list(prompt), dtype=torch.long)
-                attention_mask[i, width - len(prompt) :] = 1
-            generated = model.generate(
-                input_ids=input_ids.to(device),
-                attention_mask=attention_mask.to(device),
-                do_sample=True,
-                temperature=temperature,
-                top_k=top_k if top_k > 0 else None,
-                top_p=top_p,
-                max_new_tokens=max_new_tokens,
-                eos_token_id=eos_id,
-                pad_token_id=pad_id,
-            )[:, width:].cpu()  # (b, <= max_new_tokens)
-            for row in generated.tolist():
-                response_ids.append(_cut_after_eos(row, eos_id))
+            tokens, lengths = _decode(model, chunk, max_new_tokens, warp, eos_id, pad_id, device)
+            response_ids += [
+                row[:n] for row, n in zip(tokens.tolist(), lengths.tolist(), strict=True)
+            ]
     model.train(was_training)
     texts = tokenizer.batch_decode(response_ids, skip_special_tokens=True)
     finished = [bool(r) and r[-1] == eos_id for r in response_ids]
     return Samples(response_ids=response_ids, texts=texts, finished=finished)
 
 
-def _cut_after_eos(tokens: list[int], eos_id: int) -> list[int]:
-    """Keep tokens up to and including the first EOS (generate pads finished rows after it)."""
-    return tokens[: tokens.index(eos_id) + 1] if eos_id in tokens else tokens
+class _LogitsWarp:
+    """softmax(logits / temperature) restricted to the top-k tokens and the top-p nucleus."""
+
+    def __init__(self, temperature: float, top_k: int, top_p: float):
+        self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
+
+    def probs(self, logits: torch.Tensor) -> torch.Tensor:
+        """(b, V) fp32 logits -> (b, V) sampling probabilities."""
+        if self.temperature != 1.0:
+            logits = logits / self.temperature
+        if self.top_k > 0:
+            kth = torch.topk(logits, min(self.top_k, logits.shape[-1])).values[:, -1:]  # (b, 1)
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        if self.top_p < 1.0:
+            ascending, order = torch.sort(logits, dim=-1)  # (b, V)
+            mass_below = ascending.softmax(dim=-1).cumsum(dim=-1)  # (b, V)
+            drop = mass_below <= 1.0 - self.top_p  # the least likely tokens outside the nucleus
+            drop[:, -1] = False  # the most likely token always stays
+            logits = logits.masked_fill(drop.scatter(1, order, drop), float("-inf"))
+        return logits.softmax(dim=-1)
+
+
+def _decode(model, chunk, max_new_tokens, warp, eos_id, pad_id, device):
+    """Sample one batch of left-padded prompts; returns (b, T) tokens and (b,) response lengths."""
+    b, width = len(chunk), max(len(p) for p in chunk)
+    input_ids = torch.full((b, width), pad_id, dtype=torch.long)  # (b, P)
+    attention_mask = torch.zeros((b, width), dtype=torch.long)  # (b, P)
+    for i, prompt in enumerate(chunk):
+        input_ids[i, width - len(prompt) :] = torch.tensor(list(prompt), dtype=torch.long)
+        attention_mask[i, width - len(prompt) :] = 1
+    input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+    positions = (attention_mask.cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)  # (b, P)
+    names = _ForwardNames.of(model)
+    out = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=positions,
+        use_cache=True,
+        **names.last_logits_only,
+    )
+    cache = names.cache_of(out)
+    if not hasattr(cache, "batch_select_indices"):
+        raise TypeError(
+            f"{type(model).__name__} returned a {type(cache).__name__} KV cache, which cannot drop "
+            "finished rows; sampling needs a transformers Cache (transformers >= 4.50)"
+        )
+    tokens = torch.full((b, max_new_tokens), pad_id, dtype=torch.long, device=device)  # (b, T)
+    lengths = torch.full((b,), max_new_tokens, dtype=torch.long, device=device)  # (b,)
+    running = torch.arange(b, device=device)  # batch row of each row still in the cache
+    last_position = positions[:, -1:]  # (r, 1)
+    probs = None  # (b, V): every row gets a draw each step, as generate's single multinomial does
+    for t in range(max_new_tokens):
+        step_probs = warp.probs(out.logits[:, -1].float())  # (r, V)
+        if probs is None:
+            probs = torch.ones((b, step_probs.shape[-1]), device=device)  # finished rows: any
+        probs[running] = step_probs
+        drawn = torch.multinomial(probs, 1)[running, 0]  # (r,)
+        tokens[running, t] = drawn
+        ended = drawn == eos_id  # (r,)
+        lengths[running[ended]] = t + 1
+        if bool(ended.all()) or t + 1 == max_new_tokens:
+            break
+        if bool(ended.any()):
+            keep = (~ended).nonzero()[:, 0]  # (r',)
+            cache.batch_select_indices(keep)
+            running, drawn = running[keep], drawn[keep]
+            attention_mask, last_position = attention_mask[keep], last_position[keep]
+        attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(running), 1))], 1)
+        last_position = last_position + 1
+        out = model(
+            input_ids=drawn[:, None],
+            attention_mask=attention_mask,
+            position_ids=last_position,
+            use_cache=True,
+            **{names.cache: cache},
+        )
+        cache = names.cache_of(out)
+    return tokens.cpu(), lengths.cpu()
+
+
+@dataclass
+class _ForwardNames:
+    """Keyword names of a causal LM's forward that changed across transformers versions."""
+
+    cache: str  # the KV cache argument: ``cache`` (transformers 5) or ``past_key_values``
+    last_logits_only: dict  # ask for the last position's logits only, where supported
+
+    @classmethod
+    def of(cls, model) -> _ForwardNames:
+        params = inspect.signature(model.forward).parameters
+        cache = "cache" if "cache" in params else "past_key_values"
+        for name in ("logits_to_keep", "num_logits_to_keep"):
+            if name in params:
+                return cls(cache, {name: 1})
+        return cls(cache, {})
+
+    def cache_of(self, out):
+        return getattr(out, self.cache, None)

@@ -45,10 +45,10 @@ def heldout_metrics(
     loss_fn.eval()
     shared = loss_items is pairs
     deltas_w, deltas_l, chosen, rejected, losses = [], [], [], [], []
-    for start in range(0, len(pairs), batch_size):
-        batch = _to(
-            collate(pairs, range(start, min(start + batch_size, len(pairs))), pad_id), device
-        )
+    # Length-sorted chunks keep padding small; every metric is a mean over all pairs.
+    order = sorted(range(len(pairs)), key=lambda i: pairs[i].num_tokens)
+    for start in range(0, len(order), batch_size):
+        batch = _to(collate(pairs, order[start : start + batch_size], pad_id), device)
         logps, lengths = sequence_logps(
             policy, batch["input_ids"], batch["attention_mask"], batch["response_mask"]
         )

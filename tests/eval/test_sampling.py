@@ -1,0 +1,118 @@
+"""The sampler: the draws of ``model.generate`` for the same seed, with finished rows leaving the
+batch, for GPT-2 and Llama shapes and every sampling setting."""
+
+import pytest
+import torch
+from conftest import PROMPTS, build_tokenizer, gpt2_config
+from transformers import GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+from prefopt.models.sampling import sample_responses
+
+
+def _llama(tokenizer) -> LlamaForCausalLM:
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return LlamaForCausalLM(config)
+
+
+def _model(kind: str, tokenizer):
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(gpt2_config(tokenizer)) if kind == "gpt2" else _llama(tokenizer)
+    with torch.no_grad():  # peaked next-token distributions and a strong EOS logit: mixed lengths
+        model.get_output_embeddings().weight.mul_(4.0)[tokenizer.eos_token_id] *= 2.0
+    return model.eval()
+
+
+def _generate(model, tokenizer, prompt_ids, seed, batch_size, max_new_tokens, **settings):
+    """The same batches through ``model.generate``, cut after the first EOS."""
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    torch.manual_seed(seed)
+    out = []
+    for start in range(0, len(prompt_ids), batch_size):
+        chunk = prompt_ids[start : start + batch_size]
+        width = max(len(p) for p in chunk)
+        ids = torch.tensor([[pad] * (width - len(p)) + p for p in chunk])  # (b, P)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in chunk])  # (b, P)
+        rows = model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            do_sample=True,
+            max_new_tokens=max_new_tokens,
+            eos_token_id=eos,
+            pad_token_id=pad,
+            temperature=settings.get("temperature", 1.0),
+            top_k=settings.get("top_k") or None,
+            top_p=settings.get("top_p", 1.0),
+        )[:, width:].tolist()
+        out += [row[: row.index(eos) + 1] if eos in row else row for row in rows]
+    return out
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+@pytest.mark.parametrize(
+    "settings",
+    [{}, {"top_k": 4}, {"top_p": 0.25}, {"temperature": 0.6, "top_k": 6, "top_p": 0.9}],
+    ids=["plain", "top_k", "top_p", "all"],
+)
+def test_samples_equal_generate_with_the_same_seed(kind, settings):
+    tokenizer = build_tokenizer()
+    model = _model(kind, tokenizer)
+    prompt_ids = tokenizer(PROMPTS[:20] + [p.split(" on ")[0] for p in PROMPTS[:10]])["input_ids"]
+    ours = sample_responses(
+        model, tokenizer, prompt_ids, max_new_tokens=12, seed=7, batch_size=8, **settings
+    )
+    theirs = _generate(model, tokenizer, prompt_ids, 7, 8, 12, **settings)
+    assert ours.response_ids == theirs
+    lengths = {len(r) for r in ours.response_ids}
+    assert len(lengths) > 1 and max(lengths) == 12  # rows finished at different steps
+    eos = tokenizer.eos_token_id
+    assert ours.finished == [r[-1] == eos for r in ours.response_ids]
+    assert not all(ours.finished) and any(ours.finished)
+
+
+def test_same_seed_same_samples_other_seed_other_samples():
+    tokenizer = build_tokenizer()
+    model = _model("gpt2", tokenizer)
+    prompt_ids = tokenizer(PROMPTS)["input_ids"]
+
+    def draw(seed):
+        return sample_responses(model, tokenizer, prompt_ids, max_new_tokens=10, seed=seed)
+
+    assert draw(1).response_ids == draw(1).response_ids
+    assert draw(1).response_ids != draw(2).response_ids
+    assert model.training is False
+
+
+def test_top_k_one_is_greedy():
+    tokenizer = build_tokenizer()
+    model = _model("gpt2", tokenizer)
+    prompt_ids = tokenizer(PROMPTS[:6])["input_ids"]
+    sampled = sample_responses(model, tokenizer, prompt_ids, max_new_tokens=8, seed=3, top_k=1)
+    for prompt, response in zip(prompt_ids, sampled.response_ids, strict=True):
+        ids = torch.tensor([prompt])
+        for token in response:  # each token is the argmax given the prefix
+            assert model(input_ids=ids).logits[0, -1].argmax().item() == token
+            ids = torch.cat([ids, torch.tensor([[token]])], 1)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [({"temperature": 0.0}, "temperature"), ({"top_p": 0.0}, "top_p"), ({"top_p": 1.5}, "top_p")],
+)
+def test_bad_settings_are_refused(settings, message):
+    tokenizer = build_tokenizer()
+    model = _model("gpt2", tokenizer)
+    with pytest.raises(ValueError, match=message):
+        sample_responses(model, tokenizer, [[3, 4]], max_new_tokens=4, seed=0, **settings)
+    with pytest.raises(ValueError, match="at least one prompt"):
+        sample_responses(model, tokenizer, [], max_new_tokens=4, seed=0)
