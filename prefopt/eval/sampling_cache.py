@@ -1,8 +1,8 @@
 """Sampling settings, derived seeds, and samples cached on disk (pi_ref's, shared by a sweep).
 
 A cache entry is keyed by the model key (a hash that identifies pi_ref), the prompt token ids, the
-number of samples per prompt, every sampling setting and the seed, so a change in any of them
-computes new samples instead of reusing stale ones.
+number of samples per prompt, every sampling setting, the seed and the sampler's version, so a
+change in any of them computes new samples instead of reusing stale ones.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from prefopt.eval.hashing import stable_hash
-from prefopt.models.sampling import Samples, sample_responses
+from prefopt.models.sampling import SAMPLER_VERSION, Samples, sample_responses
 from prefopt.results.store import atomic_write_text, read_json
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,7 @@ def cached_samples(
             "samples_per_prompt": int(samples_per_prompt),
             "settings": asdict(settings),
             "seed": seed,
+            "sampler": SAMPLER_VERSION,
         }
     )
     path = Path(cache_dir) / "reference_samples" / f"{key}.json"

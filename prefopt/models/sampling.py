@@ -9,7 +9,8 @@ The decoding loop is a plain KV-cache loop rather than ``model.generate``: rows 
 EOS leave the batch (their cache rows are dropped), so a batch costs as many forwards as its
 longest response but each only over the rows still running. The random draws are those of
 ``generate`` with the same seed (one ``torch.multinomial`` over the whole batch per step), so the
-same seed gives the same samples as ``generate`` would.
+same seed gives ``generate``'s samples up to rounding: a forward over fewer rows may round logits
+differently, which rarely changes a draw (one response of 300 in one comparison).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+
+SAMPLER_VERSION = 2  # bump when a change would draw other tokens for the same seed (cache keys)
 
 
 @dataclass
