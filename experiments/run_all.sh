@@ -12,3 +12,4 @@ python experiments/data_study.py "$J"
 python experiments/compare_losses.py "$J"
 python experiments/wrong_reference.py
 python experiments/reliability/kill_resume.py --kills 20 --out results/reliability
+python experiments/eval_cost.py --runs 3

@@ -15,8 +15,9 @@ policy = reference at step 0, so the DPO loss is log 2 on both sides). Writes th
 throughput.md.
 
 ``sweep``: the same N = 5 losses x 3 betas, end to end (model loading, data, reference, training,
-the tool's end-of-run work), each tool in one process running its N runs one after the other: prefopt
-with one reference cache shared by the sweep, TRL with its default and with precompute_ref_log_probs.
+one evaluation of the held-out pairs after the last step, the tool's end-of-run work), each tool in
+one process running its N runs one after the other: prefopt with one reference cache shared by the
+sweep, TRL with its default and with precompute_ref_log_probs.
 Writes sweep.json and sweep.md.
 """
 
@@ -102,6 +103,7 @@ def run_one(tool: str, mode: str, workdir: Path, run_dir: Path, work: Workload, 
         precompute=mode == "precompute",
         loss_type=loss_type,
         beta=beta,
+        evaluate_at_end=loss is not None,  # a sweep's runs evaluate once at the end, as prefopt's
     )
 
 

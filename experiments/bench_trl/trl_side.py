@@ -4,7 +4,9 @@ Settings that differ from TRL's defaults, each to make the job identical to pref
 ``bf16=False`` (fp32 like prefopt on a CPU), ``optim="adamw_torch"`` (torch.optim.AdamW, prefopt's
 optimiser), constant learning rate without warm-up, ``max_grad_norm=1.0``, no saving or evaluation,
 ``logging_steps=1`` (prefopt logs every step too), and a sampler that visits the pairs in prefopt's
-batch order. Everything else (reference model every step, or ``precompute_ref_log_probs``; its fused
+batch order. In the sweep, each run also evaluates the held-out pairs once after its last step, as
+every prefopt run does (``eval_strategy="steps"`` with ``eval_steps`` = the number of steps; the
+training file doubles as the evaluation set on both sides). Everything else (reference model every step, or ``precompute_ref_log_probs``; its fused
 LM head; dropout disabled) is TRL's own.
 """
 
@@ -64,7 +66,12 @@ class StepClock(TrainerCallback):
 
 
 def dpo_config(
-    work: Workload, out_dir: Path, precompute: bool, loss_type: str, beta: float
+    work: Workload,
+    out_dir: Path,
+    precompute: bool,
+    loss_type: str,
+    beta: float,
+    evaluate_at_end: bool = False,
 ) -> DPOConfig:
     """TRL's config for the workload (see the module docstring for what is not TRL's default)."""
     return DPOConfig(
@@ -85,7 +92,9 @@ def dpo_config(
         seed=work.seed,
         logging_steps=1,
         save_strategy="no",
-        eval_strategy="no",
+        eval_strategy="steps" if evaluate_at_end else "no",
+        eval_steps=work.steps if evaluate_at_end else None,
+        per_device_eval_batch_size=work.reference_batch_size,
         report_to=[],
         dataloader_num_workers=0,
         disable_tqdm=False,
@@ -106,8 +115,10 @@ def train_trl(
     precompute: bool,
     loss_type: str = "sigmoid",
     beta: float | None = None,
+    evaluate_at_end: bool = False,
 ) -> dict:
-    """One TRL run: step end times (wall, CPU), setup and run time, step-0 metrics."""
+    """One TRL run: step end times (wall, CPU), setup and run time, step-0 metrics; with
+    ``evaluate_at_end``, the held-out metrics of the data file after the last step."""
     from datasets import load_dataset
     from transformers import AutoTokenizer
 
@@ -118,8 +129,16 @@ def train_trl(
     OrderedDPOTrainer.order = batch_order(len(dataset), work.seed)
     trainer = OrderedDPOTrainer(
         model=str(model_dir),
-        args=dpo_config(work, out_dir, precompute, loss_type, work.beta if beta is None else beta),
+        args=dpo_config(
+            work,
+            out_dir,
+            precompute,
+            loss_type,
+            work.beta if beta is None else beta,
+            evaluate_at_end,
+        ),
         train_dataset=dataset,
+        eval_dataset=dataset if evaluate_at_end else None,
         processing_class=tokenizer,
         callbacks=[clock],
     )

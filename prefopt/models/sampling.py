@@ -107,15 +107,15 @@ def _decode(model, chunk, max_new_tokens, warp, eos_id, pad_id, device):
         attention_mask[i, width - len(prompt) :] = 1
     input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
     positions = (attention_mask.cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)  # (b, P)
-    names = _ForwardNames.of(model)
     out = model(
         input_ids=input_ids,
         attention_mask=attention_mask,
         position_ids=positions,
         use_cache=True,
-        **names.last_logits_only,
+        **_last_logits_only(model),
     )
-    cache = names.cache_of(out)
+    cache_name = _cache_name(out)
+    cache = out.get(cache_name)
     if not hasattr(cache, "batch_select_indices"):
         raise TypeError(
             f"{type(model).__name__} returned a {type(cache).__name__} KV cache, which cannot drop "
@@ -149,27 +149,24 @@ def _decode(model, chunk, max_new_tokens, warp, eos_id, pad_id, device):
             attention_mask=attention_mask,
             position_ids=last_position,
             use_cache=True,
-            **{names.cache: cache},
+            **{cache_name: cache},
         )
-        cache = names.cache_of(out)
+        cache = out.get(cache_name)
     return tokens.cpu(), lengths.cpu()
 
 
-@dataclass
-class _ForwardNames:
-    """Keyword names of a causal LM's forward that changed across transformers versions."""
+def _last_logits_only(model) -> dict:
+    """Forward kwargs that ask for the last position's logits only, where the model supports it
+    (``logits_to_keep``, earlier ``num_logits_to_keep``); wrappers (peft) are looked through."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    params = inspect.signature(base.forward).parameters
+    for name in ("logits_to_keep", "num_logits_to_keep"):
+        if name in params:
+            return {name: 1}
+    return {}
 
-    cache: str  # the KV cache argument: ``cache`` (transformers 5) or ``past_key_values``
-    last_logits_only: dict  # ask for the last position's logits only, where supported
 
-    @classmethod
-    def of(cls, model) -> _ForwardNames:
-        params = inspect.signature(model.forward).parameters
-        cache = "cache" if "cache" in params else "past_key_values"
-        for name in ("logits_to_keep", "num_logits_to_keep"):
-            if name in params:
-                return cls(cache, {name: 1})
-        return cls(cache, {})
-
-    def cache_of(self, out):
-        return getattr(out, self.cache, None)
+def _cache_name(out) -> str:
+    """The KV cache's name in a forward's output and arguments: ``cache`` from transformers 5 on,
+    ``past_key_values`` before."""
+    return "cache" if "cache" in out else "past_key_values"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,10 +44,9 @@ class AdapterOff(torch.nn.Module):
         with self.peft_model.disable_adapter():
             return self.peft_model(*args, **kwargs)
 
-    @torch.no_grad()
-    def generate(self, *args, **kwargs):
-        with self.peft_model.disable_adapter():
-            return self.peft_model.generate(*args, **kwargs)
+    def get_base_model(self) -> torch.nn.Module:
+        """The transformers model inside (its forward's signature)."""
+        return self.peft_model.get_base_model()
 
 
 @dataclass
@@ -55,7 +56,7 @@ class PreparedModels:
     policy: torch.nn.Module
     train_reference: object | None  # None for reference-free losses
     heldout: dict[str, HeldOut]
-    eval_reference_model: torch.nn.Module  # the baseline of win rate and KL (pi_ref by default)
+    eval_reference_model: Callable[[], torch.nn.Module]  # loads the baseline of win rate and KL
     reference_key: str  # fingerprint of that baseline (keys its cached samples)
     cache_keys: dict[str, str] = field(default_factory=dict)
 
@@ -76,27 +77,44 @@ def prepare_models(
     policy.to(device)
     fingerprint = model_fingerprint(resolved.reference_path, cfg.model)
     mode = cfg.trainer.reference
-    if mode == "lora_disabled":
-        live = LiveReference(policy, adapter_off=True)
-        eval_reference = AdapterOff(policy)
-    else:
-        eval_reference = load_frozen_reference(resolved.reference_path, cfg.model).to(device)
-        live = LiveReference(eval_reference)
-    if resolved.baseline_path != resolved.reference_path:  # evaluation against another model
-        eval_reference = load_frozen_reference(resolved.baseline_path, cfg.model).to(device)
+
+    @functools.cache
+    def reference_model() -> torch.nn.Module:
+        """pi_ref, loaded on first use: a cached-mode run whose caches all hit and that samples
+        nothing loads no reference model."""
+        return load_frozen_reference(resolved.reference_path, cfg.model).to(device)
+
+    def live_reference() -> LiveReference:
+        if mode == "lora_disabled":
+            return LiveReference(policy, adapter_off=True)
+        return LiveReference(reference_model())
+
+    @functools.cache
+    def eval_reference_model() -> torch.nn.Module:
+        """The baseline of win rate and KL: pi_ref, or another model when eval names one."""
+        if resolved.baseline_path != resolved.reference_path:
+            return load_frozen_reference(resolved.baseline_path, cfg.model).to(device)
+        return AdapterOff(policy) if mode == "lora_disabled" else reference_model()
+
+    live = None if mode == "cached" else live_reference()
     baseline_key = model_fingerprint(resolved.baseline_path, cfg.model)
     pad_id = data.tokenizer.pad_token_id
     keys: dict[str, str] = {}
 
     def reference_for(items, name: str):
-        if mode != "cached":
+        if live is not None:
             return live
         key = cache_key(fingerprint, items, cfg.model.dtype)
         table, computed = cached_table(
             cache_dir,
             key,
             lambda: compute_table(
-                live, items, pad_id, int(cfg.trainer.reference_batch_size), device, f"pi_ref {name}"
+                live_reference(),
+                items,
+                pad_id,
+                int(cfg.trainer.reference_batch_size),
+                device,
+                f"pi_ref {name}",
             ),
         )
         keys[name] = key
@@ -114,7 +132,9 @@ def prepare_models(
         same = loss_items is pairs
         loss_ref = pair_ref if same else reference_for(loss_items, f"{split}_{loss_fn.data_format}")
         heldout[split] = HeldOut(pairs, loss_items, pair_ref, loss_ref)
-    return PreparedModels(policy, train_reference, heldout, eval_reference, baseline_key, keys)
+    return PreparedModels(
+        policy, train_reference, heldout, eval_reference_model, baseline_key, keys
+    )
 
 
 def generation_hook(cfg, task, resolved, data, models, cache_dir, run_dir):
@@ -131,7 +151,7 @@ def generation_hook(cfg, task, resolved, data, models, cache_dir, run_dir):
     evaluator = build_evaluator(
         cfg,
         data.tokenizer,
-        models.eval_reference_model,
+        models.eval_reference_model(),
         models.reference_key,
         data.eval_prompts,
         train_pairs,

@@ -117,3 +117,26 @@ def test_bad_settings_are_refused(settings, message):
         sample_responses(model, tokenizer, [[3, 4]], max_new_tokens=4, seed=0, **settings)
     with pytest.raises(ValueError, match="at least one prompt"):
         sample_responses(model, tokenizer, [], max_new_tokens=4, seed=0)
+
+
+def test_peft_policy_and_its_disabled_adapter_sample_like_the_base_model():
+    from peft import LoraConfig, get_peft_model
+
+    from prefopt.trainer.model_setup import AdapterOff
+
+    tokenizer = build_tokenizer()
+    prompt_ids = tokenizer(PROMPTS[:16])["input_ids"]
+
+    def draw(model):
+        return sample_responses(model, tokenizer, prompt_ids, max_new_tokens=10, seed=5).response_ids
+
+    base = draw(_model("llama", tokenizer))
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])
+    policy = get_peft_model(_model("llama", tokenizer), config)  # B = 0: the base model's outputs
+    assert draw(policy) == base
+    with torch.no_grad():
+        for name, weight in policy.named_parameters():
+            if "lora_B" in name:
+                weight.normal_(0, 1.0)  # a trained adapter changes the samples...
+    assert draw(policy) != base
+    assert draw(AdapterOff(policy)) == base  # ...and disabling it gives pi_ref's back

@@ -275,3 +275,28 @@ def test_test_split_scored_at_the_best_and_final_checkpoints(tiny_root, tmp_path
     last = load_file(str(tmp_path / "run" / "checkpoints" / "step_0000012" / "model.safetensors"))
     for name, tensor in last.items():  # the saved policy is the final model, not the best one
         torch.testing.assert_close(saved[name], tensor)
+
+
+def test_cached_reference_loads_no_reference_model_once_its_caches_exist(
+    tiny_root, tmp_path, monkeypatch
+):
+    from prefopt.trainer import model_setup
+
+    loads = []
+    original = model_setup.load_frozen_reference
+
+    def counting(*args, **kwargs):
+        loads.append(args[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(model_setup, "load_frozen_reference", counting)
+    cfg = make_config(tiny_root, tmp_path / "cache", {"name": "dpo", "beta": 0.1}, max_steps=2)
+    assert cfg.trainer.reference == "cached" and not cfg.eval.generate
+    first = run_module.run_training(cfg, tmp_path / "first")
+    assert len(loads) == 1  # pi_ref fills the caches of train and validation
+    second = run_module.run_training(cfg, tmp_path / "second")
+    assert len(loads) == 1  # every cache hits: no reference model in memory
+    assert second["final"] == first["final"]
+    cfg.trainer.reference = "frozen_copy"
+    run_module.run_training(cfg, tmp_path / "frozen")
+    assert len(loads) == 2  # a frozen copy is loaded whatever the caches hold
