@@ -2,12 +2,13 @@
 
 Settings that differ from TRL's defaults, each to make the job identical to prefopt's:
 ``bf16=False`` (fp32 like prefopt on a CPU), ``optim="adamw_torch"`` (torch.optim.AdamW, prefopt's
-optimiser), constant learning rate without warm-up, ``max_grad_norm=1.0``, no saving or evaluation,
+optimiser), constant learning rate without warm-up, ``max_grad_norm=1.0``, no saving,
 ``logging_steps=1`` (prefopt logs every step too), and a sampler that visits the pairs in prefopt's
-batch order. In the sweep, each run also evaluates the held-out pairs once after its last step, as
-every prefopt run does (``eval_strategy="steps"`` with ``eval_steps`` = the number of steps; the
-training file doubles as the evaluation set on both sides). Everything else (reference model every step, or ``precompute_ref_log_probs``; its fused
-LM head; dropout disabled) is TRL's own.
+batch order. No evaluation in a throughput run; in the sweep, each run evaluates the held-out pairs
+once after its last step, as every prefopt run does (``eval_strategy="steps"``, ``eval_steps`` = the
+number of steps; the training file doubles as the evaluation set on both sides). Everything else
+(reference model every step, or ``precompute_ref_log_probs``; its fused LM head; dropout disabled)
+is TRL's own.
 """
 
 from __future__ import annotations
