@@ -128,7 +128,9 @@ def test_peft_policy_and_its_disabled_adapter_sample_like_the_base_model():
     prompt_ids = tokenizer(PROMPTS[:16])["input_ids"]
 
     def draw(model):
-        return sample_responses(model, tokenizer, prompt_ids, max_new_tokens=10, seed=5).response_ids
+        return sample_responses(
+            model, tokenizer, prompt_ids, max_new_tokens=10, seed=5
+        ).response_ids
 
     base = draw(_model("llama", tokenizer))
     config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])
