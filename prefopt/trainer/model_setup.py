@@ -132,6 +132,8 @@ def prepare_models(
         same = loss_items is pairs
         loss_ref = pair_ref if same else reference_for(loss_items, f"{split}_{loss_fn.data_format}")
         heldout[split] = HeldOut(pairs, loss_items, pair_ref, loss_ref)
+    if live is None and not cfg.eval.get("generate", True):
+        reference_model.cache_clear()  # caches filled and nothing samples: free pi_ref's memory
     return PreparedModels(
         policy, train_reference, heldout, eval_reference_model, baseline_key, keys
     )

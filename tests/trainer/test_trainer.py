@@ -1,7 +1,9 @@
 """The shared trainer on a tiny model: loss values, reference modes, accumulation, resume, errors."""
 
+import gc
 import json
 import math
+import weakref
 
 import pytest
 import torch
@@ -282,21 +284,33 @@ def test_cached_reference_loads_no_reference_model_once_its_caches_exist(
 ):
     from prefopt.trainer import model_setup
 
-    loads = []
+    loads = []  # weak references to every pi_ref loaded
     original = model_setup.load_frozen_reference
 
     def counting(*args, **kwargs):
-        loads.append(args[0])
-        return original(*args, **kwargs)
+        model = original(*args, **kwargs)
+        loads.append(weakref.ref(model))
+        return model
 
     monkeypatch.setattr(model_setup, "load_frozen_reference", counting)
+    alive_in_training = []
+    fit = run_module.Trainer.fit
+
+    def watched_fit(self):
+        gc.collect()
+        alive_in_training.append([ref() is not None for ref in loads])
+        return fit(self)
+
+    monkeypatch.setattr(run_module.Trainer, "fit", watched_fit)
     cfg = make_config(tiny_root, tmp_path / "cache", {"name": "dpo", "beta": 0.1}, max_steps=2)
     assert cfg.trainer.reference == "cached" and not cfg.eval.generate
     first = run_module.run_training(cfg, tmp_path / "first")
-    assert len(loads) == 1  # pi_ref fills the caches of train and validation
+    assert len(loads) == 1  # pi_ref fills the caches of train and validation...
+    assert alive_in_training[0] == [False]  # ...and is freed before training starts
     second = run_module.run_training(cfg, tmp_path / "second")
     assert len(loads) == 1  # every cache hits: no reference model in memory
     assert second["final"] == first["final"]
     cfg.trainer.reference = "frozen_copy"
     run_module.run_training(cfg, tmp_path / "frozen")
     assert len(loads) == 2  # a frozen copy is loaded whatever the caches hold
+    assert alive_in_training[-1] == [False, True]
