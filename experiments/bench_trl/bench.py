@@ -19,6 +19,16 @@ one evaluation of the held-out pairs after the last step, the tool's end-of-run 
 one process running its N runs one after the other: prefopt with one reference cache shared by the
 sweep, TRL with its default and with precompute_ref_log_probs.
 Writes sweep.json and sweep.md.
+
+``memory``: peak GPU memory over the training steps of LoRA training with pi_ref as the adapter-off
+model against LoRA training with cached reference log-probs (no reference forward, pi_ref freed once
+the cache is filled). Writes memory.json and memory.md.
+
+``--preset gpu``: the job on a GPU: a 374M-parameter Llama shape built from a config, 16 pairs of 384
+tokens per step, bf16 autocast over fp32 weights on both sides; the throughput table then also gives
+each configuration's peak GPU memory and model FLOPs utilisation (6N per trained token, 2N per token of
+a reference forward, against the card's dense bf16 peak). ``--preset tiny_gpu`` runs the same code
+path on a CPU in seconds (the tests use it). experiments/bench_trl/gpu.sh runs all of it on one GPU.
 """
 
 from __future__ import annotations
@@ -39,8 +49,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from measure import peak_rss_mib, steady_throughput, summarise  # noqa: E402
 from workload import (  # noqa: E402
+    GPU_WORKLOAD,
+    TINY_GPU_WORKLOAD,
     Workload,
     build_model_dir,
+    flops_per_token,
     make_pairs,
     prefopt_config,
     tokens_per_step,
@@ -62,6 +75,20 @@ SWEEP_LOSSES = {  # prefopt loss name -> TRL DPOTrainer loss_type (the same loss
     "apo_zero": "apo_zero",
 }
 SWEEP_BETAS = (0.05, 0.1, 0.5)
+PRESETS = {"cpu": {}, "gpu": GPU_WORKLOAD, "tiny_gpu": TINY_GPU_WORKLOAD}  # --preset -> Workload
+REFERENCE_EVERY_STEP = {"prefopt_frozen_copy", "trl_default"}  # run a reference forward each step
+MEMORY_CONFIGS = {  # name -> (tool, mode): LoRA with the adapter-off reference, and with none
+    "prefopt_lora_disabled": ("prefopt", "lora_disabled"),
+    "prefopt_lora_cached": ("prefopt", "lora_cached"),
+}
+# Dense bf16 peak FLOP/s by device name (first match): NVIDIA's data sheets.
+BF16_PEAK = (
+    ("H100 PCIe", 756e12),
+    ("H100 NVL", 835e12),
+    ("H100", 989e12),
+    ("H200", 989e12),
+    ("A100", 312e12),
+)
 STEP0_TOLERANCE = 1e-4
 
 
@@ -86,8 +113,10 @@ def run_one(tool: str, mode: str, workdir: Path, run_dir: Path, work: Workload, 
         from prefopt_side import train_prefopt
 
         spec = prefopt_loss(*loss) if loss else None
+        lora = mode.startswith("lora_")  # lora_disabled, lora_cached: a LoRA adapter is trained
+        reference = "lora_disabled" if mode == "lora_disabled" else mode.removeprefix("lora_")
         cfg = prefopt_config(
-            work, workdir / "model", workdir / "data", run_dir / "cache", mode, spec
+            work, workdir / "model", workdir / "data", run_dir / "cache", reference, spec, lora
         )
         if loss:  # a sweep shares one reference cache
             cfg.cache_dir = str(workdir / "sweep_cache")
@@ -105,6 +134,27 @@ def run_one(tool: str, mode: str, workdir: Path, run_dir: Path, work: Workload, 
         beta=beta,
         evaluate_at_end=loss is not None,  # a sweep's runs evaluate once at the end, as prefopt's
     )
+
+
+def workload(args) -> Workload:
+    """The --preset's workload with --steps and --batch-size (when given) on top."""
+    fields = {**PRESETS[args.preset], "steps": args.steps}
+    if args.batch_size is not None:
+        fields["batch_size"] = args.batch_size
+    return Workload(**fields)
+
+
+def bf16_peak(name: str) -> float | None:
+    """Dense bf16 peak FLOP/s of the GPU called ``name``; None where unknown."""
+    return next((peak for key, peak in BF16_PEAK if key in name), None)
+
+
+def peak_flops(device: str) -> tuple[str, float | None]:
+    """The GPU's name and dense bf16 peak FLOP/s (None where unknown or on a CPU)."""
+    if device != "cuda":
+        return "cpu", None
+    name = torch.cuda.get_device_name()
+    return name, bf16_peak(name)
 
 
 def worker(args) -> None:
@@ -161,7 +211,7 @@ def spawn(
     return result
 
 
-def machine(threads: int) -> dict:
+def machine(threads: int, work: Workload) -> dict:
     """What the numbers were measured on."""
     import transformers
 
@@ -172,8 +222,8 @@ def machine(threads: int) -> dict:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
-        "precision": "fp32",
-        "device": "cpu",
+        "precision": work.precision,
+        "device": peak_flops(work.device)[0],
     }
     try:
         import trl
@@ -202,7 +252,7 @@ def check_step0(result: dict, name: str, reference: dict) -> dict:
 
 
 def throughput(args) -> None:
-    work = Workload(steps=args.steps, batch_size=args.batch_size)
+    work = workload(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tokens = tokens_per_step(work, make_pairs(work))
@@ -227,15 +277,21 @@ def throughput(args) -> None:
     checks = {
         name: [check_step0(r, name, reference) for r in results] for name, results in raw.items()
     }
-    summary = {
-        name: {
-            "tokens_per_second": summarise([r["tokens_per_second"] for r in results]),
+    flops = flops_per_token(work)
+    device, peak = peak_flops(work.device)
+    summary = {}
+    for name, results in raw.items():
+        per_token = flops["policy"] + (flops["reference"] if name in REFERENCE_EVERY_STEP else 0)
+        tps = summarise([r["tokens_per_second"] for r in results])
+        summary[name] = {
+            "tokens_per_second": tps,
             "tokens_per_cpu_second": summarise([r["tokens_per_cpu_second"] for r in results]),
             "peak_rss_mib": summarise([r["peak_rss_mib"] for r in results]),
+            "steps_gpu_peak_mib": results[0]["steps_gpu_peak_mib"],
             "setup_seconds": summarise([r["setup_seconds"] for r in results]),
+            "model_flops_per_token": per_token,
+            "mfu": None if peak is None else tps["median"] * per_token / peak,
         }
-        for name, results in raw.items()
-    }
     ratios = {}
     for label, ours, theirs in (
         ("a_reference_every_step", "prefopt_frozen_copy", "trl_default"),
@@ -259,8 +315,9 @@ def throughput(args) -> None:
         }
     report = {
         "command": " ".join(["python", "experiments/bench_trl/bench.py", *sys.argv[1:]]),
-        "machine": machine(args.threads),
+        "machine": machine(args.threads, work),
         "workload": work.to_dict(),
+        "flops": {**flops, "device": device, "bf16_peak_flops": peak},
         "tokens_per_step": tokens,
         "summary": summary,
         "ratios": ratios,
@@ -277,16 +334,23 @@ def throughput_table(report: dict) -> str:
     lines = [
         f"Command: `{report['command']}`",
         "",
+        f"Device: {report['flops']['device']}; model FLOPs per token 6N trained + 2N per reference "
+        f"forward, N = {report['flops']['n'] / 1e6:.1f}M; MFU against a dense bf16 peak of "
+        f"{report['flops']['bf16_peak_flops'] or 0:.3g} FLOP/s (0: unknown, not reported).",
+        "",
         "| configuration | tokens/s median (min-max) | spread | tokens/CPU-s median (min-max) "
-        "| peak RSS MiB | setup s |",
-        "|---|---|---|---|---|---|",
+        "| peak RSS MiB | steps' peak GPU MiB | MFU | setup s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, row in report["summary"].items():
         tps, cpu, rss = row["tokens_per_second"], row["tokens_per_cpu_second"], row["peak_rss_mib"]
+        gpu = row["steps_gpu_peak_mib"]
+        mfu = "-" if row["mfu"] is None else f"{row['mfu']:.1%}"
         lines.append(
             f"| {name} | {tps['median']:.0f} ({tps['min']:.0f}-{tps['max']:.0f}) | "
             f"{tps['spread']:.0%} | {cpu['median']:.0f} ({cpu['min']:.0f}-{cpu['max']:.0f}) | "
-            f"{rss['median']:.0f} | {row['setup_seconds']['median']:.1f} |"
+            f"{rss['median']:.0f} | {'-' if gpu is None else f'{gpu:.0f}'} | {mfu} | "
+            f"{row['setup_seconds']['median']:.1f} |"
         )
     lines += [
         "",
@@ -304,7 +368,7 @@ def throughput_table(report: dict) -> str:
 
 
 def sweep(args) -> None:
-    work = Workload(steps=args.steps, batch_size=args.batch_size)
+    work = workload(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = {}
@@ -321,7 +385,7 @@ def sweep(args) -> None:
     ours = results["prefopt_cached"]["sweep_seconds"]
     report = {
         "command": " ".join(["python", "experiments/bench_trl/bench.py", *sys.argv[1:]]),
-        "machine": machine(args.threads),
+        "machine": machine(args.threads, work),
         "workload": work.to_dict(),
         "runs": len(results["prefopt_cached"]["grid"]),
         "sweep_seconds": {k: v["sweep_seconds"] for k, v in results.items()},
@@ -348,27 +412,72 @@ def sweep(args) -> None:
     print((out / "sweep.md").read_text())
 
 
+def memory(args) -> None:
+    """Peak GPU memory of LoRA training with the adapter-off reference against LoRA training
+    with no reference forward (cached log-probs, pi_ref freed after filling the cache)."""
+    work = workload(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        prepare(workdir, work)
+        for name, (tool, mode) in MEMORY_CONFIGS.items():
+            results[name] = spawn(tool, mode, workdir, work, args.threads)
+            print(f"{name}: steps' peak GPU memory {results[name]['steps_gpu_peak_mib']} MiB")
+    with_ref = results["prefopt_lora_disabled"]["steps_gpu_peak_mib"]
+    without = results["prefopt_lora_cached"]["steps_gpu_peak_mib"]
+    report = {
+        "command": " ".join(["python", "experiments/bench_trl/bench.py", *sys.argv[1:]]),
+        "machine": machine(args.threads, work),
+        "workload": work.to_dict(),
+        "ratio_lora_reference_to_none": None if not without else with_ref / without,
+        "raw": results,
+    }
+    (out / "memory.json").write_text(json.dumps(report, indent=1))
+    lines = [
+        f"Command: `{report['command']}`",
+        "",
+        "| configuration | steps' peak GPU MiB | before the first step MiB | peak RSS MiB |",
+        "|---|---|---|---|",
+    ]
+    for name, result in results.items():
+        lines.append(
+            f"| {name} | {result['steps_gpu_peak_mib']} | {result['setup_gpu_peak_mib']} | "
+            f"{result['peak_rss_mib']:.0f} |"
+        )
+    ratio = report["ratio_lora_reference_to_none"]
+    lines += ["", f"LoRA reference / no reference, steps' peak GPU memory: {ratio}"]
+    (out / "memory.md").write_text("\n".join(lines) + "\n")
+    print((out / "memory.md").read_text())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    for name in ("throughput", "sweep"):
+    for name in ("throughput", "sweep", "memory"):
         sub = commands.add_parser(name)
         sub.add_argument("--out", default="results/performance")
+        sub.add_argument("--preset", choices=list(PRESETS), default="cpu", help="the job's shape")
         sub.add_argument("--steps", type=int, default=Workload.steps)
-        sub.add_argument("--batch-size", type=int, default=Workload.batch_size)
+        sub.add_argument("--batch-size", type=int, default=None, help="pairs per step")
         sub.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads")
         if name == "throughput":
             sub.add_argument("--repeats", type=int, default=3)
     sub = commands.add_parser("worker")
     sub.add_argument("--tool", choices=["prefopt", "trl"], required=True)
-    sub.add_argument("--mode", choices=["frozen_copy", "cached", "default", "precompute"])
+    sub.add_argument(
+        "--mode",
+        choices=["frozen_copy", "cached", "default", "precompute", "lora_disabled", "lora_cached"],
+    )
     sub.add_argument("--workdir", required=True)
     sub.add_argument("--workload", required=True)
     sub.add_argument("--out", required=True)
     sub.add_argument("--sweep", action="store_true")
     sub.add_argument("--threads", type=int, required=True)
     args = parser.parse_args()
-    {"throughput": throughput, "sweep": sweep, "worker": worker}[args.command](args)
+    handlers = {"throughput": throughput, "sweep": sweep, "memory": memory, "worker": worker}
+    handlers[args.command](args)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,29 @@ import statistics
 import sys
 
 
+def synchronize() -> None:
+    """Wait for queued GPU work, so that a step's end time is when its kernels finished."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def reset_gpu_peak() -> None:
+    """Start a new peak of allocated GPU memory (nothing on a CPU)."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+
+
+def gpu_peak_mib() -> float | None:
+    """Peak allocated GPU memory since the last reset, MiB; None without a GPU."""
+    import torch
+
+    return torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
+
+
 def peak_rss_mib() -> float:
     """Peak resident set size of this process so far, MiB (Linux reports KiB, macOS bytes)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -11,6 +11,8 @@ import contextlib
 import time
 from pathlib import Path
 
+from measure import gpu_peak_mib, reset_gpu_peak, synchronize
+
 import prefopt.trainer.run as run_module
 from prefopt.trainer.loop import Trainer
 
@@ -23,9 +25,12 @@ class TimedTrainer(Trainer):
     def train_step(self) -> dict[str, float]:
         log = TimedTrainer.records
         if "first_step_start" not in log:
+            log["setup_gpu_peak_mib"] = gpu_peak_mib()
+            reset_gpu_peak()  # the steps' peak from here on
             log["first_step_start"] = time.perf_counter()
         tokens_before = self.state.tokens_seen
         row = super().train_step()
+        synchronize()
         log.setdefault("step_ends", []).append(time.perf_counter())
         log.setdefault("step_ends_cpu", []).append(time.process_time())
         log.setdefault("tokens", []).append(self.state.tokens_seen - tokens_before)
@@ -46,13 +51,16 @@ def timed_trainer():
 
 
 def train_prefopt(cfg, run_dir: Path) -> dict:
-    """One prefopt run: step end times (wall, CPU), tokens per step, setup time, step-0 metrics."""
+    """One prefopt run: step end times (wall, CPU), tokens per step, setup time, step-0 metrics,
+    peak GPU memory before and from the first step (None on a CPU)."""
     with timed_trainer() as records:
         start = time.perf_counter()
         run_module.run_training(cfg, run_dir)
         end = time.perf_counter()
     row = records["first_row"]
     return {
+        "steps_gpu_peak_mib": gpu_peak_mib(),  # from the first step to the end of the run
+        "setup_gpu_peak_mib": records["setup_gpu_peak_mib"],
         "step_ends": records["step_ends"],
         "step_ends_cpu": records["step_ends_cpu"],
         "tokens": records["tokens"],

@@ -1,14 +1,14 @@
 """TRL's side of the benchmark: one DPOTrainer run on the same model, data, batches and optimiser.
 
 Settings that differ from TRL's defaults, each to make the job identical to prefopt's:
-``bf16=False`` (fp32 like prefopt on a CPU), ``optim="adamw_torch"`` (torch.optim.AdamW, prefopt's
-optimiser), constant learning rate without warm-up, ``max_grad_norm=1.0``, no saving,
-``logging_steps=1`` (prefopt logs every step too), and a sampler that visits the pairs in prefopt's
-batch order. No evaluation in a throughput run; in the sweep, each run evaluates the held-out pairs
-once after its last step, as every prefopt run does (``eval_strategy="steps"``, ``eval_steps`` = the
-number of steps; the training file doubles as the evaluation set on both sides). Everything else
-(reference model every step, or ``precompute_ref_log_probs``; its fused LM head; dropout disabled)
-is TRL's own.
+``bf16=False`` on a CPU (fp32, like prefopt; on a GPU both use bf16 autocast over fp32 weights),
+``optim="adamw_torch"`` (torch.optim.AdamW, prefopt's optimiser), constant learning rate without
+warm-up, ``max_grad_norm=1.0``, no saving, ``logging_steps=1`` (prefopt logs every step too), and a
+sampler that visits the pairs in prefopt's batch order. No evaluation in a throughput run; in the
+sweep, each run evaluates the held-out pairs once after its last step, as every prefopt run does
+(``eval_strategy="steps"``, ``eval_steps`` = the number of steps; the training file doubles as the
+evaluation set on both sides). Everything else (reference model every step, or
+``precompute_ref_log_probs``; its fused LM head; dropout disabled) is TRL's own.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from measure import gpu_peak_mib, reset_gpu_peak, synchronize
 from torch.utils.data import Sampler
 from transformers import TrainerCallback
 from trl import DPOConfig, DPOTrainer
@@ -49,15 +50,19 @@ class StepClock(TrainerCallback):
 
     def __init__(self):
         self.first_step_start: float | None = None
+        self.setup_gpu_peak_mib: float | None = None
         self.step_ends: list[float] = []
         self.step_ends_cpu: list[float] = []
         self.first_logs: dict | None = None
 
     def on_step_begin(self, args, state, control, **kwargs):
         if self.first_step_start is None:
+            self.setup_gpu_peak_mib = gpu_peak_mib()
+            reset_gpu_peak()  # the steps' peak from here on
             self.first_step_start = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kwargs):
+        synchronize()
         self.step_ends.append(time.perf_counter())
         self.step_ends_cpu.append(time.process_time())
 
@@ -88,8 +93,8 @@ def dpo_config(
         adam_beta2=0.999,
         optim="adamw_torch",
         max_grad_norm=1.0,
-        bf16=False,
-        use_cpu=True,
+        bf16=work.precision == "bf16",
+        use_cpu=work.device == "cpu",
         seed=work.seed,
         logging_steps=1,
         save_strategy="no",
@@ -147,6 +152,8 @@ def train_trl(
     end = time.perf_counter()
     logs = clock.first_logs or {}
     return {
+        "steps_gpu_peak_mib": gpu_peak_mib(),
+        "setup_gpu_peak_mib": clock.setup_gpu_peak_mib,
         "step_ends": clock.step_ends,
         "step_ends_cpu": clock.step_ends_cpu,
         "setup_seconds": clock.first_step_start - start,

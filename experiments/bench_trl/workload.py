@@ -1,4 +1,5 @@
-"""The one job both tools run: a GPT-2 built from a config, a word-level tokenizer, preference pairs.
+"""The one job both tools run: a model built from a config (GPT-2 on a CPU, a Llama shape on a GPU),
+a word-level tokenizer, preference pairs.
 
 Everything both sides must share lives here: the model and tokenizer (saved with save_pretrained and
 loaded by each tool itself), the data (a TRL-format JSONL that both tools read and tokenize to the same
@@ -27,9 +28,11 @@ SPECIAL = [PAD, EOS, UNK]
 class Workload:
     """Model shape, data shape and optimiser settings of one benchmark job."""
 
+    architecture: str = "gpt2"  # gpt2, or llama (RMSNorm, SwiGLU MLP, rotary positions)
     n_layer: int = 4  # transformer blocks
     n_embd: int = 256  # hidden width
     n_head: int = 4  # attention heads
+    intermediate_size: int = 0  # llama's MLP width (gpt2's is 4 x n_embd)
     vocab_size: int = 4096  # word-level vocabulary, special tokens included
     prompt_words: tuple[int, int] = (16, 48)  # prompt length range in tokens (inclusive)
     response_words: tuple[int, int] = (8, 56)  # response length range before the EOS token
@@ -39,6 +42,8 @@ class Workload:
     beta: float = 0.1  # DPO beta
     reference_batch_size: int = 32  # pairs per forward when precomputing reference log-probs
     seed: int = 0  # seeds the model's initial weights, the data and the batch order
+    device: str = "cpu"  # cpu or cuda
+    precision: str = "fp32"  # fp32; or bf16: fp32 weights, bf16 autocast on both sides (GPU)
 
     @property
     def num_pairs(self) -> int:
@@ -54,6 +59,39 @@ class Workload:
         return asdict(self)
 
 
+# The GPU job: a Llama shape of 374M parameters (341M without the input embedding), 16 pairs of
+# 128 prompt + 256 response tokens (EOS included) per step, bf16 autocast.
+GPU_WORKLOAD = {
+    "architecture": "llama",
+    "n_layer": 24,
+    "n_embd": 1024,
+    "n_head": 16,
+    "intermediate_size": 2816,
+    "vocab_size": 32000,
+    "prompt_words": (128, 128),
+    "response_words": (255, 255),
+    "batch_size": 16,
+    "reference_batch_size": 16,
+    "device": "cuda",
+    "precision": "bf16",
+}
+# The same code path on a CPU in seconds: what the tests run.
+TINY_GPU_WORKLOAD = {
+    **GPU_WORKLOAD,
+    "n_layer": 2,
+    "n_embd": 64,
+    "n_head": 4,
+    "intermediate_size": 176,
+    "vocab_size": 512,
+    "prompt_words": (8, 8),
+    "response_words": (15, 15),
+    "batch_size": 4,
+    "reference_batch_size": 4,
+    "device": "cpu",
+    "precision": "fp32",
+}
+
+
 def words(vocab_size: int) -> list[str]:
     """The vocabulary's ordinary words (after the special tokens)."""
     if vocab_size <= len(SPECIAL) + 1:
@@ -61,20 +99,27 @@ def words(vocab_size: int) -> list[str]:
     return [f"w{i}" for i in range(vocab_size - len(SPECIAL))]
 
 
-def build_model_dir(path: Path, work: Workload) -> Path:
-    """Save a randomly initialised GPT-2 (dropout 0) and its word-level tokenizer with save_pretrained."""
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+def model_config(work: Workload, vocab: dict):
+    """The transformers config of the workload's model (dropout 0, untied embeddings for llama)."""
+    from transformers import GPT2Config, LlamaConfig
 
-    vocab = {w: i for i, w in enumerate(SPECIAL + words(work.vocab_size))}
-    core = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
-    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=core, pad_token=PAD, eos_token=EOS, unk_token=UNK
-    )
-    torch.manual_seed(work.seed)
-    config = GPT2Config(
+    ids = {"bos_token_id": vocab[EOS], "eos_token_id": vocab[EOS], "pad_token_id": vocab[PAD]}
+    if work.architecture == "llama":
+        return LlamaConfig(
+            vocab_size=work.vocab_size,
+            hidden_size=work.n_embd,
+            intermediate_size=work.intermediate_size,
+            num_hidden_layers=work.n_layer,
+            num_attention_heads=work.n_head,
+            num_key_value_heads=work.n_head,
+            max_position_embeddings=max(128, work.max_length),
+            tie_word_embeddings=False,
+            attention_dropout=0.0,
+            **ids,
+        )
+    if work.architecture != "gpt2":
+        raise ValueError(f"architecture must be gpt2 or llama, got {work.architecture!r}")
+    return GPT2Config(
         vocab_size=work.vocab_size,
         n_layer=work.n_layer,
         n_embd=work.n_embd,
@@ -83,12 +128,41 @@ def build_model_dir(path: Path, work: Workload) -> Path:
         resid_pdrop=0.0,
         embd_pdrop=0.0,
         attn_pdrop=0.0,
-        bos_token_id=vocab[EOS],
-        eos_token_id=vocab[EOS],
-        pad_token_id=vocab[PAD],
+        **ids,
     )
+
+
+def flops_per_token(work: Workload) -> dict:
+    """Model FLOPs per token: 6N for a trained (policy) token, 2N for a reference forward's token.
+
+    N counts the parameters that multiply every token: all but the input embedding (a lookup).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    vocab = {w: i for i, w in enumerate(SPECIAL + words(work.vocab_size))}
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(model_config(work, vocab))
+    total = sum(p.numel() for p in model.parameters())
+    n = total - model.get_input_embeddings().weight.numel()
+    return {"parameters": total, "n": n, "policy": 6 * n, "reference": 2 * n}
+
+
+def build_model_dir(path: Path, work: Workload) -> Path:
+    """Save a randomly initialised model (dropout 0) and its word-level tokenizer with save_pretrained."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+
+    vocab = {w: i for i, w in enumerate(SPECIAL + words(work.vocab_size))}
+    core = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
+    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core, pad_token=PAD, eos_token=EOS, unk_token=UNK
+    )
+    torch.manual_seed(work.seed)
     path.mkdir(parents=True, exist_ok=True)
-    GPT2LMHeadModel(config).save_pretrained(path)
+    AutoModelForCausalLM.from_config(model_config(work, vocab)).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
 
@@ -150,14 +224,16 @@ def prefopt_config(
     cache_dir: Path,
     reference: str,
     loss: dict | None = None,
+    lora: bool = False,
 ):
-    """A full prefopt run config for the workload (no task, no generation evaluation)."""
+    """A full prefopt run config for the workload (no task, no generation evaluation); ``lora``
+    trains a LoRA adapter (r 8, every linear layer) instead of the whole model."""
     limit = work.max_length + 8  # no truncation: every sequence fits
     cfg = {
         "seed": work.seed,
         "name": "bench_trl",
         "cache_dir": str(cache_dir),
-        "device": "cpu",
+        "device": work.device,
         "num_threads": None,  # torch's default on both sides
         "task": None,
         "model": {
@@ -169,7 +245,7 @@ def prefopt_config(
             "attn_implementation": None,
             "gradient_checkpointing": False,
             "lora": {
-                "enabled": False,
+                "enabled": lora,
                 "r": 8,
                 "alpha": 16,
                 "target_modules": "all-linear",
@@ -204,7 +280,7 @@ def prefopt_config(
             "warmup": 0,
             "schedule": "constant",
             "max_grad_norm": 1.0,
-            "precision": "no",
+            "precision": "bf16" if work.precision == "bf16" else "no",
             "reference": reference,
             "reference_batch_size": work.reference_batch_size,
             "log_every": 1,

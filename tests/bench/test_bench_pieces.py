@@ -7,9 +7,12 @@ import math
 import pytest
 from measure import steady_throughput, summarise
 from workload import (
+    GPU_WORKLOAD,
+    TINY_GPU_WORKLOAD,
     Workload,
     batch_order,
     build_model_dir,
+    flops_per_token,
     make_pairs,
     pair_tokens,
     prefopt_config,
@@ -84,18 +87,46 @@ def test_batches_follow_prefopt_order_and_cover_every_pair():
     assert sum(per_step) == sum(pair_tokens(p) for p in pairs)
 
 
-def test_prefopt_side_trains_the_counted_tokens(tmp_path):
+@pytest.mark.parametrize(
+    ("work", "lora"),
+    [(TINY, False), (Workload(**{**TINY_GPU_WORKLOAD, "steps": 3}), False), (TINY, True)],
+    ids=["gpt2", "llama", "gpt2_lora"],
+)
+def test_prefopt_side_trains_the_counted_tokens(tmp_path, work, lora):
     """A tiny prefopt run: tokens per step as the workload counts them, step-0 DPO loss log 2."""
     from prefopt_side import train_prefopt
 
-    model_dir = build_model_dir(tmp_path / "model", TINY)
-    write_data(tmp_path / "data", TINY)
-    cfg = prefopt_config(TINY, model_dir, tmp_path / "data", tmp_path / "cache", "frozen_copy")
+    model_dir = build_model_dir(tmp_path / "model", work)
+    write_data(tmp_path / "data", work)
+    cfg = prefopt_config(
+        work, model_dir, tmp_path / "data", tmp_path / "cache", "frozen_copy", lora=lora
+    )
     result = train_prefopt(cfg, tmp_path / "run")
-    assert result["tokens"] == tokens_per_step(TINY, make_pairs(TINY))
-    assert len(result["step_ends"]) == len(result["step_ends_cpu"]) == TINY.steps
+    assert result["tokens"] == tokens_per_step(work, make_pairs(work))
+    assert len(result["step_ends"]) == len(result["step_ends_cpu"]) == work.steps
     assert result["step0_loss"] == pytest.approx(math.log(2), abs=1e-6)
     assert result["setup_seconds"] > 0
+    assert result["steps_gpu_peak_mib"] is None  # on a CPU
+
+
+def test_gpu_workload_is_a_llama_of_about_0_37b_parameters():
+    flops = flops_per_token(Workload(**GPU_WORKLOAD))
+    # embeddings 32000 x 1024 twice (untied); a layer: 4 x 1024^2 attention, 3 x 1024 x 2816 MLP,
+    # two norms of 1024; the final norm 1024
+    layer = 4 * 1024**2 + 3 * 1024 * 2816 + 2 * 1024
+    assert flops["parameters"] == 2 * 32000 * 1024 + 24 * layer + 1024
+    assert flops["n"] == flops["parameters"] - 32000 * 1024
+    assert flops["policy"] == 6 * flops["n"] and flops["reference"] == 2 * flops["n"]
+    assert Workload(**GPU_WORKLOAD).max_length == 128 + 255 + 1  # 384 tokens per sequence
+
+
+def test_bf16_peak_by_device_name():
+    from bench import bf16_peak
+
+    assert bf16_peak("NVIDIA H100 80GB HBM3") == 989e12
+    assert bf16_peak("NVIDIA H100 PCIe") == 756e12
+    assert bf16_peak("NVIDIA H200") == 989e12
+    assert bf16_peak("Tesla T4") is None
 
 
 def test_trl_side_builds_the_same_job(tmp_path):
