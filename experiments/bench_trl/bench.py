@@ -211,6 +211,32 @@ def spawn(
     return result
 
 
+def spawn_each(configs: dict, work: Workload, threads: int, sweep: bool = False) -> dict:
+    """Each configuration (name -> (tool, mode)) in a process of its own, one after the other,
+    on one prepared model and data set; name -> result."""
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        prepare(workdir, work)
+        for name, (tool, mode) in configs.items():
+            results[name] = spawn(tool, mode, workdir, work, threads, sweep=sweep)
+            result = results[name]
+            if sweep:
+                print(f"{name}: {result['sweep_seconds']:.1f} s for the sweep")
+            else:
+                print(f"{name}: steps' peak GPU memory {result['steps_gpu_peak_mib']} MiB")
+    return results
+
+
+def report_header(args, work: Workload) -> dict:
+    """The command, the machine and the workload: the first keys of every report."""
+    return {
+        "command": " ".join(["python", "experiments/bench_trl/bench.py", *sys.argv[1:]]),
+        "machine": machine(args.threads, work),
+        "workload": work.to_dict(),
+    }
+
+
 def machine(threads: int, work: Workload) -> dict:
     """What the numbers were measured on."""
     import transformers
@@ -314,9 +340,7 @@ def throughput(args) -> None:
             / summary[theirs]["peak_rss_mib"]["median"],
         }
     report = {
-        "command": " ".join(["python", "experiments/bench_trl/bench.py", *sys.argv[1:]]),
-        "machine": machine(args.threads, work),
-        "workload": work.to_dict(),
+        **report_header(args, work),
         "flops": {**flops, "device": device, "bf16_peak_flops": peak},
         "tokens_per_step": tokens,
         "summary": summary,
@@ -371,22 +395,15 @@ def sweep(args) -> None:
     work = workload(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        prepare(workdir, work)
-        for name, tool, mode in (
-            ("prefopt_cached", "prefopt", "cached"),
-            ("trl_default", "trl", "default"),
-            ("trl_precompute", "trl", "precompute"),
-        ):
-            results[name] = spawn(tool, mode, workdir, work, args.threads, sweep=True)
-            print(f"{name}: {results[name]['sweep_seconds']:.1f} s for the sweep")
+    configs = {
+        "prefopt_cached": ("prefopt", "cached"),
+        "trl_default": ("trl", "default"),
+        "trl_precompute": ("trl", "precompute"),
+    }
+    results = spawn_each(configs, work, args.threads, sweep=True)
     ours = results["prefopt_cached"]["sweep_seconds"]
     report = {
-        "command": " ".join(["python", "experiments/bench_trl/bench.py", *sys.argv[1:]]),
-        "machine": machine(args.threads, work),
-        "workload": work.to_dict(),
+        **report_header(args, work),
         "runs": len(results["prefopt_cached"]["grid"]),
         "sweep_seconds": {k: v["sweep_seconds"] for k, v in results.items()},
         "process_seconds": {k: v["process_seconds"] for k, v in results.items()},
@@ -418,19 +435,11 @@ def memory(args) -> None:
     work = workload(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        prepare(workdir, work)
-        for name, (tool, mode) in MEMORY_CONFIGS.items():
-            results[name] = spawn(tool, mode, workdir, work, args.threads)
-            print(f"{name}: steps' peak GPU memory {results[name]['steps_gpu_peak_mib']} MiB")
+    results = spawn_each(MEMORY_CONFIGS, work, args.threads)
     with_ref = results["prefopt_lora_disabled"]["steps_gpu_peak_mib"]
     without = results["prefopt_lora_cached"]["steps_gpu_peak_mib"]
     report = {
-        "command": " ".join(["python", "experiments/bench_trl/bench.py", *sys.argv[1:]]),
-        "machine": machine(args.threads, work),
-        "workload": work.to_dict(),
+        **report_header(args, work),
         "ratio_lora_reference_to_none": None if not without else with_ref / without,
         "raw": results,
     }
