@@ -60,7 +60,7 @@ def sampler_against_generate(repeats: int) -> dict:
     """Seconds to sample the validation prompts once with prefopt's sampler and with generate."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from prefopt.models.sampling import sample_responses
+    from prefopt.models.sampling import sample_responses, sample_with_generate
     from prefopt.tasks import build_task
 
     cache = os.environ.get("PREFOPT_CACHE", ".cache/prefopt")
@@ -73,32 +73,16 @@ def sampler_against_generate(repeats: int) -> dict:
     with open("conf/eval/default.yaml", encoding="utf-8") as handle:
         settings = yaml.safe_load(handle)
     batch, max_new = int(settings["batch_size"]), int(settings["max_new_tokens"])
-    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
 
     def ours(seed):
         return sample_responses(
             model, tokenizer, prompt_ids, max_new_tokens=max_new, seed=seed, batch_size=batch
         ).response_ids
 
-    @torch.no_grad()
     def theirs(seed):
-        torch.manual_seed(seed)
-        out = []
-        for start in range(0, len(prompt_ids), batch):
-            chunk = prompt_ids[start : start + batch]
-            width = max(len(p) for p in chunk)
-            ids = torch.tensor([[pad] * (width - len(p)) + p for p in chunk])  # (b, P)
-            mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in chunk])  # (b, P)
-            rows = model.generate(
-                input_ids=ids,
-                attention_mask=mask,
-                do_sample=True,
-                max_new_tokens=max_new,
-                eos_token_id=eos,
-                pad_token_id=pad,
-            )[:, width:].tolist()
-            out += [row[: row.index(eos) + 1] if eos in row else row for row in rows]
-        return out
+        return sample_with_generate(
+            model, tokenizer, prompt_ids, max_new_tokens=max_new, seed=seed, batch_size=batch
+        )
 
     times = {"prefopt": [], "generate": []}
     same = []  # fraction of responses with identical tokens, per seed

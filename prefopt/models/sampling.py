@@ -170,3 +170,41 @@ def _cache_name(out) -> str:
     """The KV cache's name in a forward's output and arguments: ``cache`` from transformers 5 on,
     ``past_key_values`` before."""
     return "cache" if "cache" in out else "past_key_values"
+
+
+@torch.no_grad()
+def sample_with_generate(
+    model: torch.nn.Module,
+    tokenizer,
+    prompt_ids: Sequence[Sequence[int]],
+    *,
+    max_new_tokens: int,
+    seed: int,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    batch_size: int = 64,
+) -> list[list[int]]:
+    """The same batches and seed through ``model.generate``, each response cut after its first
+    EOS: what :func:`sample_responses` is checked and timed against."""
+    eos_id, pad_id = tokenizer.eos_token_id, tokenizer.pad_token_id
+    torch.manual_seed(seed)
+    out = []
+    for start in range(0, len(prompt_ids), batch_size):
+        chunk = [list(p) for p in prompt_ids[start : start + batch_size]]
+        width = max(len(p) for p in chunk)
+        ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in chunk])  # (b, P)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in chunk])  # (b, P)
+        rows = model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            do_sample=True,
+            max_new_tokens=max_new_tokens,
+            eos_token_id=eos_id,
+            pad_token_id=pad_id,
+            temperature=temperature,
+            top_k=top_k or None,
+            top_p=top_p,
+        )[:, width:].tolist()
+        out += [row[: row.index(eos_id) + 1] if eos_id in row else row for row in rows]
+    return out

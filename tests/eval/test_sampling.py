@@ -6,7 +6,7 @@ import torch
 from conftest import PROMPTS, build_tokenizer, gpt2_config
 from transformers import GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
-from prefopt.models.sampling import sample_responses
+from prefopt.models.sampling import sample_responses, sample_with_generate
 
 
 def _llama(tokenizer) -> LlamaForCausalLM:
@@ -33,31 +33,6 @@ def _model(kind: str, tokenizer):
     return model.eval()
 
 
-def _generate(model, tokenizer, prompt_ids, seed, batch_size, max_new_tokens, **settings):
-    """The same batches through ``model.generate``, cut after the first EOS."""
-    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    torch.manual_seed(seed)
-    out = []
-    for start in range(0, len(prompt_ids), batch_size):
-        chunk = prompt_ids[start : start + batch_size]
-        width = max(len(p) for p in chunk)
-        ids = torch.tensor([[pad] * (width - len(p)) + p for p in chunk])  # (b, P)
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in chunk])  # (b, P)
-        rows = model.generate(
-            input_ids=ids,
-            attention_mask=mask,
-            do_sample=True,
-            max_new_tokens=max_new_tokens,
-            eos_token_id=eos,
-            pad_token_id=pad,
-            temperature=settings.get("temperature", 1.0),
-            top_k=settings.get("top_k") or None,
-            top_p=settings.get("top_p", 1.0),
-        )[:, width:].tolist()
-        out += [row[: row.index(eos) + 1] if eos in row else row for row in rows]
-    return out
-
-
 @pytest.mark.parametrize("kind", ["gpt2", "llama"])
 @pytest.mark.parametrize(
     "settings",
@@ -71,7 +46,9 @@ def test_samples_equal_generate_with_the_same_seed(kind, settings):
     ours = sample_responses(
         model, tokenizer, prompt_ids, max_new_tokens=12, seed=7, batch_size=8, **settings
     )
-    theirs = _generate(model, tokenizer, prompt_ids, 7, 8, 12, **settings)
+    theirs = sample_with_generate(
+        model, tokenizer, prompt_ids, max_new_tokens=12, seed=7, batch_size=8, **settings
+    )
     same = sum(a == b for a, b in zip(ours.response_ids, theirs, strict=True))
     assert same >= 0.9 * len(theirs)  # all, but for rare draws flipped by rounding
     lengths = {len(r) for r in ours.response_ids}
