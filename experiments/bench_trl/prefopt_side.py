@@ -32,6 +32,7 @@ class TimedTrainer(Trainer):
         row = super().train_step()
         synchronize()
         log.setdefault("step_ends", []).append(time.perf_counter())
+        log["steps_gpu_peak_mib"] = gpu_peak_mib()  # the steps' peak so far (nothing after them)
         log.setdefault("step_ends_cpu", []).append(time.process_time())
         log.setdefault("tokens", []).append(self.state.tokens_seen - tokens_before)
         log.setdefault("first_row", dict(row))
@@ -59,7 +60,7 @@ def train_prefopt(cfg, run_dir: Path) -> dict:
         end = time.perf_counter()
     row = records["first_row"]
     return {
-        "steps_gpu_peak_mib": gpu_peak_mib(),  # from the first step to the end of the run
+        "steps_gpu_peak_mib": records["steps_gpu_peak_mib"],  # first to last step
         "setup_gpu_peak_mib": records["setup_gpu_peak_mib"],
         "step_ends": records["step_ends"],
         "step_ends_cpu": records["step_ends_cpu"],

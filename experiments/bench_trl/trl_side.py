@@ -51,6 +51,7 @@ class StepClock(TrainerCallback):
     def __init__(self):
         self.first_step_start: float | None = None
         self.setup_gpu_peak_mib: float | None = None
+        self.steps_gpu_peak_mib: float | None = None
         self.step_ends: list[float] = []
         self.step_ends_cpu: list[float] = []
         self.first_logs: dict | None = None
@@ -64,6 +65,7 @@ class StepClock(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         synchronize()
         self.step_ends.append(time.perf_counter())
+        self.steps_gpu_peak_mib = gpu_peak_mib()  # the steps' peak so far (nothing after them)
         self.step_ends_cpu.append(time.process_time())
 
     def on_log(self, args, state, control, logs=None, **kwargs):
@@ -152,7 +154,7 @@ def train_trl(
     end = time.perf_counter()
     logs = clock.first_logs or {}
     return {
-        "steps_gpu_peak_mib": gpu_peak_mib(),
+        "steps_gpu_peak_mib": clock.steps_gpu_peak_mib,
         "setup_gpu_peak_mib": clock.setup_gpu_peak_mib,
         "step_ends": clock.step_ends,
         "step_ends_cpu": clock.step_ends_cpu,

@@ -135,7 +135,8 @@ def model_config(work: Workload, vocab: dict):
 def flops_per_token(work: Workload) -> dict:
     """Model FLOPs per token: 6N for a trained (policy) token, 2N for a reference forward's token.
 
-    N counts the parameters that multiply every token: all but the input embedding (a lookup).
+    N counts the parameters that multiply every token: all but the input embedding (a lookup),
+    whose matrix still counts once where it is tied to the LM head (GPT-2).
     """
     import torch
     from transformers import AutoModelForCausalLM
@@ -143,8 +144,9 @@ def flops_per_token(work: Workload) -> dict:
     vocab = {w: i for i, w in enumerate(SPECIAL + words(work.vocab_size))}
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(model_config(work, vocab))
-    total = sum(p.numel() for p in model.parameters())
-    n = total - model.get_input_embeddings().weight.numel()
+    total = sum(p.numel() for p in model.parameters())  # a tied matrix once
+    embedding, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    n = total if embedding is head else total - embedding.numel()
     return {"parameters": total, "n": n, "policy": 6 * n, "reference": 2 * n}
 
 

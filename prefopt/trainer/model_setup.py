@@ -84,8 +84,16 @@ def prepare_models(
         nothing loads no reference model."""
         return load_frozen_reference(resolved.reference_path, cfg.model).to(device)
 
+    # pi_ref as the LoRA policy with its adapter off: in lora_disabled mode, and in cached mode
+    # when the adapter sits on pi_ref itself (the cache is filled before the adapter changes)
+    adapter_off = mode == "lora_disabled" or (
+        mode == "cached"
+        and cfg.model.lora.enabled
+        and resolved.reference_path == resolved.model_path
+    )
+
     def live_reference() -> LiveReference:
-        if mode == "lora_disabled":
+        if adapter_off:
             return LiveReference(policy, adapter_off=True)
         return LiveReference(reference_model())
 
@@ -94,7 +102,7 @@ def prepare_models(
         """The baseline of win rate and KL: pi_ref, or another model when eval names one."""
         if resolved.baseline_path != resolved.reference_path:
             return load_frozen_reference(resolved.baseline_path, cfg.model).to(device)
-        return AdapterOff(policy) if mode == "lora_disabled" else reference_model()
+        return AdapterOff(policy) if adapter_off else reference_model()
 
     live = None if mode == "cached" else live_reference()
     baseline_key = model_fingerprint(resolved.baseline_path, cfg.model)
@@ -132,8 +140,11 @@ def prepare_models(
         same = loss_items is pairs
         loss_ref = pair_ref if same else reference_for(loss_items, f"{split}_{loss_fn.data_format}")
         heldout[split] = HeldOut(pairs, loss_items, pair_ref, loss_ref)
-    if live is None and not cfg.eval.get("generate", True):
-        reference_model.cache_clear()  # caches filled and nothing samples: free pi_ref's memory
+    evaluates_against_pi_ref = cfg.eval.get("generate", True) and (
+        resolved.baseline_path == resolved.reference_path
+    )
+    if live is None and not evaluates_against_pi_ref:
+        reference_model.cache_clear()  # caches filled and nothing else needs pi_ref: free it
     return PreparedModels(
         policy, train_reference, heldout, eval_reference_model, baseline_key, keys
     )

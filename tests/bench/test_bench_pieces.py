@@ -118,6 +118,8 @@ def test_gpu_workload_is_a_llama_of_about_0_37b_parameters():
     assert flops["n"] == flops["parameters"] - 32000 * 1024
     assert flops["policy"] == 6 * flops["n"] and flops["reference"] == 2 * flops["n"]
     assert Workload(**GPU_WORKLOAD).max_length == 128 + 255 + 1  # 384 tokens per sequence
+    gpt2 = flops_per_token(TINY)  # tied embeddings: the matrix counts once, as the LM head
+    assert gpt2["n"] == gpt2["parameters"]
 
 
 def test_bf16_peak_by_device_name():
@@ -126,6 +128,7 @@ def test_bf16_peak_by_device_name():
     assert bf16_peak("NVIDIA H100 80GB HBM3") == 989e12
     assert bf16_peak("NVIDIA H100 PCIe") == 756e12
     assert bf16_peak("NVIDIA H200") == 989e12
+    assert bf16_peak("NVIDIA H200 NVL") == 835e12
     assert bf16_peak("Tesla T4") is None
 
 

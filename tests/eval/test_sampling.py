@@ -85,13 +85,19 @@ def test_top_k_one_is_greedy():
 
 @pytest.mark.parametrize(
     ("settings", "message"),
-    [({"temperature": 0.0}, "temperature"), ({"top_p": 0.0}, "top_p"), ({"top_p": 1.5}, "top_p")],
+    [
+        ({"temperature": 0.0}, "temperature"),
+        ({"top_p": 0.0}, "top_p"),
+        ({"top_p": 1.5}, "top_p"),
+        ({"top_k": -1}, "top_k"),
+        ({"max_new_tokens": 0}, "max_new_tokens"),
+    ],
 )
 def test_bad_settings_are_refused(settings, message):
     tokenizer = build_tokenizer()
     model = _model("gpt2", tokenizer)
     with pytest.raises(ValueError, match=message):
-        sample_responses(model, tokenizer, [[3, 4]], max_new_tokens=4, seed=0, **settings)
+        sample_responses(model, tokenizer, [[3, 4]], **{"max_new_tokens": 4, "seed": 0, **settings})
     with pytest.raises(ValueError, match="at least one prompt"):
         sample_responses(model, tokenizer, [], max_new_tokens=4, seed=0)
 
@@ -119,3 +125,23 @@ def test_peft_policy_and_its_disabled_adapter_sample_like_the_base_model():
                 weight.normal_(0, 1.0)  # a trained adapter changes the samples...
     assert draw(policy) != base
     assert draw(AdapterOff(policy)) == base  # ...and disabling it gives pi_ref's back
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_a_cache_that_cannot_drop_rows_keeps_them_and_gives_the_same_samples(kind, monkeypatch):
+    from prefopt.models import sampling
+
+    tokenizer = build_tokenizer()
+    model = _model(kind, tokenizer)
+    prompt_ids = tokenizer(PROMPTS[:20])["input_ids"]
+
+    def draw():
+        return sample_responses(
+            model, tokenizer, prompt_ids, max_new_tokens=12, seed=4, batch_size=8
+        ).response_ids
+
+    dropping = draw()
+    monkeypatch.setattr(sampling, "_can_drop_rows", lambda cache: False)
+    kept = draw()
+    assert kept == dropping
+    assert len({len(r) for r in kept}) > 1  # rows finished early and stayed in the forward

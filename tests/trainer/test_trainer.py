@@ -314,3 +314,9 @@ def test_cached_reference_loads_no_reference_model_once_its_caches_exist(
     run_module.run_training(cfg, tmp_path / "frozen")
     assert len(loads) == 2  # a frozen copy is loaded whatever the caches hold
     assert alive_in_training[-1] == [False, True]
+    cfg.trainer.reference = "cached"
+    cfg.model.lora.enabled = True
+    cfg.cache_dir = str(tmp_path / "lora_cache")
+    lora = run_module.run_training(cfg, tmp_path / "lora")
+    assert len(loads) == 2  # LoRA on pi_ref: the cache is filled with the adapter off, no copy
+    assert lora["status"] == "finished"
