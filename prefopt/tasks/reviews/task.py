@@ -34,16 +34,16 @@ class ReviewsConfig:
     max_clauses: int = 6
     clause_decay: float = 0.5
     repeat_prob: float = 0.1
-    # gold reward (reward.py)
-    target_sentiment: str = "positive"
-    target_clauses: int = 3
-    elaboration_bonus: float = 0.5
-    rambling_penalty: float = 0.75
-    repetition_penalty: float = 0.5
-    max_words: int = 40
-    runaway_penalty: float = 0.1
-    unfinished_reward: float = -2.0
-    ungrammatical_reward: float = -3.0
+    # gold reward (reward.py): the reward's own defaults
+    target_sentiment: str = GoldReward.target_sentiment
+    target_clauses: int = GoldReward.target_clauses
+    elaboration_bonus: float = GoldReward.elaboration_bonus
+    rambling_penalty: float = GoldReward.rambling_penalty
+    repetition_penalty: float = GoldReward.repetition_penalty
+    max_words: int = GoldReward.max_words
+    runaway_penalty: float = GoldReward.runaway_penalty
+    unfinished_reward: float = GoldReward.unfinished_reward
+    ungrammatical_reward: float = GoldReward.ungrammatical_reward
     # pi_ref
     n_layer: int = 2
     n_embd: int = 64
