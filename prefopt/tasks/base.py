@@ -8,6 +8,10 @@ A task is built once per config into ``<cache_dir>/tasks/<name>-<config hash>/``
     unpaired/<split>.jsonl      prompt, completion, label, reward
     prompts/<split>.jsonl       prompt (held-out prompts of "validation" and "test")
     config.json, info.json      the task config and the facts of its build
+
+A task may cache stages that several configs share under ``<cache_dir>/tasks/stages/`` (the reviews
+task keeps its trained pi_ref there, keyed by the settings pi_ref depends on, so a change of the
+data settings alone reuses it).
 """
 
 from __future__ import annotations
@@ -90,7 +94,7 @@ class Task(ABC):
             for path in [*layout.data_files.values(), *layout.unpaired_files.values()]:
                 path.parent.mkdir(parents=True, exist_ok=True)
             layout.prompt_files["test"].parent.mkdir(parents=True, exist_ok=True)
-            info = self.build(layout, progress)
+            info = self.build(layout, progress, Path(cache_dir))
             info["seconds"] = round(time.perf_counter() - start, 2)
             config = {"name": self.name, **dataclasses.asdict(self.config)}
             (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
@@ -101,8 +105,10 @@ class Task(ABC):
         return TaskArtifacts.at(root, digest, info)
 
     @abstractmethod
-    def build(self, layout: TaskArtifacts, progress: bool) -> dict:
-        """Write every artifact of ``layout``; return the build facts for info.json."""
+    def build(self, layout: TaskArtifacts, progress: bool, cache_dir: Path) -> dict:
+        """Write every artifact of ``layout``; return the build facts for info.json.
+
+        ``cache_dir`` may hold stages that several configs share (under ``tasks/stages/``)."""
 
     @abstractmethod
     def gold_reward(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:

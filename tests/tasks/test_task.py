@@ -103,6 +103,33 @@ def test_seed_reproduces_files_byte_for_byte(tiny_artifacts, tiny_params, tmp_pa
     assert other_seed.data_files["train"].read_bytes() != rebuilt.data_files["train"].read_bytes()
 
 
+def test_a_data_only_change_reuses_the_trained_pi_ref(tiny_artifacts, tiny_params, monkeypatch):
+    from prefopt.tasks.reviews import task as reviews_task
+
+    calls = []
+    original = reviews_task.pretrain
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs["steps"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(reviews_task, "pretrain", counted)
+    cache = tiny_artifacts.root.parents[1]
+    flipped = build_task({**tiny_params, "flip_rate": 0.3}).prepare(cache, progress=False)
+    assert calls == []  # pi_ref comes from the stage the first build cached
+    assert flipped.config_hash != tiny_artifacts.config_hash
+    weights = "model.safetensors"
+    assert (flipped.model_dir / weights).read_bytes() == (
+        tiny_artifacts.model_dir / weights
+    ).read_bytes()
+    assert (
+        flipped.data_files["train"].read_bytes() != tiny_artifacts.data_files["train"].read_bytes()
+    )
+    assert flipped.info["pretrain_final_loss"] == tiny_artifacts.info["pretrain_final_loss"]
+    build_task({**tiny_params, "pretrain_steps": 20}).prepare(cache, progress=False)
+    assert calls == [20]  # a setting pi_ref depends on trains a new one
+
+
 def test_pi_ref_loads_and_matches_itself(tiny_artifacts, tiny_task):
     """pi_ref against itself with independent seeds: the win rate's 95% interval contains 1/2."""
     model = AutoModelForCausalLM.from_pretrained(tiny_artifacts.model_dir)

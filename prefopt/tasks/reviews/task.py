@@ -1,22 +1,28 @@
 """The ``reviews`` task: short reviews of films, hotels and restaurants with an exact gold reward.
 
 Build (``Task.prepare``): split the 1,200 prompts into train/validation/test, pre-train a small
-GPT-2 on generated reviews of the train prompts (pi_ref), sample pairs of pi_ref responses per
-split, label them by Bradley-Terry on the gold reward (``reward.py``), and write pairs, unpaired
-completions and held-out prompts.
+GPT-2 on generated reviews of the train prompts (pi_ref; cached as a stage keyed by
+``PI_REF_FIELDS``, so configs that differ only in their data settings share one), sample pairs of
+pi_ref responses per split, label them by Bradley-Terry on the gold reward (``reward.py``), and
+write pairs, unpaired completions and held-out prompts.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import shutil
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from prefopt.tasks.base import EVAL_SPLITS, SPLITS, Task, TaskArtifacts
+from prefopt.tasks.cache import build_cached, config_hash
 from prefopt.tasks.preferences import pair_records, sample_pairs, unpaired_records, write_jsonl
 from prefopt.tasks.pretrain import build_gpt2, pretrain
 from prefopt.tasks.reviews.generator import all_prompts, sample_review
@@ -24,6 +30,25 @@ from prefopt.tasks.reviews.lexicon import all_words
 from prefopt.tasks.reviews.parser import parse_prompt
 from prefopt.tasks.reviews.reward import GoldReward
 from prefopt.tasks.wordlevel import build_word_tokenizer
+
+# The settings pi_ref depends on (its cache key); the others only shape the preference data.
+PI_REF_FIELDS = (
+    "seed",
+    "torch_threads",
+    "n_validation_prompts",
+    "n_test_prompts",
+    "max_clauses",
+    "clause_decay",
+    "repeat_prob",
+    "n_layer",
+    "n_embd",
+    "n_head",
+    "max_new_tokens",
+    "pretrain_steps",
+    "pretrain_batch_size",
+    "pretrain_lr",
+)
+PRETRAIN_FACTS = "pretrain.json"  # facts of pi_ref's training, kept with its cached weights
 
 
 @dataclass(frozen=True)
@@ -114,51 +139,27 @@ class ReviewsTask(Task):
             "train": shuffled[n_val + n_test :],
         }
 
-    def build(self, layout: TaskArtifacts, progress: bool) -> dict:
+    @property
+    def pi_ref_hash(self) -> str:
+        """Hash of the settings pi_ref depends on: a data-only change reuses the trained pi_ref."""
+        cfg = dataclasses.asdict(self.config)
+        return config_hash(
+            {"name": self.name, "version": self.version, **{k: cfg[k] for k in PI_REF_FIELDS}}
+        )
+
+    def build(self, layout: TaskArtifacts, progress: bool, cache_dir: Path) -> dict:
         cfg = self.config
         with _torch_threads(cfg.torch_threads):
             splits = self.split_prompts()
-            tokenizer = build_word_tokenizer(all_words())
-            torch.manual_seed(cfg.seed)
-            model = build_gpt2(
-                tokenizer,
-                n_layer=cfg.n_layer,
-                n_embd=cfg.n_embd,
-                n_head=cfg.n_head,
-                n_positions=max(128, 2 * (16 + cfg.max_new_tokens)),  # room for long policies
-            )
-            corpus_rng = np.random.default_rng([cfg.seed, 1])
-            train_prompts = splits["train"]
-
-            def corpus_batch(n: int) -> tuple[list[str], list[str]]:
-                batch = [train_prompts[i] for i in corpus_rng.integers(len(train_prompts), size=n)]
-                reviews = [
-                    sample_review(
-                        corpus_rng,
-                        parse_prompt(p),
-                        max_clauses=cfg.max_clauses,
-                        decay=cfg.clause_decay,
-                        repeat_prob=cfg.repeat_prob,
-                    )
-                    for p in batch
-                ]
-                return batch, reviews
-
-            losses = pretrain(
-                model,
-                tokenizer,
-                corpus_batch,
-                steps=cfg.pretrain_steps,
-                batch_size=cfg.pretrain_batch_size,
-                lr=cfg.pretrain_lr,
-                progress=progress,
-            )
-            model.save_pretrained(layout.model_dir)
-            tokenizer.save_pretrained(layout.model_dir)
+            stage = cache_dir / "tasks" / "stages" / f"{self.name}-pi_ref-{self.pi_ref_hash}"
+            build_cached(stage, lambda tmp: self._pretrain(tmp, splits["train"], progress))
+            shutil.copytree(stage, layout.model_dir)
+            pretrain_facts = json.loads((layout.model_dir / PRETRAIN_FACTS).read_text())
+            (layout.model_dir / PRETRAIN_FACTS).unlink()
+            tokenizer = AutoTokenizer.from_pretrained(layout.model_dir)
+            model = AutoModelForCausalLM.from_pretrained(layout.model_dir)
             info: dict = {
-                "n_parameters": sum(p.numel() for p in model.parameters()),
-                "vocab_size": len(tokenizer),
-                "pretrain_final_loss": round(float(np.mean(losses[-20:])), 4),
+                **pretrain_facts,
                 "n_prompts": {s: len(p) for s, p in splits.items()},
                 "splits": {},
             }
@@ -176,6 +177,58 @@ class ReviewsTask(Task):
                     temperature=cfg.sampling_temperature,
                     batch_size=cfg.sampling_batch_size,
                 )
+        return self._write_data(layout, splits, sampled, info)
+
+    def _pretrain(self, out: Path, train_prompts: list[str], progress: bool) -> None:
+        """pi_ref: a GPT-2 pre-trained on generated reviews of the train prompts, saved in ``out``
+        with its tokenizer and the facts of its training (pretrain.json)."""
+        cfg = self.config
+        tokenizer = build_word_tokenizer(all_words())
+        torch.manual_seed(cfg.seed)
+        model = build_gpt2(
+            tokenizer,
+            n_layer=cfg.n_layer,
+            n_embd=cfg.n_embd,
+            n_head=cfg.n_head,
+            n_positions=max(128, 2 * (16 + cfg.max_new_tokens)),  # room for long policies
+        )
+        corpus_rng = np.random.default_rng([cfg.seed, 1])
+
+        def corpus_batch(n: int) -> tuple[list[str], list[str]]:
+            batch = [train_prompts[i] for i in corpus_rng.integers(len(train_prompts), size=n)]
+            reviews = [
+                sample_review(
+                    corpus_rng,
+                    parse_prompt(p),
+                    max_clauses=cfg.max_clauses,
+                    decay=cfg.clause_decay,
+                    repeat_prob=cfg.repeat_prob,
+                )
+                for p in batch
+            ]
+            return batch, reviews
+
+        losses = pretrain(
+            model,
+            tokenizer,
+            corpus_batch,
+            steps=cfg.pretrain_steps,
+            batch_size=cfg.pretrain_batch_size,
+            lr=cfg.pretrain_lr,
+            progress=progress,
+        )
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        facts = {
+            "n_parameters": sum(p.numel() for p in model.parameters()),
+            "vocab_size": len(tokenizer),
+            "pretrain_final_loss": round(float(np.mean(losses[-20:])), 4),
+        }
+        (out / PRETRAIN_FACTS).write_text(json.dumps(facts, sort_keys=True) + "\n")
+
+    def _write_data(self, layout: TaskArtifacts, splits: dict, sampled: dict, info: dict) -> dict:
+        """Label the sampled pairs and write pairs, unpaired completions and held-out prompts."""
+        cfg = self.config
         train = sampled["train"]
         metrics = self.reward.metrics(train.all_prompts, train.all_texts)
         info["pi_ref"] = {
