@@ -5,6 +5,11 @@
 #
 #   bash experiments/bench_trl/gpu.sh [OUT_DIR]        # default results/performance/gpu
 #
+# On a lent GPU machine that gets a copy of the working tree, give it .whl/ and an output folder
+# that comes back (OUT_DIR = that folder), then copy the files into results/performance/gpu/.
+# The same code runs on a CPU in seconds with --preset tiny_gpu (tested, also with the packages
+# installed from .whl/ into a separate folder on PYTHONPATH, as here, over transformers 5.17).
+#
 # Needs torch with CUDA, transformers, accelerate, peft, pandas and pyarrow, plus what .whl/ holds
 # when that folder exists (installed into /tmp/site first): trl, datasets, dill, multiprocess,
 # hydra-core, omegaconf and antlr4-python3-runtime (a machine without an index gets them as wheels:
