@@ -116,9 +116,11 @@ def run_one(tool: str, mode: str, workdir: Path, run_dir: Path, work: Workload, 
         spec = prefopt_loss(*loss) if loss else None
         lora = mode.startswith("lora_")  # lora_disabled, lora_cached: a LoRA adapter is trained
         reference = "lora_disabled" if mode == "lora_disabled" else mode.removeprefix("lora_")
+        reference = reference.removesuffix("_compile")  # cached_compile: also trainer.compile
         cfg = prefopt_config(
             work, workdir / "model", workdir / "data", run_dir / "cache", reference, spec, lora
         )
+        cfg.trainer.compile = mode.endswith("_compile")
         if loss:  # a sweep shares one reference cache
             cfg.cache_dir = str(workdir / "sweep_cache")
         return train_prefopt(cfg, run_dir / "run")
@@ -283,12 +285,15 @@ def throughput(args) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tokens = tokens_per_step(work, make_pairs(work))
-    raw: dict[str, list] = {name: [] for name in CONFIGS}
+    configs = dict(CONFIGS)
+    if args.compile:  # prefopt at its best, plus torch.compile of the policy's body
+        configs["prefopt_cached_compile"] = ("prefopt", "cached_compile", "b")
+    raw: dict[str, list] = {name: [] for name in configs}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         prepare(workdir, work)
         for repeat in range(args.repeats):
-            for name, (tool, mode, _) in CONFIGS.items():  # interleaved: a, a, b, b per repeat
+            for name, (tool, mode, _) in configs.items():  # interleaved: a, a, b, b per repeat
                 result = spawn(tool, mode, workdir, work, args.threads)
                 if tool == "prefopt" and result["tokens"] != tokens:
                     raise RuntimeError(f"prefopt trained on {result['tokens']}, expected {tokens}")
@@ -474,11 +479,22 @@ def main() -> None:
         sub.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads")
         if name == "throughput":
             sub.add_argument("--repeats", type=int, default=3)
+            sub.add_argument(
+                "--compile", action="store_true", help="also prefopt cached with trainer.compile"
+            )
     sub = commands.add_parser("worker")
     sub.add_argument("--tool", choices=["prefopt", "trl"], required=True)
     sub.add_argument(
         "--mode",
-        choices=["frozen_copy", "cached", "default", "precompute", "lora_disabled", "lora_cached"],
+        choices=[
+            "frozen_copy",
+            "cached",
+            "cached_compile",
+            "default",
+            "precompute",
+            "lora_disabled",
+            "lora_cached",
+        ],
     )
     sub.add_argument("--workdir", required=True)
     sub.add_argument("--workload", required=True)

@@ -34,3 +34,6 @@ python3 -c "import torch, transformers, trl; print(torch.__version__, transforme
   | tee -a "$out/gpu.txt"
 python3 experiments/bench_trl/bench.py throughput --preset gpu --repeats 2 --steps 12 --out "$out"
 python3 experiments/bench_trl/bench.py memory --preset gpu --steps 6 --out "$out"
+# A second call (the compilation takes minutes): the same with prefopt's trainer.compile added.
+#   python3 experiments/bench_trl/bench.py throughput --preset gpu --repeats 1 --steps 12 --compile \
+#     --out "$out/compile"

@@ -283,6 +283,7 @@ def prefopt_config(
             "schedule": "constant",
             "max_grad_norm": 1.0,
             "precision": "bf16" if work.precision == "bf16" else "no",
+            "compile": False,
             "reference": reference,
             "reference_batch_size": work.reference_batch_size,
             "log_every": 1,

@@ -80,6 +80,21 @@ def _split_head(model: torch.nn.Module):
     return backbone, head
 
 
+def compile_backbone(model: torch.nn.Module) -> bool:
+    """torch.compile (dynamic shapes) the transformer body that :func:`sequence_logps` runs.
+
+    The compiled callable is kept on the body outside its submodules, so the model's parameters,
+    state_dict and own forward (used for sampling) stay as they are. Returns False where
+    sequence_logps takes the full-logits path (nothing is compiled then).
+    """
+    split = _split_head(model)
+    if split is None:
+        return False
+    backbone, _ = split
+    object.__setattr__(backbone, "_prefopt_compiled", torch.compile(backbone, dynamic=True))
+    return True
+
+
 def sequence_logps(
     model: torch.nn.Module,
     input_ids: torch.Tensor,
@@ -99,7 +114,8 @@ def sequence_logps(
         per_token = token_logps(logits, input_ids)  # (N, T-1)
         return (per_token * mask).sum(-1), mask.sum(-1)
     backbone, head = split
-    hidden = backbone(
+    body = backbone.__dict__.get("_prefopt_compiled", backbone)  # compile_backbone's, if any
+    hidden = body(
         input_ids=input_ids, attention_mask=attention_mask, use_cache=False
     ).last_hidden_state  # (N, T, H)
     rows, cols = mask.nonzero(as_tuple=True)  # (K,), (K,)

@@ -18,6 +18,7 @@ from prefopt.models.loading import (
     load_frozen_reference,
     model_fingerprint,
 )
+from prefopt.models.logprobs import compile_backbone
 from prefopt.results.store import atomic_write_json
 from prefopt.trainer.data_setup import PreparedData
 from prefopt.trainer.reference import (
@@ -75,6 +76,8 @@ def prepare_models(
     if cfg.model.lora.enabled:
         policy = apply_lora(policy, cfg.model.lora)
     policy.to(device)
+    if cfg.trainer.get("compile", False) and not compile_backbone(policy):
+        log.warning("trainer.compile: this model takes the full-logits path; nothing compiled")
     fingerprint = model_fingerprint(resolved.reference_path, cfg.model)
     mode = cfg.trainer.reference
 
