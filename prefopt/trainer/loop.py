@@ -14,7 +14,6 @@ import contextlib
 import logging
 import math
 import time
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -266,10 +265,16 @@ class Trainer:
         raise NonFiniteError(f"step {step}: {message}; batch saved to {path.name}")
 
     def train_step(self) -> dict[str, float]:
-        """One optimiser step over the global batch; returns averaged training metrics."""
+        """One optimiser step over the global batch; returns averaged training metrics.
+
+        Metrics and each micro-batch's loss stay on the device until one transfer at the end of
+        the step (no host sync per micro-batch); a non-finite loss or gradient norm is caught
+        there, before the optimiser step, and the offending micro-batch saved.
+        """
         step = self.state.step
         size = int(self.cfg.trainer.batch_size)
-        sums: dict[str, float] = defaultdict(float)
+        sums: dict[str, torch.Tensor] = {}  # metric -> 0-dim sum over the step's items
+        chunk_losses: list[torch.Tensor] = []  # each micro-batch's scaled loss, 0-dim
         global_batch = self._global_batch(step)
         chunks = self._micro_batches(global_batch)
         autocast = self.acc.autocast if self.acc.mixed_precision != "no" else contextlib.nullcontext
@@ -285,30 +290,45 @@ class Trainer:
                     self.policy, self.loss_fn, self.reference, batch, autocast
                 )
                 loss = out.losses.sum() / size * self.acc.num_processes
-                if not torch.isfinite(loss):
-                    self._fail(step, f"non-finite loss {loss.item()}", batch)
                 self.acc.backward(loss)
+            chunk_losses.append(loss.detach().float())
             b = logps.shape[0] // 2
-            sums["loss"] += out.losses.detach().sum().item()
-            sums["chosen_logps"] += logps[:b].detach().sum().item()
-            sums["rejected_logps"] += logps[b:].detach().sum().item()
+            parts = {
+                "loss": out.losses.detach().sum(),
+                "chosen_logps": logps[:b].detach().sum(),
+                "rejected_logps": logps[b:].detach().sum(),
+            }
             if out.chosen_rewards.numel() == out.rejected_rewards.numel() == b:
-                margin = out.chosen_rewards - out.rejected_rewards
-                sums["reward_accuracy"] += (margin > 0).float().sum().item()
-                sums["reward_margin"] += margin.sum().item()
+                margin = (out.chosen_rewards - out.rejected_rewards).detach()
+                parts["reward_accuracy"] = (margin > 0).float().sum()
+                parts["reward_margin"] = margin.sum()
             for name, value in out.metrics.items():
-                sums[name] += value.float().mean().item() * b
+                parts[name] = value.detach().float().mean() * b
+            for name, value in parts.items():
+                sums[name] = sums[name] + value.float() if name in sums else value.float()
         max_norm = float(self.cfg.trainer.max_grad_norm)
         grad_norm = self.acc.clip_grad_norm_(self.policy.parameters(), max_norm or math.inf)
-        if not torch.isfinite(torch.as_tensor(grad_norm)):
-            self._fail(step, f"non-finite gradient norm {float(grad_norm)}", batch)
+        names = list(sums)
+        device_values = [sums[n] for n in names] + chunk_losses  # one transfer for all of them
+        if torch.is_tensor(grad_norm):
+            device_values.append(grad_norm.detach().float().to(self.acc.device))
+        values = torch.stack(device_values).tolist()
+        grad_norm = values[-1] if torch.is_tensor(grad_norm) else float(grad_norm)
+        losses = values[len(names) : len(names) + len(chunks)]
+        for k, value in enumerate(losses):
+            if not math.isfinite(value):
+                self._fail(
+                    step, f"non-finite loss {value}", collate(self.items, chunks[k], self.pad_id)
+                )
+        if not math.isfinite(grad_norm):
+            self._fail(step, f"non-finite gradient norm {grad_norm}", batch)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.state.tokens_seen += sum(self.items[i].num_tokens for i in global_batch)
         local = sum(len(c) for c in chunks)
-        row = {key: value / local for key, value in sums.items()}
-        row["grad_norm"] = float(grad_norm)
+        row = {name: values[i] / local for i, name in enumerate(names)}
+        row["grad_norm"] = grad_norm
         row["lr"] = self.scheduler.get_last_lr()[0]
         return row
 
