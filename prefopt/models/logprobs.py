@@ -58,13 +58,29 @@ def token_logps(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
     return picked - torch.logsumexp(shifted_logits, dim=-1)  # (N, T-1)
 
 
+def _fsdp_wrapped(model: torch.nn.Module) -> bool:
+    """FSDP (1 or 2) gathers sharded weights in the wrapped model's own forward, which must run."""
+    from torch.distributed import fsdp
+
+    kinds = tuple(
+        kind
+        for kind in (
+            getattr(fsdp, "FullyShardedDataParallel", None),
+            getattr(fsdp, "FSDPModule", None),
+        )
+        if kind is not None
+    )
+    return bool(kinds) and isinstance(model, kinds)
+
+
 def _split_head(model: torch.nn.Module):
     """(backbone, lm_head) when logits are a plain linear map of the backbone's last hidden state.
 
-    Models that scale or soft-cap logits, wrappers such as DDP (whose forward must run for gradient
-    sync) and models without a known backbone return None: they take the full-logits path.
+    Models that scale or soft-cap logits, wrappers such as DDP and FSDP (whose forward must run for
+    gradient sync or weight gathering), the adapter-off reference (whose forward disables the
+    adapter) and models without a known backbone return None: they take the full-logits path.
     """
-    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel) or _fsdp_wrapped(model):
         return None
     if hasattr(model, "get_base_model"):  # peft: LoRA layers live inside the wrapped model
         model = model.get_base_model()

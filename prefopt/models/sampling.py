@@ -108,7 +108,7 @@ class _LogitsWarp:
 @dataclass
 class _ForwardArgs:
     """Keyword names of a causal LM's forward that vary across models and transformers versions
-    (read from the forward of the model a wrapper such as peft holds)."""
+    (read from the forward of the transformers model inside peft and adapter-off wrappers)."""
 
     cache: str  # the KV cache: ``cache`` from transformers 5 on, ``past_key_values`` before
     positions: bool  # whether the forward takes position_ids (generate passes them only then)
@@ -116,7 +116,8 @@ class _ForwardArgs:
 
     @classmethod
     def of(cls, model) -> _ForwardArgs:
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        inner = getattr(model, "peft_model", model)  # AdapterOff holds the peft model
+        base = inner.get_base_model() if hasattr(inner, "get_base_model") else inner
         params = inspect.signature(base.forward).parameters
         keep = next((n for n in ("logits_to_keep", "num_logits_to_keep") if n in params), None)
         return cls(

@@ -252,7 +252,11 @@ class Trainer:
         return chunks[self.acc.process_index :: self.acc.num_processes]
 
     def _fail(self, step: int, message: str, batch: dict) -> None:
-        path = self.run_dir / "failed_batch.json"
+        """Save the batch (one file per process where there are several) and stop the run."""
+        name = "failed_batch.json"
+        if self.acc.num_processes > 1:
+            name = f"failed_batch.rank{self.acc.process_index}.json"
+        path = self.run_dir / name
         atomic_write_json(
             path,
             {
@@ -269,7 +273,8 @@ class Trainer:
 
         Metrics and each micro-batch's loss stay on the device until one transfer at the end of
         the step (no host sync per micro-batch); a non-finite loss or gradient norm is caught
-        there, before the optimiser step, and the offending micro-batch saved.
+        there, before the optimiser step (under DeepSpeed, whose backward steps the optimiser,
+        after it, and before any checkpoint), and the offending micro-batch saved.
         """
         step = self.state.step
         size = int(self.cfg.trainer.batch_size)
@@ -308,19 +313,25 @@ class Trainer:
                 sums[name] = sums[name] + value.float() if name in sums else value.float()
         max_norm = float(self.cfg.trainer.max_grad_norm)
         grad_norm = self.acc.clip_grad_norm_(self.policy.parameters(), max_norm or math.inf)
+        if hasattr(grad_norm, "full_tensor"):  # FSDP2: a DTensor
+            grad_norm = grad_norm.full_tensor()
         names = list(sums)
         device_values = [sums[n] for n in names] + chunk_losses  # one transfer for all of them
         if torch.is_tensor(grad_norm):
             device_values.append(grad_norm.detach().float().to(self.acc.device))
         values = torch.stack(device_values).tolist()
-        grad_norm = values[-1] if torch.is_tensor(grad_norm) else float(grad_norm)
+        known = grad_norm is not None  # DeepSpeed may not report one
+        if torch.is_tensor(grad_norm):
+            grad_norm = values[-1]
+        grad_norm = float(grad_norm) if known else math.nan
         losses = values[len(names) : len(names) + len(chunks)]
         for k, value in enumerate(losses):
             if not math.isfinite(value):
                 self._fail(
                     step, f"non-finite loss {value}", collate(self.items, chunks[k], self.pad_id)
                 )
-        if not math.isfinite(grad_norm):
+        # fp16's loss scaler skips the steps whose gradients overflow by itself
+        if known and self.acc.mixed_precision != "fp16" and not math.isfinite(grad_norm):
             self._fail(step, f"non-finite gradient norm {grad_norm}", batch)
         self.optimizer.step()
         self.scheduler.step()

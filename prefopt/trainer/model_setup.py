@@ -45,10 +45,6 @@ class AdapterOff(torch.nn.Module):
         with self.peft_model.disable_adapter():
             return self.peft_model(*args, **kwargs)
 
-    def get_base_model(self) -> torch.nn.Module:
-        """The transformers model inside (its forward's signature)."""
-        return self.peft_model.get_base_model()
-
 
 @dataclass
 class PreparedModels:
@@ -76,8 +72,11 @@ def prepare_models(
     if cfg.model.lora.enabled:
         policy = apply_lora(policy, cfg.model.lora)
     policy.to(device)
-    if cfg.trainer.get("compile", False) and not compile_backbone(policy):
-        log.warning("trainer.compile: this model takes the full-logits path; nothing compiled")
+    if cfg.trainer.get("compile", False):
+        if accelerator.num_processes > 1:
+            log.warning("trainer.compile: several processes train through DDP's forward, eager")
+        if not compile_backbone(policy):
+            log.warning("trainer.compile: this model takes the full-logits path; nothing compiled")
     fingerprint = model_fingerprint(resolved.reference_path, cfg.model)
     mode = cfg.trainer.reference
 

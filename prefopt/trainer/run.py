@@ -8,6 +8,7 @@ one is marked ``failed`` with the error in summary.json.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from pathlib import Path
@@ -58,6 +59,7 @@ def _run_unlocked(cfg: DictConfig, run_dir: Path, overrides: list[str] | None) -
     started = time.time()
     try:
         summary, extra = _train(cfg, run_dir, loss_fn)
+        gc.collect()  # free this run's models now (a compiled body refers back to its module)
     except BaseException as error:
         status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
         if main:

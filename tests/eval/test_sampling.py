@@ -1,11 +1,13 @@
 """The sampler: the draws of ``model.generate`` for the same seed (up to rare flips by rounding),
 with finished rows leaving the batch, for GPT-2 and Llama shapes and every sampling setting."""
 
+import numpy as np
 import pytest
 import torch
 from conftest import PROMPTS, build_tokenizer, gpt2_config
 from transformers import GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
+from prefopt.eval.responses import response_logps
 from prefopt.models.sampling import sample_responses, sample_with_generate
 
 
@@ -125,6 +127,13 @@ def test_peft_policy_and_its_disabled_adapter_sample_like_the_base_model():
                 weight.normal_(0, 1.0)  # a trained adapter changes the samples...
     assert draw(policy) != base
     assert draw(AdapterOff(policy)) == base  # ...and disabling it gives pi_ref's back
+    # the log-probs behind the KL: the adapter-off wrapper scores with pi_ref, not the policy
+    samples = sample_responses(policy, tokenizer, prompt_ids, max_new_tokens=10, seed=6)
+    pad = tokenizer.pad_token_id
+    off = response_logps(AdapterOff(policy), prompt_ids, samples, pad, 8)
+    on = response_logps(policy, prompt_ids, samples, pad, 8)
+    reference = response_logps(_model("llama", tokenizer), prompt_ids, samples, pad, 8)
+    assert np.allclose(off, reference, atol=1e-4) and not np.allclose(off, on, atol=1e-2)
 
 
 @pytest.mark.parametrize("kind", ["gpt2", "llama"])
