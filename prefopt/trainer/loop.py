@@ -35,7 +35,7 @@ from prefopt.trainer.heldout import heldout_metrics
 from prefopt.trainer.items import TrainItem
 from prefopt.trainer.optim import build_optimizer, build_scheduler
 from prefopt.trainer.state import HeldOut, Schedule, TrainState
-from prefopt.trainer.step import forward_loss
+from prefopt.trainer.step import forward_loss, metric_sums
 
 log = logging.getLogger(__name__)
 
@@ -297,20 +297,8 @@ class Trainer:
                 loss = out.losses.sum() / size * self.acc.num_processes
                 self.acc.backward(loss)
             chunk_losses.append(loss.detach().float())
-            b = logps.shape[0] // 2
-            parts = {
-                "loss": out.losses.detach().sum(),
-                "chosen_logps": logps[:b].detach().sum(),
-                "rejected_logps": logps[b:].detach().sum(),
-            }
-            if out.chosen_rewards.numel() == out.rejected_rewards.numel() == b:
-                margin = (out.chosen_rewards - out.rejected_rewards).detach()
-                parts["reward_accuracy"] = (margin > 0).float().sum()
-                parts["reward_margin"] = margin.sum()
-            for name, value in out.metrics.items():
-                parts[name] = value.detach().float().mean() * b
-            for name, value in parts.items():
-                sums[name] = sums[name] + value.float() if name in sums else value.float()
+            for name, value in metric_sums(out, logps).items():
+                sums[name] = sums[name] + value if name in sums else value
         max_norm = float(self.cfg.trainer.max_grad_norm)
         grad_norm = self.acc.clip_grad_norm_(self.policy.parameters(), max_norm or math.inf)
         if hasattr(grad_norm, "full_tensor"):  # FSDP2: a DTensor

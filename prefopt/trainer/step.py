@@ -69,3 +69,25 @@ def forward_loss(
     ref_logps = reference.logps(batch) if loss_fn.requires_reference else None
     out = loss_fn(loss_inputs(loss_fn, logps.float(), lengths, ref_logps, batch))
     return out, logps, lengths, ref_logps
+
+
+def metric_sums(out: LossOutput, logps: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A micro-batch's training metrics as 0-dim fp32 sums over its B items, left on the device.
+
+    loss, chosen_logps and rejected_logps (the first and second halves of the (2B,) log-probs);
+    reward_accuracy = #[r_w > r_l] and reward_margin = sum (r_w - r_l) where the loss gives one
+    reward per pair; each of the loss's own metrics as its mean times B.
+    """
+    b = logps.shape[0] // 2
+    sums = {
+        "loss": out.losses.detach().sum(),
+        "chosen_logps": logps[:b].detach().sum(),
+        "rejected_logps": logps[b:].detach().sum(),
+    }
+    if out.chosen_rewards.numel() == out.rejected_rewards.numel() == b:
+        margin = (out.chosen_rewards - out.rejected_rewards).detach()  # (B,)
+        sums["reward_accuracy"] = (margin > 0).float().sum()
+        sums["reward_margin"] = margin.sum()
+    for name, value in out.metrics.items():
+        sums[name] = value.detach().float().mean() * b
+    return {name: value.float() for name, value in sums.items()}
