@@ -12,8 +12,10 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from prefopt.errors import UserError
 
-class RunLockedError(RuntimeError):
+
+class RunLockedError(UserError, RuntimeError):
     """Another live process holds the run directory."""
 
 
