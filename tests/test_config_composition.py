@@ -3,10 +3,6 @@
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-
-import prefopt.train  # noqa: F401  (registers the run-name resolver)
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -20,12 +16,6 @@ def _option(path: Path) -> tuple[str, str]:
 ACCELERATE = CONF / "accelerate"  # accelerate launch's config files, not a Hydra group
 HYDRA_FILES = [p for p in CONF.rglob("*.yaml") if ACCELERATE not in p.parents]
 OPTIONS = sorted(_option(p) for p in HYDRA_FILES if p.parent != CONF)
-
-
-def _compose(overrides):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides, return_hydra_config=True)
 
 
 def test_conf_tree_is_walked():
@@ -49,20 +39,22 @@ def test_conf_tree_is_walked():
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}/{o}" for g, o in OPTIONS])
-def test_every_config_file_composes(group, option):
+def test_every_config_file_composes(group, option, compose_config):
     overrides = [f"{group}={option}"]
     if group == "model" and option == "hf":
         overrides.append("model.name_or_path=some/model")
-    cfg = _compose(overrides)
+    cfg = compose_config(overrides, hydra=True)
     assert cfg.hydra.runtime.choices[group] == option
     for key in ("loss", "model", "data", "trainer", "eval"):
         assert key in cfg
     assert cfg.loss.get("name") or cfg.loss.get("_target_")
 
 
-def test_experiment_values_beat_the_primary_config_and_lose_to_the_command_line():
-    cfg = _compose(["experiment=noise/cdpo", "task.flip_rate=0.2"])
+def test_experiment_values_beat_the_primary_config_and_lose_to_the_command_line(
+    compose_config,
+):
+    cfg = compose_config(["experiment=noise/cdpo", "task.flip_rate=0.2"], hydra=True)
     assert (cfg.name, cfg.run_label, cfg.loss.name) == ("noise", "cdpo", "dpo")
     assert cfg.loss.label_smoothing == 0.2  # tied to the task's flip rate
-    cfg = _compose(["experiment=overfit", "trainer.epochs=3"])
+    cfg = compose_config(["experiment=overfit", "trainer.epochs=3"], hydra=True)
     assert cfg.trainer.epochs == 3 and cfg.trainer.lr == 5.0e-4
