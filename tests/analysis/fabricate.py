@@ -4,6 +4,9 @@ Every finished run's held-out win rate rises to a planted peak at a planted step
 while its training loss keeps falling. Per-prompt samples are drawn so that the policy beats the
 reference with the planted probability: policy_reward = reference_reward + d, d ~ N(Phi^-1(p), 1).
 One run failed, one is still running and one has a config but no summary (incomplete).
+With `eval_at_start`, every run is also evaluated at step 0, where the policy is pi_ref itself: win
+rate 0.5 in expectation, KL 0 and reward accuracy 0 (every implicit-reward margin is 0). The loss
+"orpo" is planted below pi_ref from its first step, so its best checkpoint is then the start.
 """
 
 from __future__ import annotations
@@ -17,9 +20,15 @@ import numpy as np
 import yaml
 from scipy import stats
 
-LOSS_QUALITY = {"dpo": 0.15, "ipo": 0.25, "simpo": 0.08}  # planted peak win rate minus 0.5
-PEAK_STEP = {"dpo": 40, "ipo": 60, "simpo": 30}  # planted step of the win-rate peak
-BEST_CONFIG = {"dpo": (0.1, 1e-4), "ipo": (0.5, 1e-4), "simpo": (0.5, 5e-4)}  # (beta, lr)
+# planted peak win rate minus 0.5 (orpo's is negative: a trough, the policy gets worse than pi_ref)
+LOSS_QUALITY = {"dpo": 0.15, "ipo": 0.25, "simpo": 0.08, "orpo": -0.3}
+PEAK_STEP = {"dpo": 40, "ipo": 60, "simpo": 30, "orpo": 10}  # planted step of the win-rate peak
+BEST_CONFIG = {  # (beta, lr)
+    "dpo": (0.1, 1e-4),
+    "ipo": (0.5, 1e-4),
+    "simpo": (0.5, 5e-4),
+    "orpo": (0.1, 1e-4),
+}
 CONFIG_BONUS = 0.1  # planted gain of a loss's best (beta, lr) over its other configs
 BAYES_ACCURACY = 0.8  # planted Bayes-optimal accuracy of the held-out pairs
 STEPS_PER_EPOCH = 25
@@ -62,17 +71,25 @@ def fabricate_sweep(
     eval_every: int = 10,
     n_prompts: int = 40,
     rng_seed: int = 0,
+    eval_at_start: bool = False,
+    unfinished: bool = True,
 ) -> PlantedSweep:
-    """Write the sweep under `root` (runs at depth 2: loss=<name>/beta=..,lr=..,seed=..)."""
+    """Write the sweep under `root` (runs at depth 2: loss=<name>/beta=..,lr=..,seed=..).
+
+    `eval_at_start`: evaluate at step 0 too; `unfinished`: plant the failed, running and
+    incomplete runs (else every run finishes)."""
     root = Path(root)
     rng = np.random.default_rng(rng_seed)
-    eval_steps = tuple(range(eval_every, total_steps + 1, eval_every))
+    first_eval = 0 if eval_at_start else eval_every
+    eval_steps = tuple(range(first_eval, total_steps + 1, eval_every))
     sweep = PlantedSweep(root, losses, betas, lrs, seeds, eval_steps, n_prompts)
     specials = {
         ("dpo", betas[-1], lrs[-1], seeds[-1]): "failed",
         ("simpo", *BEST_CONFIG["simpo"], seeds[-1]): "running",
         ("ipo", betas[0], lrs[-1], seeds[-1]): "incomplete",
     }
+    if not unfinished:
+        specials = {}
     for loss in losses:
         for beta in betas:
             for lr in lrs:
@@ -103,8 +120,9 @@ def _write_run(run_dir, loss, beta, lr, seed, status, stop, sweep, rng) -> None:
     if status == "incomplete":
         return
     rows, finals = [], {}
-    for step in range(5, stop + 1, 5):
-        rows.append(_train_row(step, beta, lr, rng))
+    for step in range(0, stop + 1, 5):
+        if step > 0:
+            rows.append(_train_row(step, beta, lr, rng))
         if step in sweep.eval_steps:
             for split in ("validation", "test"):
                 row = _eval_row(run_dir, loss, beta, lr, step, split, sweep.n_prompts, rng)
@@ -178,7 +196,7 @@ def _eval_row(run_dir, loss, beta, lr, step, split, n_prompts, rng) -> dict:
     half_width = 1.96 * math.sqrt(wins * (1 - wins) / n_prompts)
     kl = step * lr / (beta * 1e-3) * 0.02
     heldout_loss = 0.69 - 0.3 * math.sin(math.pi * min(step, 60) / 120) + 0.004 * max(0, step - 60)
-    return {
+    row = {
         "split": split,
         "step": step,
         "epoch": step / STEPS_PER_EPOCH,
@@ -206,6 +224,21 @@ def _eval_row(run_dir, loss, beta, lr, step, split, n_prompts, rng) -> dict:
         "rejected_rewards": -beta * 0.15 * step,
         "bayes_accuracy": BAYES_ACCURACY,
     }
+    if step == 0:  # pi_ref itself: every implicit-reward margin is 0
+        row.update(reward_accuracy=0.0, reward_margin=0.0, chosen_rewards=0.0, rejected_rewards=0.0)
+    return row
+
+
+def set_metrics(sweep: PlantedSweep, split: str, loss: str | None = None, **values) -> None:
+    """Overwrite `values` in every `split` row of metrics.jsonl of the runs of `loss` (all losses
+    when None); per-prompt samples files are left as they are."""
+    for run_id in sweep.run_ids:
+        path = sweep.root / run_id / "metrics.jsonl"
+        if (loss is not None and not run_id.startswith(f"loss={loss}/")) or not path.exists():
+            continue
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        rows = [{**row, **values} if row["split"] == split else row for row in rows]
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
 
 
 def _write_best_of_n(run_dir: Path) -> None:
