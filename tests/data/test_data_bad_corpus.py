@@ -9,23 +9,23 @@ from data_test_helpers import BAD_DIR, data_cfg
 
 from prefopt.data import DataError, DataReport, load_split
 
-# file -> (extra config, bad-row reason, 0-based row of the bad row, rows kept under `drop`)
+# file -> (extra config, bad-row reason, line of the bad row (from 1), rows kept under `drop`)
 BAD_ROW_FILES = {
-    "missing_field.jsonl": ({}, "missing_field", 1, 3),
-    "wrong_type.jsonl": ({}, "wrong_type", 1, 3),
-    "empty_string.jsonl": ({}, "empty_string", 1, 3),
-    "invalid_utf8.jsonl": ({}, "invalid_utf8", 1, 3),
-    "lone_surrogate.jsonl": ({}, "invalid_utf8", 1, 3),
-    "invalid_json.jsonl": ({}, "invalid_json", 1, 3),
-    "duplicate.jsonl": ({}, "duplicate", 3, 3),
-    "identical_responses.jsonl": ({}, "identical_responses", 1, 3),
+    "missing_field.jsonl": ({}, "missing_field", 2, 3),
+    "wrong_type.jsonl": ({}, "wrong_type", 2, 3),
+    "empty_string.jsonl": ({}, "empty_string", 2, 3),
+    "invalid_utf8.jsonl": ({}, "invalid_utf8", 2, 3),
+    "lone_surrogate.jsonl": ({}, "invalid_utf8", 2, 3),
+    "invalid_json.jsonl": ({}, "invalid_json", 2, 3),
+    "duplicate.jsonl": ({}, "duplicate", 4, 3),
+    "identical_responses.jsonl": ({}, "identical_responses", 2, 3),
     "overlong_prompt.jsonl": (
         {"max_prompt_length": 64, "drop_overlength": True},
         "prompt_too_long",
-        1,
+        2,
         3,
     ),
-    "hh_prompt_mismatch.jsonl": ({"format": "hh_rlhf"}, "prompt_mismatch", 1, 2),
+    "hh_prompt_mismatch.jsonl": ({"format": "hh_rlhf"}, "prompt_mismatch", 2, 2),
 }
 UNREADABLE_FILES = {
     "empty.jsonl": "file is empty",
@@ -47,11 +47,12 @@ def test_bad_row_is_dropped_and_counted(name, tokenizer):
     assert f"{reason} 1" in report.summary()
 
 
+@pytest.mark.xfail(strict=True, reason="messages give 0-based row indices, not editor lines")
 @pytest.mark.parametrize("name", sorted(BAD_ROW_FILES))
-def test_bad_row_raises_naming_file_and_row(name, tokenizer):
-    extra, reason, row, _ = BAD_ROW_FILES[name]
+def test_bad_row_raises_naming_file_and_line(name, tokenizer):
+    extra, reason, line, _ = BAD_ROW_FILES[name]
     cfg = data_cfg(BAD_DIR / name, on_bad_row="error", **extra)
-    with pytest.raises(DataError, match=rf"{re.escape(name)}: row {row}: {reason}"):
+    with pytest.raises(DataError, match=rf"{re.escape(name)}: line {line}: {reason}"):
         load_split(cfg, "train", tokenizer)
 
 

@@ -93,13 +93,14 @@ def test_left_truncation_keeps_the_bos_first(tokenizer, ids):
     assert example.prompt_ids == [tokenizer.bos_token_id, *ids("789")]
 
 
+@pytest.mark.xfail(strict=True, reason="messages give 0-based row indices")
 def test_a_response_left_empty_by_the_limits_is_a_bad_row(tokenizer):
     limits = cfg(max_prompt_length=4, max_length=4)
     report = DataReport()
     kept = tokenize_records([pair("0123456789", "1", "2")], tokenizer, limits, report)
     assert kept == []
     assert report.to_dict()["splits"]["train"]["dropped"] == {"empty_after_truncation": 1}
-    with pytest.raises(DataError, match=r"mem: row 0: empty_after_truncation"):
+    with pytest.raises(DataError, match=r"mem: row 1: empty_after_truncation"):
         tokenize_records(
             [pair("0123456789", "1", "2")], tokenizer, {**limits, "on_bad_row": "error"}
         )

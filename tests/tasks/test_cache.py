@@ -1,10 +1,14 @@
-"""build_cached: build once, atomic publish, a second builder waits for the first."""
+"""build_cached: build once, atomic publish, a second builder waits for the first; a corrupt entry
+is named with the command that deletes it."""
 
+import re
+import shutil
 import threading
 import time
 
 import pytest
 
+from prefopt.errors import UserError
 from prefopt.tasks.cache import build_cached, config_hash
 
 
@@ -44,3 +48,36 @@ def test_concurrent_builders_build_once(tmp_path):
         t.join()
     assert len(calls) == 1 and sorted(results) == [False, True]
     assert (root / "done.txt").read_text() == "ok"
+
+
+def cache_copy(tiny_artifacts, tmp_path):
+    """A copy of the tiny task's whole cache (the task's directory and its pi_ref stage)."""
+    return shutil.copytree(tiny_artifacts.root.parents[1], tmp_path / "cache")
+
+
+@pytest.mark.xfail(strict=True, reason="a corrupt task cache fails without saying to delete it")
+@pytest.mark.parametrize(
+    "damage",
+    ["info.json", "pairs/train.jsonl", "prompts/test.jsonl", "model/model.safetensors"],
+)
+def test_a_corrupt_task_cache_names_the_entry_to_delete(
+    tiny_artifacts, tiny_task, tmp_path, damage
+):
+    cache = cache_copy(tiny_artifacts, tmp_path)
+    root = cache / "tasks" / tiny_artifacts.root.name
+    broken = root / damage
+    broken.write_bytes(broken.read_bytes()[:-7])  # cut off the end, as a full disk would
+    with pytest.raises(UserError, match=re.escape(str(root))) as error:
+        tiny_task.prepare(cache, progress=False)
+    message = str(error.value)
+    assert damage.split("/")[-1] in message and f"delete it (rm -r {root})" in message
+
+
+@pytest.mark.xfail(strict=True, reason="a corrupt pi_ref stage fails without saying to delete it")
+def test_a_corrupt_pi_ref_stage_names_the_stage_to_delete(tiny_artifacts, tiny_task, tmp_path):
+    cache = cache_copy(tiny_artifacts, tmp_path)
+    shutil.rmtree(cache / "tasks" / tiny_artifacts.root.name)  # rebuilt from the stage
+    (stage,) = (cache / "tasks" / "stages").iterdir()
+    (stage / "model.safetensors").write_bytes(b"")
+    with pytest.raises(UserError, match=re.escape(f"delete it (rm -r {stage})")):
+        tiny_task.prepare(cache, progress=False)
