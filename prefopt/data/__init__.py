@@ -4,7 +4,8 @@
     train = load_split(cfg.data, "train", tokenizer, report)          # list[TokenizedPair | ...]
     print(report.summary()); save report.to_dict() as data_report.json
 
-Modules: `sources` (find and read raw rows), `formats` (row -> record per format), `reader`
+Modules: `sources` (find and read raw rows), `files` (kinds of data file, and the line of a row
+for messages), `formats` (row -> record per format), `reader`
 (`read_records`: validation, de-duplication, bad-row policy), `tokenize` (`tokenize_records`:
 special tokens and the truncation policy, stated in its docstring), `convert`
 (`pairs_to_unpaired`), `report` (`DataReport`), `badrows` (the reasons a row is dropped).

@@ -1,11 +1,13 @@
 """Bad-row reasons and the policy that handles them (`data.on_bad_row`).
 
 `drop`: the row is skipped and counted under its reason in the `DataReport`; `error`: a `DataError`
-naming the source file and the row is raised at the first bad row. Nothing is dropped silently.
+naming the source file and the row's line (from 1, as an editor numbers it; see `files.row_location`)
+is raised at the first bad row. Nothing is dropped silently.
 """
 
 from __future__ import annotations
 
+from .files import row_location
 from .records import DataError
 from .report import DataReport
 
@@ -42,10 +44,11 @@ class BadRow(Exception):
 
 
 def handle_bad_row(policy: str, report: DataReport, source: str, row: int, bad: BadRow) -> None:
-    """Count the bad row under its reason (`drop`) or raise a DataError naming it (`error`)."""
+    """Count the bad row (0-based `row` of `source`) under its reason (`drop`) or raise a DataError
+    naming its line (`error`)."""
     if policy == "error":
         raise DataError(
-            f"{source}: row {row}: {bad.reason}: {bad.detail} "
+            f"{source}: {row_location(source, row)}: {bad.reason}: {bad.detail} "
             "(set data.on_bad_row=drop to skip and count bad rows)"
         ) from None
     report.count_dropped(bad.reason)

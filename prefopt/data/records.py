@@ -2,8 +2,9 @@
 
 Text records (`PreferenceRecord`, `UnpairedRecord`) come out of the readers; token records
 (`TokenizedPair`, `TokenizedUnpaired`) come out of tokenization and go to the trainer. `row` is the
-0-based index of the row in its source (`source` is the file, or `hub_id:split`), so a record can
-always be traced back to the line it came from.
+0-based index of the row in its source (`source` is the file, or `hub_id:split`; blank lines of a
+JSON-lines file are not rows), so a record can always be traced back to the line it came from.
+Messages a user reads name that line counted from 1 as an editor does (`files.row_location`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from prefopt.errors import UserError
 
 
 class DataError(UserError, ValueError):
-    """Bad input data; the message names the file (or hub source) and, the row."""
+    """Bad input data; the message names the file (or hub source) and, for one bad row, its line."""
 
 
 @dataclass(frozen=True)

@@ -9,20 +9,21 @@ Where a split's rows come from (`data.source` plus `data.splits[split]`):
 - otherwise `source` is a hub dataset id and the split value is its split name (`train_prefs`).
 
 Each local file is loaded on its own with `datasets.load_dataset` (json, parquet, arrow or csv, also
-gzip-compressed), so that every row keeps its file and 0-based row index. When Arrow cannot parse a
-JSON-lines file (invalid UTF-8, a broken line), the file is read line by line instead and each bad
-line becomes a bad row (`invalid_utf8`, `invalid_json`) rather than failing the whole file. An empty
-file, an unreadable or corrupt file (a truncated Parquet file) raises a `DataError` naming it.
+gzip-compressed), so that every row keeps its file and 0-based row index (blank lines of a JSON-lines
+file are skipped). When Arrow cannot parse a JSON-lines file (invalid UTF-8, a broken line), the file
+is read line by line instead and each bad line becomes a bad row (`invalid_utf8`, `invalid_json`)
+rather than failing the whole file. An empty file, an unreadable or corrupt file (a truncated Parquet
+or gzip file) raises a `DataError` naming it and saying to download or write it again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import glob
-import gzip
 import json
 import os
 import re
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,18 +32,12 @@ from datasets.utils import logging as datasets_logging
 from hydra.utils import to_absolute_path
 
 from .badrows import BadRow
+from .files import BUILDERS, COMPRESSIONS, builder_of, is_data_file, open_binary
 from .records import DataError
 from .settings import DataSettings
 
-BUILDERS = {
-    ".jsonl": "json",
-    ".json": "json",
-    ".parquet": "parquet",
-    ".arrow": "arrow",
-    ".csv": "csv",
-}
-COMPRESSIONS = (".gz",)
 GLOB_CHARS = re.compile(r"[*?\[]")
+REWRITE = "download or write it again"  # what to do with a file that cannot be read
 
 RawRow = tuple[str, int, "dict | BadRow"]  # (source, 0-based row, the row or why it is unreadable)
 
@@ -72,10 +67,10 @@ def local_split_files(source: str, spec: str) -> list[Path] | None:
         files = [
             path
             for path in sorted(source_path.rglob("*"))
-            if _is_data_file(path) and stem_pattern.fullmatch(_data_stem(path))
+            if is_data_file(path) and stem_pattern.fullmatch(_data_stem(path))
         ]
         if not files:
-            available = sorted(p.name for p in source_path.rglob("*") if _is_data_file(p))
+            available = sorted(p.name for p in source_path.rglob("*") if is_data_file(p))
             raise DataError(
                 f"{source_path}: no data file named after split {spec!r} "
                 f"(expected e.g. {spec}.jsonl or {spec}-00000-of-00001.parquet); found {available}"
@@ -85,7 +80,7 @@ def local_split_files(source: str, spec: str) -> list[Path] | None:
         return [source_path]
     if GLOB_CHARS.search(source):
         return _glob_data_files(str(source_path), f"source glob {source!r}")
-    if source.startswith((".", "/", "~")) or _builder(source_path) is not None:
+    if source.startswith((".", "/", "~")) or builder_of(source_path) is not None:
         raise DataError(f"{source_path}: no such file or directory (data.source={source!r})")
     return None
 
@@ -93,12 +88,12 @@ def local_split_files(source: str, spec: str) -> list[Path] | None:
 def _looks_like_path(value: str) -> bool:
     """A split value naming files: a wildcard, a `/` or a data-file extension ("[" alone is not
     enough, so a hub split slice such as `train[:1000]` stays a split name)."""
-    return any(char in value for char in "*?/") or _builder(Path(value)) is not None
+    return any(char in value for char in "*?/") or builder_of(Path(value)) is not None
 
 
 def _glob_data_files(pattern: str, what: str) -> list[Path]:
     matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True))
-    files = [path for path in matches if _is_data_file(path)]
+    files = [path for path in matches if is_data_file(path)]
     if not files:
         raise DataError(
             f"{pattern}: {what} matches no data file "
@@ -112,17 +107,6 @@ def _data_stem(path: Path) -> str:
     for suffix in COMPRESSIONS:
         name = name.removesuffix(suffix)
     return name.rsplit(".", 1)[0]
-
-
-def _builder(path: Path) -> str | None:
-    suffixes = path.suffixes
-    if suffixes and suffixes[-1] in COMPRESSIONS:
-        suffixes = suffixes[:-1]
-    return BUILDERS.get(suffixes[-1]) if suffixes else None
-
-
-def _is_data_file(path: Path) -> bool:
-    return path.is_file() and _builder(path) is not None
 
 
 @contextlib.contextmanager
@@ -169,14 +153,15 @@ def _file_rows(path: Path) -> Iterator[RawRow]:
 def _file_values(path: Path) -> Iterator:
     """Row values of one file through `datasets`; a JSON file that Arrow fails on, at load or at
     some row (invalid UTF-8 surfaces only when that row is decoded), goes on line by line."""
-    builder = _builder(path)
+    builder = builder_of(path)
     try:
         with _quiet_datasets():
             dataset = datasets.load_dataset(builder, data_files=[str(path)], split="train")
     except Exception as exc:  # corrupt or unparsable file
         if builder != "json":
             raise DataError(
-                f"{path}: cannot be read as {builder}: {type(exc).__name__}: {exc}"
+                f"{path}: cannot be read as {builder}: {type(exc).__name__}: {exc} "
+                f"(the file is truncated, corrupt or not {builder}: {REWRITE})"
             ) from exc
         yield from _json_rows(path)
         return
@@ -188,7 +173,8 @@ def _file_values(path: Path) -> Iterator:
     except Exception as exc:  # a row Arrow stored but cannot decode
         if builder != "json":
             raise DataError(
-                f"{path}: row {done}: cannot be decoded: {type(exc).__name__}: {exc}"
+                f"{path}: row {done + 1}: cannot be decoded: {type(exc).__name__}: {exc} "
+                f"(the file is corrupt: {REWRITE})"
             ) from exc
         yield from _json_rows(path)[done:]
 
@@ -196,19 +182,19 @@ def _file_values(path: Path) -> Iterator:
 def _json_rows(path: Path) -> list:
     """Rows of a JSON file that Arrow could not parse: one row per non-blank line (JSON lines), or
     the elements of a top-level array. Undecodable or unparsable lines become `BadRow`s."""
-    opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rb") as handle:
+        with open_binary(path) as handle:
             data = handle.read()
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{path}: cannot be read: {type(exc).__name__}: {exc}") from exc
+    except (OSError, EOFError, zlib.error) as exc:
+        what = "truncated or corrupt gzip file" if path.suffix == ".gz" else "cannot be read"
+        raise DataError(f"{path}: {what}: {type(exc).__name__}: {exc} ({REWRITE})") from exc
     if data.lstrip()[:1] == b"[":
         try:
             values = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise DataError(f"{path}: not a valid JSON array: {exc}") from exc
         return values
-    return [_json_line(line) for line in data.splitlines() if line.strip()]
+    return [_json_line(line) for line in data.split(b"\n") if line.strip()]
 
 
 def _json_line(line: bytes) -> dict | BadRow:

@@ -47,7 +47,6 @@ def test_bad_row_is_dropped_and_counted(name, tokenizer):
     assert f"{reason} 1" in report.summary()
 
 
-@pytest.mark.xfail(strict=True, reason="messages give 0-based row indices, not editor lines")
 @pytest.mark.parametrize("name", sorted(BAD_ROW_FILES))
 def test_bad_row_raises_naming_file_and_line(name, tokenizer):
     extra, reason, line, _ = BAD_ROW_FILES[name]

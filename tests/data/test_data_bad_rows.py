@@ -120,7 +120,6 @@ def test_drop_counts_the_bad_row(reason, tmp_path, request):
     assert report.to_dict()["splits"]["train"]["dropped"] == {reason: 1}
 
 
-@pytest.mark.xfail(strict=True, reason="messages give 0-based row indices, not editor lines")
 @pytest.mark.parametrize("reason", sorted(CASES))
 def test_error_names_file_and_line(reason, tmp_path, request):
     path, extra = write_case(tmp_path, reason)
@@ -129,7 +128,6 @@ def test_error_names_file_and_line(reason, tmp_path, request):
         load_split(cfg, "train", tokenizer_for(reason, request))
 
 
-@pytest.mark.xfail(strict=True, reason="messages give 0-based row indices, not editor lines")
 @pytest.mark.parametrize("name", ["blank.jsonl", "blank.jsonl.gz", "unparsable.jsonl"])
 def test_the_line_counts_blank_lines(name, tmp_path, tokenizer):
     """A bad row after blank lines is named by its line, whether Arrow parsed the file or, when a
@@ -144,7 +142,6 @@ def test_the_line_counts_blank_lines(name, tmp_path, tokenizer):
         load_split(cfg, "train", tokenizer)
 
 
-@pytest.mark.xfail(strict=True, reason="messages give 0-based row indices")
 def test_a_parquet_row_is_counted_from_1(tmp_path, tokenizer):
     path = tmp_path / "train.parquet"
     pd.DataFrame([GOOD, {**GOOD_2, "chosen": " "}]).to_parquet(path)

@@ -67,7 +67,6 @@ def test_hh_format_is_auto_detected_and_split_at_the_last_assistant_turn():
     assert "\n\nAssistant:" not in record.chosen
 
 
-@pytest.mark.xfail(strict=True, reason="messages give 0-based row indices, not editor lines")
 def test_hh_error_policy_names_the_line_of_the_first_bad_row():
     first_bad = min(measure_file()["rows"])  # 0-based index of a line of the file
     cfg = data_cfg(HH_FILE, format="hh_rlhf", on_bad_row="error")

@@ -93,7 +93,6 @@ def test_left_truncation_keeps_the_bos_first(tokenizer, ids):
     assert example.prompt_ids == [tokenizer.bos_token_id, *ids("789")]
 
 
-@pytest.mark.xfail(strict=True, reason="messages give 0-based row indices")
 def test_a_response_left_empty_by_the_limits_is_a_bad_row(tokenizer):
     limits = cfg(max_prompt_length=4, max_length=4)
     report = DataReport()
