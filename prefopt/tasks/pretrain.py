@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from tqdm.auto import tqdm
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
+from prefopt import console
 from prefopt.models.logprobs import build_batch, token_logps
 
 # (batch size) -> (prompts, responses) as text
@@ -60,7 +60,7 @@ def pretrain(
     )
     model.train()
     losses = []
-    bar = tqdm(range(steps), desc="pre-training pi_ref", disable=not progress)
+    bar = console.progress(range(steps), desc="pre-training pi_ref", enabled=progress)
     for _ in bar:
         prompts, responses = sample_batch(batch_size)
         prompt_ids = tokenizer(prompts)["input_ids"]

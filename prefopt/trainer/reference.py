@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
 
+from prefopt.console import progress
 from prefopt.models.logprobs import sequence_logps
 from prefopt.trainer.batching import collate
 from prefopt.trainer.items import TrainItem, items_digest
@@ -80,7 +80,7 @@ def compute_table(
     table = torch.empty((len(items), 2), dtype=torch.float32)
     # Length-sorted chunks keep padding small; results are written back by item index.
     order = sorted(range(len(items)), key=lambda i: items[i].num_tokens)
-    for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
+    for start in progress(range(0, len(order), batch_size), desc=desc, leave=False):
         indices = order[start : start + batch_size]
         batch = collate(items, indices, pad_id)
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
