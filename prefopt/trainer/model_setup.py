@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
+from prefopt.eval.settings import EvalSettings
 from prefopt.losses import PreferenceLoss
 from prefopt.models.loading import (
     apply_lora,
@@ -28,6 +29,7 @@ from prefopt.trainer.reference import (
     cached_table,
     compute_table,
 )
+from prefopt.trainer.settings import TrainerSettings
 from prefopt.trainer.setup import Resolved, is_main_process
 from prefopt.trainer.state import HeldOut
 
@@ -68,17 +70,18 @@ def prepare_models(
 ) -> PreparedModels:
     """Load the policy (LoRA when configured) and build the reference for training and eval."""
     device = accelerator.device
+    trainer = TrainerSettings.from_config(cfg.trainer)
     policy = load_causal_lm(resolved.model_path, cfg.model)
     if cfg.model.lora.enabled:
         policy = apply_lora(policy, cfg.model.lora)
     policy.to(device)
-    if cfg.trainer.get("compile", False):
+    if trainer.compile:
         if accelerator.num_processes > 1:
             log.warning("trainer.compile: several processes train through DDP's forward, eager")
         if not compile_backbone(policy):
             log.warning("trainer.compile: this model takes the full-logits path; nothing compiled")
     fingerprint = model_fingerprint(resolved.reference_path, cfg.model)
-    mode = cfg.trainer.reference
+    mode = trainer.reference
 
     @functools.cache
     def reference_model() -> torch.nn.Module:
@@ -122,7 +125,7 @@ def prepare_models(
                 live_reference(),
                 items,
                 pad_id,
-                int(cfg.trainer.reference_batch_size),
+                trainer.reference_batch_size,
                 device,
                 f"pi_ref {name}",
             ),
@@ -142,7 +145,7 @@ def prepare_models(
         same = loss_items is pairs
         loss_ref = pair_ref if same else reference_for(loss_items, f"{split}_{loss_fn.data_format}")
         heldout[split] = HeldOut(pairs, loss_items, pair_ref, loss_ref)
-    evaluates_against_pi_ref = cfg.eval.get("generate", True) and (
+    evaluates_against_pi_ref = EvalSettings.from_config(cfg.eval).generate and (
         resolved.baseline_path == resolved.reference_path
     )
     if live is None and not evaluates_against_pi_ref:
@@ -154,7 +157,7 @@ def prepare_models(
 
 def generation_hook(cfg, task, resolved, data, models, cache_dir, run_dir):
     """The evaluator's call for the trainer, and the metric that selects the best checkpoint."""
-    if not cfg.eval.get("generate", True):
+    if not EvalSettings.from_config(cfg.eval).generate:
         return None, "reward_accuracy"
     from prefopt.eval import build_evaluator
 
@@ -188,7 +191,7 @@ def write_best_of_n(cfg, evaluator, run_dir: Path) -> None:
 
     Its samples are cached per sweep; pairwise judges have no best-of-n and write nothing.
     """
-    ns = list(cfg.eval.get("best_of_n_ns") or [])
+    ns = list(EvalSettings.from_config(cfg.eval).best_of_n_ns)
     path = run_dir / "best_of_n.json"
     if not ns or not evaluator.judge.pointwise or path.exists() or not is_main_process():
         return

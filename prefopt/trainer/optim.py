@@ -3,30 +3,23 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 
 import torch
 
-SCHEDULES = ("constant", "linear", "cosine")
-OPTIMIZERS = ("adamw", "rmsprop", "sgd")
+from prefopt.trainer.settings import SCHEDULES, TrainerSettings
 
 
-def build_optimizer(params, cfg: Mapping) -> torch.optim.Optimizer:
-    """AdamW (default), RMSprop (the DPO paper's choice) or SGD over the trainable parameters."""
-    name = cfg["optimizer"]
+def build_optimizer(params, trainer_cfg) -> torch.optim.Optimizer:
+    """AdamW, RMSprop (the DPO paper's choice) or SGD over the trainable parameters, as
+    ``trainer.optimizer`` says (``trainer_cfg``: the trainer config or its settings)."""
+    settings = TrainerSettings.from_config(trainer_cfg)
     params = [p for p in params if p.requires_grad]
-    if name == "adamw":
-        return torch.optim.AdamW(
-            params,
-            lr=cfg["lr"],
-            betas=tuple(cfg.get("adam_betas", (0.9, 0.999))),
-            weight_decay=cfg.get("weight_decay", 0.0),
-        )
-    if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 0.0))
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 0.0))
-    raise ValueError(f"unknown optimizer {name!r}; valid: {list(OPTIMIZERS)}")
+    lr, decay = settings.lr, settings.weight_decay
+    if settings.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=lr, betas=settings.adam_betas, weight_decay=decay)
+    if settings.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, weight_decay=decay)
+    return torch.optim.SGD(params, lr=lr, weight_decay=decay)
 
 
 def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str) -> float:
@@ -47,11 +40,10 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str) -> 
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def build_scheduler(optimizer, total_steps: int, cfg: Mapping) -> torch.optim.lr_scheduler.LambdaLR:
-    """LambdaLR over :func:`lr_factor`; warm-up given as steps or as a fraction of all steps."""
-    warmup = cfg.get("warmup", 0.0)
-    warmup_steps = int(round(warmup * total_steps)) if isinstance(warmup, float) else int(warmup)
-    schedule = cfg.get("schedule", "linear")
+def build_scheduler(optimizer, total_steps: int, trainer_cfg) -> torch.optim.lr_scheduler.LambdaLR:
+    """LambdaLR over :func:`lr_factor` with ``trainer.warmup`` and ``trainer.schedule``."""
+    settings = TrainerSettings.from_config(trainer_cfg)
+    warmup_steps, schedule = settings.warmup_steps(total_steps), settings.schedule
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, total_steps, warmup_steps, schedule)
     )

@@ -15,8 +15,10 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from prefopt.errors import ConfigError
+from prefopt.eval.settings import EvalSettings
 from prefopt.losses import PreferenceLoss, build_loss_from_config
-from prefopt.trainer.reference import REFERENCE_MODES
+from prefopt.trainer.settings import TrainerSettings
 
 log = logging.getLogger(__name__)
 
@@ -24,42 +26,42 @@ TASK_SENTINEL = "@task"
 
 
 def check_config(cfg: DictConfig) -> PreferenceLoss:
-    """Validate what needs no model or data; returns the built loss."""
+    """Validate what needs no model or data; returns the built loss.
+
+    Every key of the trainer and eval groups is checked for its type, range and choices, and the
+    batch for an even split over the processes of a distributed launch (``WORLD_SIZE``).
+    """
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    trainer = TrainerSettings.from_config(cfg.trainer, processes=processes)
+    EvalSettings.from_config(cfg.eval)
     loss_fn = build_loss_from_config(cfg.loss)
-    mode = cfg.trainer.reference
-    if mode not in REFERENCE_MODES:
-        raise ValueError(f"trainer.reference={mode!r}; valid: {list(REFERENCE_MODES)}")
-    if mode == "lora_disabled" and cfg.model.get("reference_name_or_path"):
-        raise ValueError(
+    if trainer.reference == "lora_disabled" and cfg.model.get("reference_name_or_path"):
+        raise ConfigError(
             "trainer.reference=lora_disabled makes the policy's own base model the reference; "
             "it cannot use a different model.reference_name_or_path"
         )
-    if mode == "lora_disabled" and not cfg.model.lora.enabled:
-        raise ValueError(
+    if trainer.reference == "lora_disabled" and not cfg.model.lora.enabled:
+        raise ConfigError(
             "trainer.reference=lora_disabled needs model.lora.enabled=true "
             "(the reference is the base model with the LoRA adapter switched off)"
         )
-    batch, micro = int(cfg.trainer.batch_size), cfg.trainer.micro_batch_size
-    if batch < 1 or (micro is not None and int(micro) < 1):
-        raise ValueError(f"trainer.batch_size={batch} and micro_batch_size={micro} must be >= 1")
-    smallest = int(micro) if micro is not None else batch
-    if smallest < loss_fn.min_batch_size:
-        raise ValueError(
+    micro = trainer.micro_batch_size_for(processes)
+    if micro < loss_fn.min_batch_size:
+        raise ConfigError(
             f"loss {loss_fn.name!r} needs at least {loss_fn.min_batch_size} examples per "
-            f"micro-batch; trainer batch settings give {smallest}"
+            f"micro-batch; trainer.batch_size={trainer.batch_size} and trainer.micro_batch_size="
+            f"{trainer.micro_batch_size} give {micro} on each of {processes} process(es)"
         )
-    if float(cfg.trainer.lr) <= 0:
-        raise ValueError(f"trainer.lr={cfg.trainer.lr} must be > 0")
-    if cfg.trainer.precision == "fp16" and not torch.cuda.is_available():
-        raise ValueError("trainer.precision=fp16 needs a GPU; use bf16 or no on a CPU")
+    if trainer.precision == "fp16" and not torch.cuda.is_available():
+        raise ConfigError("trainer.precision=fp16 needs a GPU; use bf16 or no on a CPU")
     uses_task_model = TASK_SENTINEL in (
         cfg.model.name_or_path,
         cfg.model.get("reference_name_or_path"),
     )
     if uses_task_model and not cfg.get("task"):
-        raise ValueError('model.name_or_path="@task" needs a task (task=reviews) or model=hf ...')
+        raise ConfigError('model.name_or_path="@task" needs a task (task=reviews) or model=hf ...')
     if cfg.data.source == TASK_SENTINEL and not cfg.get("task"):
-        raise ValueError('data.source="@task" needs a task (task=reviews) or a real data config')
+        raise ConfigError('data.source="@task" needs a task (task=reviews) or a real data config')
     return loss_fn
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from prefopt.errors import ConfigError
+from prefopt.eval.settings import eval_interval
 from prefopt.trainer.items import TrainItem
+from prefopt.trainer.settings import TrainerSettings
 
 
 @dataclass
@@ -29,24 +32,21 @@ class Schedule:
     micro_batch_size: int
 
     @classmethod
-    def from_config(cls, num_items: int, cfg, eval_every, world_size: int) -> Schedule:
-        batch_size = int(cfg.batch_size)
-        micro = int(cfg.micro_batch_size or batch_size // world_size)
-        if batch_size % (micro * world_size):
-            raise ValueError(
-                f"trainer.batch_size={batch_size} must be a multiple of "
-                f"micro_batch_size ({micro}) x processes ({world_size})"
-            )
+    def from_config(cls, num_items: int, trainer_cfg, eval_every, world_size: int) -> Schedule:
+        """The schedule of ``num_items`` training items under the trainer settings (a config or
+        :class:`TrainerSettings`) and ``eval.eval_every``, on ``world_size`` processes."""
+        trainer = TrainerSettings.from_config(trainer_cfg, processes=world_size)
+        batch_size = trainer.batch_size
         if num_items < batch_size:
-            raise ValueError(f"{num_items} training items is fewer than one batch ({batch_size})")
+            raise ConfigError(
+                f"trainer.batch_size={batch_size} is more than the {num_items} training items"
+            )
         steps_per_epoch = num_items // batch_size
-        total = steps_per_epoch * int(cfg.epochs)
-        if cfg.get("max_steps"):
-            total = min(total, int(cfg.max_steps))
-        if isinstance(eval_every, float):
-            interval = max(1, round(eval_every * steps_per_epoch))
-        else:
-            interval = max(1, int(eval_every))
+        total = steps_per_epoch * trainer.epochs
+        if trainer.max_steps is not None:
+            total = min(total, trainer.max_steps)
+        interval = eval_interval(eval_every, steps_per_epoch, total)
+        micro = trainer.micro_batch_size_for(world_size)
         return cls(steps_per_epoch, total, interval, batch_size // (micro * world_size), micro)
 
 

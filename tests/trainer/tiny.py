@@ -10,6 +10,8 @@ from omegaconf import OmegaConf
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
+CONF = Path(__file__).resolve().parents[2] / "conf"
+
 WORDS = [
     "the",
     "film",
@@ -81,7 +83,8 @@ def write_pairs(path: Path, n: int, seed: int = 0) -> Path:
 
 
 def make_config(tmp: Path, cache: Path, loss: dict, **trainer):
-    """A full run config over the tiny model and data (no task, no generation evaluation)."""
+    """A full run config over the tiny model and data (no task, no generation evaluation); the
+    trainer and eval keys it does not set have their defaults of conf/."""
     model_dir = tmp / "model"
     if not model_dir.exists():
         raise FileNotFoundError(f"build the tiny model first: {model_dir}")
@@ -124,6 +127,7 @@ def make_config(tmp: Path, cache: Path, loss: dict, **trainer):
         },
         "loss": loss,
         "trainer": {
+            **OmegaConf.load(CONF / "trainer" / "default.yaml"),
             "lr": 1e-3,
             "epochs": 2,
             "max_steps": None,
@@ -143,7 +147,13 @@ def make_config(tmp: Path, cache: Path, loss: dict, **trainer):
             "save_policy": True,
             **trainer,
         },
-        "eval": {"generate": False, "eval_every": 4, "at_start": True, "pair_batch_size": 16},
+        "eval": {
+            **OmegaConf.load(CONF / "eval" / "default.yaml"),
+            "generate": False,
+            "eval_every": 4,
+            "at_start": True,
+            "pair_batch_size": 16,
+        },
         "judge": {"kind": "none"},
     }
     return OmegaConf.create(cfg)
