@@ -20,6 +20,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+CONF = Path(__file__).resolve().parents[2] / "conf"
 PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
 SPECIAL = [PAD, EOS, UNK]
 
@@ -291,6 +292,7 @@ def prefopt_config(
             "save_policy": False,
         },
         "eval": {
+            **OmegaConf.load(CONF / "eval" / "default.yaml"),  # sampling unused
             "generate": False,
             "eval_every": work.steps,  # only after the last (timed) step
             "at_start": False,
