@@ -22,6 +22,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from prefopt.console import setup_console
 from prefopt.eval import build_evaluator
 from prefopt.models.loading import (
     apply_lora,
@@ -144,6 +145,7 @@ def parse_arguments(argv: Sequence[str]) -> dict[str, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    setup_console()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_arguments(sys.argv[1:] if argv is None else argv)
     metrics = evaluate_run(

@@ -30,6 +30,7 @@ from prefopt.analysis import (  # noqa: E402
     selected_setting_rows,
 )
 from prefopt.analysis.selection import CHECKPOINTS  # noqa: E402
+from prefopt.console import setup_console  # noqa: E402
 from prefopt.results import load_sweep  # noqa: E402
 from prefopt.results.sweep import load_best_of_n  # noqa: E402
 
@@ -196,6 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--baseline", default="dpo", help="method the paired test compares to")
     parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples")
     args = parser.parse_args(argv)
+    setup_console()
     path = write_report(
         args.sweep_dir,
         args.out,

@@ -18,6 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from prefopt.console import setup_console
 from prefopt.trainer.run import run_training
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
@@ -35,6 +36,7 @@ if not OmegaConf.has_resolver("prefopt_run_name"):
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the best validation selection metric (for sweepers)."""
+    setup_console()
     logging.getLogger("transformers").setLevel(logging.ERROR)
     hydra_cfg = HydraConfig.get()
     try:
