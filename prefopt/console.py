@@ -2,7 +2,8 @@
 
 A progress bar is a tqdm bar only when stderr is a terminal. Anywhere else (a log file, a pipe, a
 SLURM output file) it is one plain log line every :data:`LOG_INTERVAL_SECONDS` with done/total, rate
-and ETA, and a last line when it ends, so a log never fills with carriage-return-joined bar redraws.
+and ETA, and a last line when it ends (none for a bar shorter than that), so a log never fills with
+carriage-return-joined bar redraws.
 
 :func:`setup_console`, called first by every entry point, turns off the progress bars of transformers,
 huggingface_hub and datasets and sends their log records through the root logger, so that every line
@@ -94,9 +95,12 @@ class LogProgress:
         self.postfix = ", ".join(f"{key}={value}" for key, value in values.items())
 
     def close(self) -> None:
-        """Log the last line (when anything was done since the previous one)."""
-        if not self.closed and self.n > self.logged_n:
-            self._log(monotonic(), final=True)
+        """Log the last line, if anything was done since the previous one and the bar ran for at
+        least one interval (a shorter one logs nothing: its caller reports what it did)."""
+        now = monotonic()
+        long_enough = now - self.started >= LOG_INTERVAL_SECONDS
+        if not self.closed and self.n > self.logged_n and long_enough:
+            self._log(now, final=True)
         self.closed = True
 
     def line(self, now: float, final: bool = False) -> str:

@@ -132,17 +132,21 @@ def test_a_pipe_gets_a_plain_line_every_interval(monkeypatch, clock, progress_re
 
 
 def test_a_resumed_bar_counts_its_rate_from_where_it_resumed(clock, progress_records):
+    interval = console.LOG_INTERVAL_SECONDS
     bar = console.LogProgress(total=100, initial=90, desc="train ipo")
-    clock.advance(4.0)
-    bar.update(2)  # 2 steps in 4 s: 0.5 it/s, 8 left
-    bar.close()
-    assert progress_records() == ["train ipo: 92/100 (92%), 2.0 s/it, in 4s"]
-    bar = console.LogProgress(total=100, initial=90, desc="train ipo")
-    clock.advance(console.LOG_INTERVAL_SECONDS)
-    bar.update(5)
-    assert progress_records()[-1].endswith(
-        f"ETA {console._duration(5 * console.LOG_INTERVAL_SECONDS / 5)}"
-    )
+    clock.advance(interval)
+    bar.update(2)  # 2 steps in one interval, 8 left
+    seconds_per_step = interval / 2
+    assert progress_records() == [
+        f"train ipo: 92/100 (92%), {seconds_per_step:.1f} s/it, "
+        f"ETA {console._duration(8 * seconds_per_step)}"
+    ]
+
+
+def test_a_bar_shorter_than_the_interval_logs_nothing(clock, progress_records):
+    for _ in console.LogProgress(range(5), desc="pi_ref test_pairs"):
+        clock.advance(console.LOG_INTERVAL_SECONDS / 10)
+    assert progress_records() == []
 
 
 def test_a_disabled_bar_writes_and_logs_nothing(monkeypatch, progress_records):
