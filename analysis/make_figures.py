@@ -1,16 +1,19 @@
-"""Draw chosen figures of a sweep into a folder (PNG and PDF), one file pair per figure.
+"""Draw chosen figures of a sweep into a folder (PNG and PDF), one file pair per figure; a figure
+the report would skip (no data, or no information) is skipped with a line saying why.
 
 python analysis/make_figures.py multirun/main --out results/main/figures
 python analysis/make_figures.py multirun/main --only overfitting frontier --x epoch
 """
 
 import argparse
+import sys
 
 import matplotlib
 
 matplotlib.use("Agg")
 
 from prefopt import analysis  # noqa: E402
+from prefopt.report import figure_sections  # noqa: E402
 from prefopt.results import load_sweep  # noqa: E402
 from prefopt.results.sweep import load_best_of_n  # noqa: E402
 
@@ -27,15 +30,16 @@ def main() -> None:
     args = parser.parse_args()
     frame = load_sweep(args.sweep_dir)
     chosen = analysis.selected_setting_rows(frame)
-    draw = {
-        "overfitting": lambda: analysis.plot_overfitting(chosen, x=args.x, margin=args.margin),
-        "frontier": lambda: analysis.plot_frontier(frame, load_best_of_n(args.sweep_dir)),
-        "heatmaps": lambda: analysis.plot_heatmaps(frame),
-        "proxy_gold": lambda: analysis.plot_proxy_gold(chosen, x=args.x),
-        "logps": lambda: analysis.plot_logps(chosen, x=args.x),
-    }
-    for name in args.only:
-        for path in analysis.save_figure(draw[name](), args.out, name):
+    best_of_n = load_best_of_n(args.sweep_dir)
+    for _, name, skip_reason, draw in figure_sections(
+        frame, chosen, best_of_n, args.x, args.margin, "loss.name"
+    ):
+        if name not in args.only:
+            continue
+        if skip_reason is not None:
+            print(f"skipped {name}: {skip_reason}", file=sys.stderr)
+            continue
+        for path in analysis.save_figure(draw(), args.out, name):
             print(path)
 
 

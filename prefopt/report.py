@@ -4,7 +4,9 @@
     python -m prefopt.report multirun/variants --out results/variants --checkpoint final
 
 Figures go to <out>/figures/, the LaTeX table to <out>/table.tex. A figure whose data the sweep
-lacks is skipped with a line in the report saying why; runs that did not finish are listed.
+lacks, or that would carry no information (a curve of one evaluation, a frontier of one KL, a
+heatmap of one row or column), is skipped with a line in the report saying why, and an earlier
+report's file of it is removed; runs that did not finish are listed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ matplotlib.use("Agg")  # files only, no display
 
 from prefopt.analysis import (  # noqa: E402
     method_table,
+    methods_with_grid,
     overfitting_summary,
     plot_frontier,
     plot_heatmaps,
@@ -29,7 +32,8 @@ from prefopt.analysis import (  # noqa: E402
     save_figure,
     selected_setting_rows,
 )
-from prefopt.analysis.selection import CHECKPOINTS  # noqa: E402
+from prefopt.analysis.heatmaps import MIN_AXIS_VALUES  # noqa: E402
+from prefopt.analysis.selection import CHECKPOINTS, START  # noqa: E402
 from prefopt.console import setup_console  # noqa: E402
 from prefopt.results import load_sweep  # noqa: E402
 from prefopt.results.sweep import load_best_of_n  # noqa: E402
@@ -39,6 +43,14 @@ def has_values(frame: pd.DataFrame, split: str, *metrics: str) -> bool:
     """Whether some finished row of `split` has a value for every one of `metrics`."""
     rows = frame[(frame["split"] == split) & (frame["status"] == "finished")]
     return all(metric in rows and rows[metric].notna().any() for metric in metrics)
+
+
+def distinct_values(frame: pd.DataFrame, split: str, metric: str, by: str) -> int:
+    """How many distinct values of `by` the finished `split` rows with a `metric` have."""
+    rows = frame[(frame["split"] == split) & (frame["status"] == "finished")]
+    if metric not in rows or by not in rows:
+        return 0
+    return rows.loc[rows[metric].notna(), by].nunique()
 
 
 def write_report(
@@ -67,58 +79,99 @@ def write_report(
     else:
         chosen = selected_setting_rows(frame, checkpoint, method, select_metric)
         scope = "each method's selected setting"
-    best_of_n = load_best_of_n(sweep_dir)
-    sections: list[tuple[str, str, bool, str, Callable]] = [
+    sections = figure_sections(frame, chosen, load_best_of_n(sweep_dir), x, margin, method)
+    grid = methods_with_grid(frame, method=method)
+    for title, name, skip_reason, draw in sections:
+        lines += [f"## {title}", ""]
+        if skip_reason is not None:
+            lines += [f"Skipped: {skip_reason}.", ""]
+            for suffix in (".png", ".pdf"):
+                (figures / f"{name}{suffix}").unlink(missing_ok=True)
+            continue
+        save_figure(draw(), figures, name)
+        if name in ("overfitting", "proxy_gold", "logps"):
+            lines += [f"Runs of {scope}.", ""]
+        if name == "heatmaps" and set(grid) != set(frame[method].dropna()):
+            left_out = ", ".join(str(m) for m in sorted(set(frame[method].dropna()) - set(grid)))
+            lines += [
+                f"Left out, with fewer than {MIN_AXIS_VALUES} values of loss.beta or trainer.lr: "
+                f"{left_out}.",
+                "",
+            ]
+        lines += [f"![{title}](figures/{name}.png)", "", f"[PDF](figures/{name}.pdf)", ""]
+        if name == "overfitting":
+            lines += _peak_lines(chosen, margin, x, method)
+    return _write(out_dir, lines)
+
+
+def figure_sections(
+    frame: pd.DataFrame,
+    chosen: pd.DataFrame,
+    best_of_n: pd.DataFrame,
+    x: str,
+    margin: float,
+    method: str,
+) -> list[tuple[str, str, str | None, Callable]]:
+    """(title, file name, why it is skipped or None, draw) for each figure of the report:
+    `chosen` holds the rows of the runs the curves draw (each method's selected setting)."""
+    logps_split = next(
+        (
+            split
+            for split in ("validation", "train")
+            if distinct_values(chosen, split, "chosen_logps", x) >= 2
+        ),
+        None,
+    )
+    return [
         (
             "Overfitting curve",
             "overfitting",
-            has_values(frame, "train", "loss") and has_values(frame, "validation", "win_rate"),
-            "needs train loss and validation win rate",
+            _missing(frame, ("train", "loss"), ("validation", "win_rate"))
+            or _single_evaluation(chosen, "win_rate", x),
             lambda: plot_overfitting(chosen, x=x, margin=margin, method=method),
         ),
         (
             "Reward-KL frontier",
             "frontier",
-            has_values(frame, "validation", "kl", "judge_reward"),
-            "needs validation kl and judge_reward",
+            _missing(frame, ("validation", "kl"), ("validation", "judge_reward"))
+            or (
+                "fewer than 2 distinct validation KL values: there is no frontier to draw"
+                if distinct_values(frame, "validation", "judge_reward", "kl") < 2
+                else None
+            ),
             lambda: plot_frontier(frame, best_of_n, method=method),
         ),
         (
             "Heatmaps over beta and learning rate",
             "heatmaps",
-            has_values(frame, "validation", "win_rate")
-            and {"loss.beta", "trainer.lr"} <= set(frame.columns),
-            "needs validation win rate and loss.beta, trainer.lr in the configs",
+            _missing(frame, ("validation", "win_rate"), ("config", "loss.beta", "trainer.lr"))
+            or (
+                None
+                if methods_with_grid(frame, method=method)
+                else f"no method has {MIN_AXIS_VALUES} or more values of both loss.beta and "
+                "trainer.lr: its grid would be one row or column, which says no more than the "
+                "table"
+            ),
             lambda: plot_heatmaps(frame, method=method),
         ),
         (
             "Proxy reward against gold reward",
             "proxy_gold",
-            has_values(frame, "validation", "proxy_reward", "judge_reward"),
-            "needs validation proxy_reward and judge_reward",
+            _missing(frame, ("validation", "proxy_reward"), ("validation", "judge_reward"))
+            or _single_evaluation(chosen, "proxy_reward", x),
             lambda: plot_proxy_gold(chosen, x=x, method=method),
         ),
         (
             "Chosen and rejected log-probs",
             "logps",
-            has_values(frame, "validation", "chosen_logps", "rejected_logps")
-            or has_values(frame, "train", "chosen_logps", "rejected_logps"),
-            "needs chosen_logps and rejected_logps",
-            lambda: plot_logps(chosen, x=x, method=method),
+            (
+                _missing(frame, ("validation", "chosen_logps"), ("validation", "rejected_logps"))
+                and _missing(frame, ("train", "chosen_logps"), ("train", "rejected_logps"))
+            )
+            or (None if logps_split else "a single evaluation per run: no curve to draw"),
+            lambda: plot_logps(chosen, split=logps_split, x=x, method=method),
         ),
     ]
-    for title, name, available, need, draw in sections:
-        lines += [f"## {title}", ""]
-        if not available:
-            lines += [f"Skipped: the sweep has no data for this figure ({need}).", ""]
-            continue
-        save_figure(draw(), figures, name)
-        if name in ("overfitting", "proxy_gold", "logps"):
-            lines += [f"Runs of {scope}.", ""]
-        lines += [f"![{title}](figures/{name}.png)", "", f"[PDF](figures/{name}.pdf)", ""]
-        if name == "overfitting":
-            lines += _peak_lines(chosen, margin, x, method)
-    return _write(out_dir, lines)
 
 
 def selection_metric(frame: pd.DataFrame) -> str | None:
@@ -127,6 +180,28 @@ def selection_metric(frame: pd.DataFrame) -> str | None:
         if has_values(frame, "validation", metric):
             return metric
     return None
+
+
+def _missing(frame: pd.DataFrame, *needs: tuple[str, ...]) -> str | None:
+    """Why the sweep has no data for a figure, None when it has: each need is (split, metric...),
+    or ("config", column...) for config columns."""
+    for split, *columns in needs:
+        present = (
+            set(columns) <= set(frame.columns)
+            if split == "config"
+            else has_values(frame, split, *columns)
+        )
+        if not present:
+            wanted = ", ".join(c if split == "config" else f"{split} {c}" for c in columns)
+            return f"the sweep has no data for this figure (needs {wanted})"
+    return None
+
+
+def _single_evaluation(chosen: pd.DataFrame, metric: str, x: str) -> str | None:
+    """The reason to skip a curve of `metric` over `x` that has fewer than two points."""
+    if distinct_values(chosen, "validation", metric, x) >= 2:
+        return None
+    return "a single validation evaluation per run: no curve to draw"
 
 
 def _run_section(frame: pd.DataFrame) -> list[str]:
@@ -174,7 +249,14 @@ def _peak_lines(chosen: pd.DataFrame, margin: float, x: str, method: str) -> lis
     for row in summary.itertuples(index=False):
         _, peak_x, peak, onset, n_runs = row
         onset_text = "none" if pd.isna(onset) else f"{onset:g}"
-        lines.append(f"| {row.method} | {peak_x:g} | {100 * peak:.1f} | {onset_text} | {n_runs} |")
+        peak_text = f"{peak_x:g} (start)" if peak_x == START else f"{peak_x:g}"
+        lines.append(f"| {row.method} | {peak_text} | {100 * peak:.1f} | {onset_text} | {n_runs} |")
+    if not summary.empty and (summary[f"peak_{x}"] == START).any():
+        lines += [
+            "",
+            "(start): the peak is the first evaluation, before any training: no improvement over "
+            "pi_ref found.",
+        ]
     return [*lines, ""]
 
 

@@ -8,7 +8,7 @@ analysis.save_figure(analysis.plot_overfitting(analysis.selected_setting_rows(fr
 """
 
 from prefopt.analysis.frontier import pareto_frontier, plot_frontier
-from prefopt.analysis.heatmaps import cell_values, plot_heatmaps
+from prefopt.analysis.heatmaps import cell_values, methods_with_grid, plot_heatmaps
 from prefopt.analysis.overfitting import (
     find_overfitting,
     mean_curve,
@@ -36,6 +36,7 @@ __all__ = [
     "hyperparameter_columns",
     "mean_curve",
     "method_table",
+    "methods_with_grid",
     "overfitting_summary",
     "paired_prompt_test",
     "pareto_frontier",

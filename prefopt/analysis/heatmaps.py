@@ -3,6 +3,8 @@
 A cell is the mean over a setting's finished seeds of the run's last (final) or highest (best)
 value of `metric` on `split`. One colour scale serves every panel so that methods compare. A cell
 marked * has runs that did not finish (left out of the mean); a grey n/a cell has no finished run.
+A method with fewer than MIN_AXIS_VALUES values on either axis is left out: a one-row or one-column
+grid (the 1 x 1 of a sweep at default settings) shows nothing the method table does not.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import pandas as pd
 from prefopt.analysis.style import FULL_WIDTH, PAPER_RC
 
 AGGREGATES = ("final", "best")
+MIN_AXIS_VALUES = 2  # values a method's grid needs on each axis to be drawn
 
 
 def cell_values(
@@ -40,6 +43,23 @@ def cell_values(
     ).reset_index()
 
 
+def methods_with_grid(
+    frame: pd.DataFrame,
+    metric: str = "win_rate",
+    split: str = "validation",
+    rows: str = "loss.beta",
+    columns: str = "trainer.lr",
+    method: str = "loss.name",
+) -> list[str]:
+    """The methods whose finished runs have a `metric` at MIN_AXIS_VALUES or more values of both
+    `rows` and `columns`, sorted."""
+    if not {rows, columns, method, metric} <= set(frame.columns):
+        return []
+    cells = cell_values(frame, metric, split, rows, columns, method).dropna(subset=["best"])
+    counts = cells.groupby(method)[[rows, columns]].nunique()
+    return sorted(counts.index[(counts >= MIN_AXIS_VALUES).all(axis=1)])
+
+
 def plot_heatmaps(
     frame: pd.DataFrame,
     metric: str = "win_rate",
@@ -48,15 +68,22 @@ def plot_heatmaps(
     columns: str = "trainer.lr",
     method: str = "loss.name",
 ):
-    """Rows: methods; columns: final and best. Values in % for rates. Returns the figure."""
+    """Rows: methods with a grid (`methods_with_grid`); columns: final and best. Values in % for
+    rates. Returns the figure."""
     for column in (rows, columns, method, metric):
         if column not in frame:
             raise ValueError(f"column {column!r} is not in the frame")
+    methods = methods_with_grid(frame, metric, split, rows, columns, method)
+    if not methods:
+        raise ValueError(
+            f"no method has {MIN_AXIS_VALUES} or more values of both {rows} and {columns} with a "
+            f"finished {split} {metric}: its heatmap would be a single row or column"
+        )
     cells = cell_values(frame, metric, split, rows, columns, method)
+    cells = cells[cells[method].isin(methods)]
     scale = 100.0 if metric.endswith("rate") else 1.0
     finite = cells[list(AGGREGATES)].to_numpy(dtype=float) * scale
     vmin, vmax = np.nanmin(finite), np.nanmax(finite)
-    methods = sorted(cells[method].unique())
     with plt.rc_context(PAPER_RC):
         figure, axes = plt.subplots(
             len(methods),

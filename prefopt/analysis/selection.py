@@ -16,6 +16,7 @@ import pandas as pd
 from prefopt.results.sweep import config_columns
 
 CHECKPOINTS = ("best", "final")
+START = 0  # step (and epoch) of the start of training: the policy is still its initial model
 # Config keys that name a replicate or a place, not a hyperparameter to select.
 _NOT_HYPERPARAMETER = re.compile(
     r"(^|\.)(\w*seed|\w*dir|\w*path|output\w*|run_label|name|num_threads)$"
@@ -42,8 +43,9 @@ def checkpoint_rows(
     report_split: str = "test",
 ) -> pd.DataFrame:
     """One row per run with a `select_split` evaluation: its config, the chosen `step`/`epoch`,
-    `score` (the validation metric there) and the report split's metrics at that step (NaN where
-    the run did not evaluate the report split at that step)."""
+    `score` (the validation metric there), `at_start` (the chosen step is START: no checkpoint
+    beat the untrained policy) and the report split's metrics at that step (NaN where the run did
+    not evaluate the report split at that step)."""
     if checkpoint not in CHECKPOINTS:
         raise ValueError(f"checkpoint {checkpoint!r} is not one of {CHECKPOINTS}")
     run_columns = ["run_id", "status", "error", "run_dir", *config_columns(frame)]
@@ -61,6 +63,7 @@ def checkpoint_rows(
         reported = run[(run["split"] == report_split) & (run["step"] == chosen["step"])]
         row = {column: run[column].iloc[0] for column in run_columns}
         row.update(step=chosen["step"], epoch=chosen["epoch"], score=chosen[metric])
+        row["at_start"] = bool(chosen["step"] == START)
         if not reported.empty:
             metrics = reported.iloc[-1].drop(labels=[*run_columns, "split", "step", "epoch"])
             row.update(metrics.to_dict())

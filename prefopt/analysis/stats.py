@@ -113,3 +113,25 @@ def paired_prompt_test(scores, baseline_scores) -> float:
     if np.all(differences == 0):
         return 1.0
     return float(stats.wilcoxon(differences, zero_method="wilcox").pvalue)
+
+
+def seed_mean_se(estimates, standard_errors) -> tuple[float, float]:
+    """Mean over seeds of per-run estimates (a KL) and its standard error (NaN = missing run).
+
+    The spread over S seeds, sd / sqrt(S), already holds each estimate's own noise, but with two or
+    three seeds it can come out near 0 by chance, so it is never taken below the part the runs'
+    own standard errors imply, sqrt(sum_s se_s^2) / S. One seed: its own standard error. NaN
+    where neither is known.
+    """
+    estimates = np.asarray(estimates, dtype=float)
+    standard_errors = np.asarray(standard_errors, dtype=float)
+    keep = ~np.isnan(estimates)
+    estimates, standard_errors = estimates[keep], standard_errors[keep]
+    if estimates.size == 0:
+        return float("nan"), float("nan")
+    mean = float(estimates.mean())
+    within = float(np.sqrt(np.sum(standard_errors**2)) / estimates.size)  # NaN if any is missing
+    spread = float(estimates.std(ddof=1) / np.sqrt(estimates.size)) if estimates.size > 1 else 0.0
+    if np.isnan(within):
+        return mean, spread if estimates.size > 1 else float("nan")
+    return mean, max(spread, within)

@@ -3,8 +3,14 @@
 Hyperparameters and checkpoints are chosen on validation (`selection.py`), numbers are reported
 on test. Win rate, judge reward and length come from the per-prompt samples files when every
 selected run has them, with a crossed bootstrap over seeds and prompts; every other column (and
-those when samples are missing) uses a Student t interval over seeds. The p column is a
-Wilcoxon signed-rank test of per-prompt win scores (means over seeds) against the baseline method.
+those when samples are missing) uses a Student t interval over seeds. KL is an estimate from samples
+that can fall below 0: it is shown as mean ± standard error (`stats.seed_mean_se`), clipped at 0
+and marked ‡ where the estimate is negative. The p column is a Wilcoxon signed-rank test of
+per-prompt win scores (means over seeds) against the baseline method.
+
+A method whose selected checkpoint is the start of training (step 0, pi_ref itself) in some seed is
+marked † with a note: its numbers are the untrained model's. Bold marks a column's best among the
+other methods, and only where at least two of them differ at the digits shown.
 """
 
 from __future__ import annotations
@@ -15,12 +21,22 @@ import numpy as np
 import pandas as pd
 
 from prefopt.analysis.selection import (
+    START,
     checkpoint_rows,
     hyperparameter_columns,
     select_hyperparameters,
 )
-from prefopt.analysis.stats import Interval, crossed_bootstrap_ci, paired_prompt_test, t_interval
+from prefopt.analysis.stats import (
+    Interval,
+    crossed_bootstrap_ci,
+    paired_prompt_test,
+    seed_mean_se,
+    t_interval,
+)
 from prefopt.results.sweep import load_samples
+
+START_MARK = "†"  # after a method whose selected checkpoint is the start in some seed
+CLIPPED_MARK = "‡"  # after an estimate below 0 of a quantity that is never negative, shown as 0
 
 
 @dataclass(frozen=True)
@@ -34,13 +50,21 @@ class Column:
     higher_is_better: bool | None = None  # None: no best is marked (KL, length)
     sample_field: str | None = None  # per-prompt field of the samples files, if any
     is_fraction: bool = False  # a rate in [0, 1]: interval bounds are clipped to it
+    se_metric: str | None = None  # the runs' logged standard error: shown as mean ± SE, not a CI
+    nonnegative: bool = False  # never below 0 (KL): a negative estimate is shown as 0, marked
+
+    @property
+    def spread_fields(self) -> tuple[str, str]:
+        """Suffixes of the data columns beside `metric`: the SE and the unclipped estimate, or the
+        interval's bounds."""
+        return ("_se", "_estimate") if self.se_metric else ("_low", "_high")
 
 
 COLUMNS = (
     Column("win_rate", "Win rate (%)", 100.0, 1, True, "win", is_fraction=True),
     Column("lc_win_rate", "LC win rate (%)", 100.0, 1, True, is_fraction=True),
     Column("judge_reward", "Judge reward", 1.0, 2, True, "policy_reward"),
-    Column("kl", "KL (nats)", 1.0, 2),
+    Column("kl", "KL (nats)", 1.0, 2, se_metric="kl_se", nonnegative=True),
     Column("length", "Length (tokens)", 1.0, 1, None, "policy_length"),
     Column("reward_accuracy", "Reward acc. (%)", 100.0, 1, True, is_fraction=True),
 )
@@ -48,33 +72,46 @@ COLUMNS = (
 
 @dataclass
 class MethodTable:
-    """Numbers (`data`: one row per method, `<metric>`, `<metric>_low`, `<metric>_high`) and the
-    text around them; `to_markdown()` and `to_latex()` render it."""
+    """Numbers (`data`: one row per method, `n_seeds`, `n_at_start` (seeds whose checkpoint is the
+    start), `<metric>` and its spread fields, see `Column.spread_fields`), the text around them
+    (`caption`, `notes` under the table); `to_markdown()` and `to_latex()` render it."""
 
     data: pd.DataFrame
     columns: tuple[Column, ...]
     caption: str
     bayes_accuracy: float
     unfinished: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
-    def best_method(self, metric: str = "win_rate") -> str:
+    def best_methods(self, metric: str = "win_rate") -> list[str]:
+        """The methods to mark best in `metric`'s column: those tied for the best value at the
+        digits shown, among methods with a trained checkpoint in every seed; none when fewer than
+        two such values differ (a lone method, or a column of ties, has no best)."""
         column = next(c for c in self.columns if c.metric == metric)
-        values = self.data.set_index("method")[metric].dropna()
-        return values.idxmax() if column.higher_is_better else values.idxmin()
+        if column.higher_is_better is None:
+            return []
+        trained = self.data[(self.data["n_seeds"] > 0) & (self.data["n_at_start"] == 0)]
+        shown = trained.set_index("method")[metric].dropna().round(column.digits)
+        if shown.nunique() < 2:
+            return []
+        best = shown.max() if column.higher_is_better else shown.min()
+        return sorted(shown.index[shown == best])
 
-    def _cells(self, bold, format_mean) -> tuple[list[str], list[list[str]]]:
+    def best_method(self, metric: str = "win_rate") -> str | None:
+        """The first of `best_methods(metric)`, None when the column has no best."""
+        best = self.best_methods(metric)
+        return best[0] if best else None
+
+    def _cells(self, bold, render) -> tuple[list[str], list[list[str]]]:
         header = ["Method", "Setting", "Seeds", *[c.header for c in self.columns], "p vs base"]
-        best = {
-            c.metric: self.best_method(c.metric)
-            for c in self.columns
-            if c.higher_is_better is not None and self.data[c.metric].notna().any()
-        }
+        best = {c.metric: self.best_methods(c.metric) for c in self.columns}
         rows = []
         for _, row in self.data.iterrows():
-            cells = [row["method"], row["setting"] or "default", str(row["n_seeds"])]
+            mark = START_MARK if row["n_at_start"] > 0 else ""
+            cells = [f"{row['method']}{mark}", row["setting"] or "default", str(row["n_seeds"])]
             for column in self.columns:
-                text = format_mean(row, column)
-                cells.append(bold(text) if best.get(column.metric) == row["method"] else text)
+                text = render(*_cell_parts(row, column))
+                cells.append(bold(text) if row["method"] in best[column.metric] else text)
             cells.append("—" if np.isnan(row["p_value"]) else f"{row['p_value']:.3f}")
             rows.append(cells)
         if not np.isnan(self.bayes_accuracy):
@@ -88,7 +125,8 @@ class MethodTable:
         header, rows = self._cells(lambda t: f"**{t}**", _plain_cell)
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(cells) + " |" for cells in rows]
-        return f"{self.caption}\n\n" + "\n".join(lines) + "\n"
+        notes = "".join(f"\n{note}\n" for note in self.notes)
+        return f"{self.caption}\n\n" + "\n".join(lines) + "\n" + notes
 
     def to_latex(self) -> str:
         header, rows = self._cells(lambda t: rf"\textbf{{{t}}}", _latex_cell)
@@ -102,11 +140,11 @@ class MethodTable:
             r"\midrule",
         ]
         for cells in rows:
-            escaped = [_latex_escape(c) for c in cells[:3]] + [
-                c.replace("—", "--") for c in cells[3:]
-            ]
+            escaped = [_latex_escape(c) for c in cells[:3]] + [_latex_symbols(c) for c in cells[3:]]
             lines.append(" & ".join(escaped) + r" \\")
-        lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+        lines += [r"\bottomrule", r"\end{tabular}"]
+        lines += [rf"\par\smallskip{{\footnotesize {_latex_escape(note)}}}" for note in self.notes]
+        lines.append(r"\end{table}")
         return "\n".join(lines) + "\n"
 
 
@@ -137,8 +175,16 @@ def method_table(
     }
     rows = []
     for name, runs in selected.groupby(method, sort=True):
-        row = {"method": name, "setting": runs["setting"].iloc[0], "n_seeds": len(runs)}
+        row = {
+            "method": name,
+            "setting": runs["setting"].iloc[0],
+            "n_seeds": len(runs),
+            "n_at_start": int((runs["step"] == START).sum()),
+        }
         for column in columns:
+            if column.se_metric:
+                row.update(_mean_and_se(runs, column))
+                continue
             interval = _interval(runs, column, prompt_scores[name], confidence, n_boot)
             if column.is_fraction:
                 interval = interval.clipped(0.0, 1.0)
@@ -148,10 +194,13 @@ def method_table(
         row["p_value"] = _p_value(prompt_scores, name, baseline)
         rows.append(row)
     for name in sorted(set(frame[method].dropna()) - set(selected[method])):
-        rows.append({"method": name, "setting": "no finished run", "n_seeds": 0, "p_value": np.nan})
+        rows.append(
+            {"method": name, "setting": "no finished run", "n_seeds": 0, "n_at_start": 0}
+            | {"p_value": np.nan}
+        )
     data = pd.DataFrame(rows).reindex(
-        columns=["method", "setting", "n_seeds", "p_value"]
-        + [f"{c.metric}{s}" for c in columns for s in ("", "_low", "_high")]
+        columns=["method", "setting", "n_seeds", "n_at_start", "p_value"]
+        + [f"{c.metric}{s}" for c in columns for s in ("", *c.spread_fields)]
     )
     unfinished = _unfinished_runs(frame)
     bayes = (
@@ -161,8 +210,11 @@ def method_table(
     )
     bayes_accuracy = float(np.nanmean(bayes)) if len(bayes) else float("nan")
     selection = f"{select_split} {select_metric.replace('_', ' ')}"
-    caption = _caption(data, checkpoint, baseline, selection, report_split, confidence, unfinished)
-    return MethodTable(data, columns, caption, bayes_accuracy, unfinished)
+    caption = _caption(
+        data, columns, checkpoint, baseline, selection, report_split, confidence, unfinished
+    )
+    notes = _notes(data, columns, checkpoint)
+    return MethodTable(data, columns, caption, bayes_accuracy, unfinished, notes)
 
 
 def _prompt_scores(runs: pd.DataFrame, split: str) -> dict[str, np.ndarray] | None:
@@ -190,6 +242,16 @@ def _interval(runs, column: Column, scores, confidence, n_boot) -> Interval:
     return t_interval(runs[column.metric], confidence)
 
 
+def _mean_and_se(runs: pd.DataFrame, column: Column) -> dict[str, float]:
+    """`<metric>` (clipped at 0 for a nonnegative column), `<metric>_se`, `<metric>_estimate`."""
+    missing = pd.Series(np.nan, index=runs.index)
+    estimates = runs.get(column.metric, missing)
+    errors = runs.get(column.se_metric, missing)
+    mean, se = (value * column.scale for value in seed_mean_se(estimates, errors))
+    shown = max(mean, 0.0) if column.nonnegative and not np.isnan(mean) else mean
+    return {column.metric: shown, f"{column.metric}_se": se, f"{column.metric}_estimate": mean}
+
+
 def _p_value(prompt_scores, name: str, baseline: str) -> float:
     """Paired test of per-prompt win scores against the baseline over their common prompts."""
     mine, base = prompt_scores.get(name), prompt_scores.get(baseline)
@@ -210,36 +272,103 @@ def _unfinished_runs(frame: pd.DataFrame) -> list[str]:
     ]
 
 
-def _caption(data, checkpoint, baseline, selection, report_split, confidence, unfinished) -> str:
+def _caption(
+    data, columns, checkpoint, baseline, selection, report_split, confidence, unfinished
+) -> str:
     seeds = ", ".join(f"{m} {n}" for m, n in zip(data["method"], data["n_seeds"], strict=True))
+    with_se = [
+        c.header.split(" (")[0] + (" (clipped at 0)" if c.nonnegative else "")
+        for c in columns
+        if c.se_metric
+    ]
+    se_text = (
+        f"; {', '.join(with_se)}: mean ± standard error (one seed: across prompts; several: across "
+        "seeds, at least the part the runs' own errors give)"
+        if with_se
+        else ""
+    )
     text = (
         f"{report_split.capitalize()} results at the {checkpoint} checkpoint; hyperparameters and "
         f"checkpoint selected on {selection} (mean over seeds). Mean and "
         f"{100 * confidence:.0f}% CI: crossed bootstrap over seeds and prompts for win rate, judge "
-        f"reward and length, Student t over seeds otherwise. Best in bold. p: Wilcoxon signed-rank "
-        f"test paired by prompt against {baseline}. Seeds per method: {seeds}."
+        f"reward and length, Student t over seeds otherwise{se_text}. Best in bold where at least "
+        f"two methods differ at the digits shown, never a method marked {START_MARK}. p: Wilcoxon "
+        f"signed-rank test paired by prompt against {baseline}. Seeds per method: {seeds}."
     )
     if unfinished:
         text += f" Not finished, left out: {'; '.join(unfinished)}."
     return text
 
 
-def _plain_cell(row, column: Column) -> str:
-    mean, low, high = (row[f"{column.metric}{s}"] for s in ("", "_low", "_high"))
+def _notes(data: pd.DataFrame, columns: tuple[Column, ...], checkpoint: str) -> list[str]:
+    """Footnotes for the marks: methods at their start (†), estimates clipped at 0 (‡)."""
+    notes = []
+    at_start = data[data["n_at_start"] > 0]
+    if not at_start.empty:
+        names = ", ".join(
+            f"{row.method} ({row.n_at_start} of {row.n_seeds} seeds)"
+            for row in at_start.itertuples()
+        )
+        notes.append(
+            f"{START_MARK} {names}: {checkpoint} checkpoint is the start (step {START}, the "
+            "untrained policy): no improvement over pi_ref found. These numbers are the starting "
+            "model's, not a result of training."
+        )
+    for column in columns:
+        if not (column.nonnegative and column.se_metric):
+            continue  # only an estimate shown with its SE is clipped
+        estimate, se = data[f"{column.metric}_estimate"], data[f"{column.metric}_se"]
+        clipped = data["method"][estimate < 0]
+        if clipped.empty:
+            continue
+        values = ", ".join(
+            f"{data.at[i, 'method']} {estimate[i]:.{column.digits}f}"
+            + ("" if np.isnan(se[i]) else f" (SE {se[i]:.{column.digits}f})")
+            for i in clipped.index
+        )
+        name = column.header.split(" (")[0]
+        notes.append(
+            f"{CLIPPED_MARK} {name} estimate below 0, shown as 0: a {name} is never negative, so a "
+            f"negative estimate is sampling noise (or a fault, if far below 0 against its SE): "
+            f"{values}."
+        )
+    return notes
+
+
+def _cell_parts(row, column: Column) -> tuple[str, str]:
+    """(the mean with its mark, its spread: "± se", "[low, high]" or ""); ("—", "") when NaN."""
+    mean = row[column.metric]
     if np.isnan(mean):
-        return "—"
-    text = f"{mean:.{column.digits}f}"
-    if np.isnan(low):
-        return text
-    return f"{text} [{low:.{column.digits}f}, {high:.{column.digits}f}]"
+        return "—", ""
+    digits = column.digits
+    text = f"{mean:.{digits}f}"
+    if column.se_metric:
+        if column.nonnegative and row[f"{column.metric}_estimate"] < 0:
+            text += CLIPPED_MARK
+        se = row[f"{column.metric}_se"]
+        return text, "" if np.isnan(se) else f"± {se:.{digits}f}"
+    low, high = row[f"{column.metric}_low"], row[f"{column.metric}_high"]
+    return text, "" if np.isnan(low) else f"[{low:.{digits}f}, {high:.{digits}f}]"
 
 
-def _latex_cell(row, column: Column) -> str:
-    text = _plain_cell(row, column)
-    if "[" not in text:
-        return text.replace("—", "--")
-    mean, interval = text.split(" ", 1)
-    return rf"{mean}\,{{\scriptsize {interval}}}"
+def _plain_cell(mean: str, spread: str) -> str:
+    return f"{mean} {spread}" if spread else mean
+
+
+def _latex_cell(mean: str, spread: str) -> str:
+    mean, spread = _latex_symbols(mean), _latex_symbols(spread)
+    return rf"{mean}\,{{\scriptsize {spread}}}" if spread else mean
+
+
+def _latex_symbols(text: str) -> str:
+    for char, latex in (
+        ("—", "--"),
+        ("±", r"$\pm$"),
+        (START_MARK, r"\textsuperscript{\dag}"),
+        (CLIPPED_MARK, r"\textsuperscript{\ddag}"),
+    ):
+        text = text.replace(char, latex)
+    return text
 
 
 def _latex_escape(text) -> str:
@@ -248,4 +377,4 @@ def _latex_escape(text) -> str:
     )  # numeric method names (trainer.lr)
     for char, escaped in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&")):
         text = text.replace(char, escaped)
-    return text.replace("#", r"\#").replace("—", "--")
+    return _latex_symbols(text.replace("#", r"\#"))
