@@ -164,3 +164,15 @@ def test_report_leaves_out_curves_of_a_single_evaluation(tmp_path):
         assert "Skipped: a single validation evaluation" in section, title
     assert "](figures/logps.png)" in text  # from the training rows, logged at two steps
     assert not (tmp_path / "out" / "figures" / "overfitting.png").exists()
+
+
+@pytest.mark.xfail(strict=True, reason="the frontier draws a negative KL estimate below 0")
+def test_the_frontier_draws_a_negative_kl_estimate_at_zero(tmp_path):
+    from prefopt.analysis import plot_frontier
+
+    sweep = fabricate_sweep(tmp_path, losses=("dpo", "ipo"), **MAIN_LIKE)
+    set_metrics(sweep, "validation", loss="ipo", kl=-0.05)
+    left = plot_frontier(load_sweep(sweep.root)).axes[0]
+    xs = [point[0] for points in left.collections for point in points.get_offsets()]
+    xs += [x for line in left.lines for x in line.get_xdata()]
+    assert len(xs) > 10 and min(xs) == 0.0
