@@ -18,3 +18,8 @@ class ConfigError(UserError, ValueError):
 
 class RunMismatchError(UserError):
     """The run directory holds a different run (config, data or code); the message names what differs."""
+
+
+class ModelError(UserError):
+    """A model or tokenizer cannot be loaded: a missing directory, a truncated or corrupt file; the
+    message names the directory or file and says what to do."""

@@ -8,11 +8,13 @@ Modules: `sources` (find and read raw rows), `files` (kinds of data file, and th
 for messages), `formats` (row -> record per format), `reader`
 (`read_records`: validation, de-duplication, bad-row policy), `tokenize` (`tokenize_records`:
 special tokens and the truncation policy, stated in its docstring), `convert`
-(`pairs_to_unpaired`), `report` (`DataReport`), `badrows` (the reasons a row is dropped).
+(`pairs_to_unpaired`), `report` (`DataReport`), `badrows` (the reasons a row is dropped), `lengths`
+(`check_lengths_fit_context`: the length limits against the model's context, before reading).
 """
 
 from .badrows import BAD_ROW_REASONS
 from .convert import pairs_to_unpaired
+from .lengths import check_lengths_fit_context
 from .load import load_split
 from .reader import read_records
 from .records import (
@@ -37,6 +39,7 @@ __all__ = [
     "TokenizedUnpaired",
     "UnpairedRecord",
     "available_splits",
+    "check_lengths_fit_context",
     "load_split",
     "pairs_to_unpaired",
     "read_records",
