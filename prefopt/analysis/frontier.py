@@ -5,7 +5,7 @@ the highest reward reached at or below each KL (cumulative maximum over points s
 the right panel it is the mean win rate in quantile bins of sqrt(KL), where over-optimisation shows
 as a hump (Gao et al. 2210.10760; Rafailov et al. 2406.02900). Best-of-N sampled from pi_ref is the
 reference curve, at its estimated KL when the run store has one, else at the bound
-log N - (N - 1) / N.
+log N - (N - 1) / N. A KL estimate below 0 (sampling noise: a KL is never negative) is drawn at 0.
 """
 
 from __future__ import annotations
@@ -66,11 +66,13 @@ def plot_frontier(
         for name, rows in points.groupby(method, sort=True):
             color = colors[name]
             scale = 100.0 if reward == "win_rate" else 1.0
-            _scatter(left, rows, rows["kl"], scale * rows[reward], color)
-            kl, best = pareto_frontier(rows["kl"], scale * rows[reward])
-            (handles[name],) = left.plot(kl, best, color=color, drawstyle="steps-post")
+            kl = rows["kl"].clip(lower=0)
+            _scatter(left, rows, kl, scale * rows[reward], color)
+            (handles[name],) = left.plot(
+                *pareto_frontier(kl, scale * rows[reward]), color=color, drawstyle="steps-post"
+            )
             if "win_rate" in rows:
-                root_kl = np.sqrt(rows["kl"].clip(lower=0))
+                root_kl = np.sqrt(kl)
                 _scatter(right, rows, root_kl, 100 * rows["win_rate"], color)
                 right.plot(*binned_mean(root_kl, 100 * rows["win_rate"]), color=color, marker="o")
         if best_of_n is not None and not best_of_n.empty and reward in best_of_n:

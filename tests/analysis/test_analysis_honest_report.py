@@ -166,7 +166,6 @@ def test_report_leaves_out_curves_of_a_single_evaluation(tmp_path):
     assert not (tmp_path / "out" / "figures" / "overfitting.png").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="the frontier draws a negative KL estimate below 0")
 def test_the_frontier_draws_a_negative_kl_estimate_at_zero(tmp_path):
     from prefopt.analysis import plot_frontier
 
