@@ -175,3 +175,21 @@ def test_the_frontier_draws_a_negative_kl_estimate_at_zero(tmp_path):
     xs = [point[0] for points in left.collections for point in points.get_offsets()]
     xs += [x for line in left.lines for x in line.get_xdata()]
     assert len(xs) > 10 and min(xs) == 0.0
+
+
+@pytest.mark.xfail(strict=True, reason="a heatmap's best cell shows pi_ref's own value unmarked")
+def test_heatmap_cells_whose_best_is_the_start_are_marked(tmp_path):
+    from prefopt.analysis import cell_values
+
+    sweep = fabricate_sweep(
+        tmp_path, losses=("dpo", "orpo"), seeds=(0,), eval_at_start=True, unfinished=False
+    )
+    frame = load_sweep(sweep.root)
+    cells = cell_values(frame).groupby("loss.name")["n_best_at_start"].sum()
+    assert cells.to_dict() == {"dpo": 0, "orpo": 4}
+    figure = plot_heatmaps(frame)
+    texts = {axis.get_title(): [text.get_text() for text in axis.texts] for axis in figure.axes}
+    assert all(t.endswith("†") for t in texts["orpo: best validation win rate"])
+    assert not [t for t in texts["orpo: final validation win rate"] if "†" in t]
+    assert not [t for t in texts["dpo: best validation win rate"] if "†" in t]
+    assert "† the best evaluation is the start" in figure.get_supxlabel()
