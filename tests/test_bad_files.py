@@ -85,7 +85,6 @@ def test_truncated_jsonl_gz_names_the_file_and_what_to_do(tmp_path):
     assert "write it again" in str(error.value)
 
 
-@pytest.mark.xfail(strict=True, reason="a corrupt reference cache entry fails in safetensors")
 @pytest.mark.parametrize("content", ["garbage", "wrong_shape"])
 def test_corrupt_reference_cache_entry_is_recomputed(tmp_path, caplog, content):
     path = tmp_path / "reference_logps" / "k.safetensors"
@@ -102,7 +101,6 @@ def test_corrupt_reference_cache_entry_is_recomputed(tmp_path, caplog, content):
     assert torch.equal(cached_table(tmp_path, "k", lambda: None)[0], fresh)  # stored again
 
 
-@pytest.mark.xfail(strict=True, reason="a corrupt sample cache entry fails in json")
 @pytest.mark.parametrize("content", ['{"texts": ["a"', '{"texts": ["a"]}'])
 def test_corrupt_sample_cache_entry_is_recomputed(tmp_path, caplog, monkeypatch, content):
     drawn = Samples(response_ids=[[4, 1]], texts=["good"], finished=[True])

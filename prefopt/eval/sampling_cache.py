@@ -2,7 +2,9 @@
 
 A cache entry is keyed by the model key (a hash that identifies pi_ref), the prompt token ids, the
 number of samples per prompt, every sampling setting, the seed and the sampler's version, so a
-change in any of them computes new samples instead of reusing stale ones.
+change in any of them computes new samples instead of reusing stale ones. An entry that cannot be
+read (or holds the wrong number of samples) is corrupt: the samples are drawn again, as the same seed
+draws them, and the entry replaced, with a warning naming it.
 """
 
 from __future__ import annotations
@@ -86,11 +88,26 @@ def cached_samples(
     )
     path = Path(cache_dir) / "reference_samples" / f"{key}.json"
     if path.exists():
-        stored = read_json(path)
-        log.info("%s: %d samples loaded from cache %s", label, len(stored["texts"]), path)
-        return Samples(**stored)
+        stored, problem = _read_samples(path, len(prompt_ids) * samples_per_prompt)
+        if problem is None:
+            log.info("%s: %d samples loaded from cache %s", label, len(stored.texts), path)
+            return stored
+        log.warning("%s: sample cache %s is corrupt (%s); sampling again", label, path, problem)
     blocks = [ids for _ in range(samples_per_prompt) for ids in prompt_ids]  # (k * P,)
     samples = sample_responses(model, tokenizer, blocks, seed=seed, **asdict(settings))
     atomic_write_text(path, json.dumps(asdict(samples)))
     log.info("%s: %d samples computed and cached at %s", label, len(samples.texts), path)
     return samples
+
+
+def _read_samples(path: Path, count: int) -> tuple[Samples | None, str | None]:
+    """(samples, None) for a readable entry of `count` samples, else (None, what is wrong)."""
+    try:
+        stored = read_json(path)
+        samples = Samples(**stored)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+    fields = (samples.response_ids, samples.texts, samples.finished)
+    if not all(isinstance(field, list) and len(field) == count for field in fields):
+        return None, f"not {count} samples"
+    return samples, None

@@ -4,7 +4,8 @@ Every mode answers the same question, ``logps(batch) -> (2B,)`` sums of response
 under pi_ref, so the trainer never cares which one is in use. The cache is computed once (by a frozen
 copy, or with the adapter disabled) and keyed by the model's fingerprint, the exact token ids of every
 item and the precision, so any change of model, tokenizer, data, pairing or length limits recomputes it;
-a whole sweep over loss, beta, learning rate and seed shares one cache.
+a whole sweep over loss, beta, learning rate and seed shares one cache. A corrupt entry is recomputed
+with a warning.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from prefopt.console import progress
@@ -98,14 +100,31 @@ def cached_table(
 ) -> tuple[torch.Tensor, bool]:
     """Load the table for ``key`` or compute it with ``compute()`` and store it atomically.
 
+    An entry that cannot be read or is no (N, 2) float table is corrupt (entries are written whole,
+    so something else changed it): it is recomputed and replaced, with a warning naming it.
     Returns (table, was_computed).
     """
     path = Path(cache_dir) / "reference_logps" / f"{key}.safetensors"
     if path.exists():
-        return load_file(str(path))["logps"], False
+        table, problem = _read_table(path)
+        if problem is None:
+            return table, False
+        log.warning("reference log-prob cache %s is corrupt (%s); recomputing it", path, problem)
     table = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     save_file({"logps": table.contiguous()}, str(tmp))
     os.replace(tmp, path)
     return table, True
+
+
+def _read_table(path: Path) -> tuple[torch.Tensor | None, str | None]:
+    """(table, None) for a readable cache entry, else (None, what is wrong with it)."""
+    try:
+        table = load_file(str(path)).get("logps")
+    except (SafetensorError, OSError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+    if table is None or table.ndim != 2 or table.shape[1] != 2 or not table.is_floating_point():
+        shape = None if table is None else tuple(table.shape)
+        return None, f"no (N, 2) float table 'logps' (found {shape})"
+    return table, None
