@@ -50,7 +50,7 @@ def integer(minimum: int) -> Rule:
 
 
 def number(
-    minimum: float = -math.inf,
+    minimum: float,
     maximum: float = math.inf,
     *,
     above: bool = False,

@@ -19,7 +19,6 @@ from prefopt.config_keys import (
     optional,
     sequence_of,
 )
-from prefopt.errors import ConfigError
 from prefopt.trainer.reference import REFERENCE_MODES
 
 SCHEDULES = ("constant", "linear", "cosine")
@@ -85,7 +84,7 @@ class TrainerSettings(CheckedGroup):
         if isinstance(self.warmup, float):
             return int(round(self.warmup * total_steps))
         if self.warmup > total_steps:
-            raise ConfigError(
-                f"trainer.warmup={self.warmup} steps is longer than the run's {total_steps} steps"
+            raise self.error(
+                f"warmup={self.warmup} steps is longer than the run's {total_steps} steps"
             )
         return self.warmup
