@@ -2,7 +2,8 @@
 
 A cell is the mean over a setting's finished seeds of the run's last (final) or highest (best)
 value of `metric` on `split`. One colour scale serves every panel so that methods compare. A cell
-marked * has runs that did not finish (left out of the mean); a grey n/a cell has no finished run.
+marked * has runs that did not finish (left out of the mean); a grey n/a cell has no finished run;
+a best cell marked † has a run whose highest value is at the start (step 0, the untrained policy).
 A method with fewer than MIN_AXIS_VALUES values on either axis is left out: a one-row or one-column
 grid (the 1 x 1 of a sweep at default settings) shows nothing the method table does not.
 """
@@ -13,7 +14,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from prefopt.analysis.selection import START
 from prefopt.analysis.style import FULL_WIDTH, PAPER_RC
+from prefopt.analysis.tables import START_MARK
 
 AGGREGATES = ("final", "best")
 MIN_AXIS_VALUES = 2  # values a method's grid needs on each axis to be drawn
@@ -28,18 +31,28 @@ def cell_values(
     method: str = "loss.name",
 ) -> pd.DataFrame:
     """One row per (method, rows value, columns value): final, best (means over finished runs),
-    n_finished, n_unfinished."""
+    n_finished, n_unfinished, n_best_at_start (finished runs whose best is at the start)."""
     runs = frame.drop_duplicates("run_id")[["run_id", "status", method, rows, columns]]
     evaluated = frame[(frame["split"] == split) & frame[metric].notna()].sort_values("step")
     per_run = evaluated.groupby("run_id")[metric].agg(final="last", best="max")
+    best_steps = evaluated.loc[evaluated.groupby("run_id")[metric].idxmax(), ["run_id", "step"]]
+    per_run["best_at_start"] = best_steps.set_index("run_id")["step"] == START
     runs = runs.join(per_run, on="run_id")
     finished = runs["status"] == "finished"
     keys = [method, rows, columns]
     table = runs[finished].groupby(keys)[list(AGGREGATES)].mean()
-    counts = runs.assign(finished=finished, unfinished=~finished).groupby(keys)
-    table = counts[["finished", "unfinished"]].sum().join(table)
+    counts = runs.assign(
+        finished=finished,
+        unfinished=~finished,
+        best_at_start=finished & runs["best_at_start"].fillna(False).astype(bool),
+    ).groupby(keys)
+    table = counts[["finished", "unfinished", "best_at_start"]].sum().join(table)
     return table.rename(
-        columns={"finished": "n_finished", "unfinished": "n_unfinished"}
+        columns={
+            "finished": "n_finished",
+            "unfinished": "n_unfinished",
+            "best_at_start": "n_best_at_start",
+        }
     ).reset_index()
 
 
@@ -99,10 +112,16 @@ def plot_heatmaps(
                 axis.set_title(f"{name}: {aggregate} {split} {metric.replace('_', ' ')}")
         unit = " (%)" if scale == 100.0 else ""
         figure.colorbar(image, ax=axes, label=f"{metric.replace('_', ' ')}{unit}", shrink=0.8)
+        notes = []
         if (cells["n_unfinished"] > 0).any():
-            figure.supxlabel(
-                "* a run of this cell did not finish (left out of the mean)", fontsize=7
+            notes.append("* a run of this cell did not finish (left out of the mean)")
+        if (cells["n_best_at_start"] > 0).any():
+            notes.append(
+                f"{START_MARK} the best evaluation is the start (step {START}) for a run of this "
+                "cell: no improvement found"
             )
+        if notes:
+            figure.supxlabel("\n".join(notes), fontsize=7)
     return figure
 
 
@@ -115,6 +134,10 @@ def _heatmap(axis, cells, aggregate, rows, columns, scale, vmin, vmax):
         index=rows, columns=columns, values="n_unfinished", aggfunc="sum"
     )
     unfinished = unfinished.reindex(index=row_values, columns=column_values).fillna(0)
+    at_start = cells.pivot_table(
+        index=rows, columns=columns, values="n_best_at_start", aggfunc="sum"
+    )
+    at_start = at_start.reindex(index=row_values, columns=column_values).fillna(0)
     cmap = plt.get_cmap("viridis").with_extremes(bad="0.85")
     image = axis.imshow(
         np.ma.masked_invalid(grid.to_numpy(dtype=float)),
@@ -128,6 +151,8 @@ def _heatmap(axis, cells, aggregate, rows, columns, scale, vmin, vmax):
     for i, j in np.ndindex(grid.shape):
         value = grid.iat[i, j]
         mark = "*" if unfinished.iat[i, j] > 0 else ""
+        if aggregate == "best" and at_start.iat[i, j] > 0:
+            mark += START_MARK
         text = "n/a" if np.isnan(value) else f"{value:.1f}{mark}"
         color = "k" if np.isnan(value) or value > middle else "w"
         axis.text(j, i, text, ha="center", va="center", color=color, fontsize=7)

@@ -177,7 +177,6 @@ def test_the_frontier_draws_a_negative_kl_estimate_at_zero(tmp_path):
     assert len(xs) > 10 and min(xs) == 0.0
 
 
-@pytest.mark.xfail(strict=True, reason="a heatmap's best cell shows pi_ref's own value unmarked")
 def test_heatmap_cells_whose_best_is_the_start_are_marked(tmp_path):
     from prefopt.analysis import cell_values
 
