@@ -18,9 +18,21 @@ from safetensors.torch import load_model, save_model
 PREFIX = "step_"
 
 
+def checkpoint_name(step: int) -> str:
+    """The directory name of the checkpoint of ``step``: ``step_<N:07d>``."""
+    return f"{PREFIX}{step:07d}"
+
+
+def checkpoint_step(name: str) -> int | None:
+    """The step a checkpoint name stands for (``step_12`` or ``step_0000012``); None if it is none."""
+    digits = name[len(PREFIX) :]
+    valid = name.startswith(PREFIX) and digits.isascii() and digits.isdigit()
+    return int(digits) if valid else None
+
+
 def checkpoint_dir(run_dir: Path, step: int) -> Path:
     """Where the checkpoint of ``step`` lives."""
-    return run_dir / "checkpoints" / f"{PREFIX}{step:07d}"
+    return run_dir / "checkpoints" / checkpoint_name(step)
 
 
 def save_checkpoint(run_dir: Path, step: int, model: torch.nn.Module, state: dict, keep_last: int):
@@ -54,13 +66,20 @@ def save_best_weights(run_dir: Path, model: torch.nn.Module) -> None:
 
 def list_checkpoints(run_dir: Path) -> list[Path]:
     """Complete checkpoints, oldest first; half-written ``.tmp`` directories are deleted."""
-    root = run_dir / "checkpoints"
-    if not root.exists():
-        return []
-    for partial in root.glob(f"{PREFIX}*.tmp"):
+    for partial in (run_dir / "checkpoints").glob(f"{PREFIX}*.tmp"):
         shutil.rmtree(partial, ignore_errors=True)
-    done = [p for p in root.glob(f"{PREFIX}*") if p.is_dir() and (p / "state.pt").exists()]
-    return sorted(done, key=lambda p: int(p.name[len(PREFIX) :]))
+    return saved_checkpoints(run_dir)
+
+
+def saved_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoints, oldest first, touching nothing (a running trainer may be writing)."""
+    root = run_dir / "checkpoints"
+    done = [
+        p
+        for p in root.glob(f"{PREFIX}*")
+        if checkpoint_step(p.name) is not None and (p / "state.pt").exists()
+    ]
+    return sorted(done, key=lambda p: checkpoint_step(p.name))
 
 
 def load_checkpoint_weights(path: Path, model: torch.nn.Module) -> None:
