@@ -1,157 +1,325 @@
-"""Evaluate a saved checkpoint of a run against pi_ref, as training does.
+"""Evaluate a saved checkpoint of a run exactly as its trainer did, on one held-out split.
 
-    python -m prefopt.evaluate run_dir=outputs/default/RUN [checkpoint=final|step_N] [split=test]
-        [best_of_n=false]
+    python -m prefopt.evaluate run_dir=PATH [checkpoint=final|best|step_N] [split=test|validation]
+        [best_of_n=false] [debug=false]
 
-Reads ``<run_dir>/config.yaml`` (the run's resolved config), loads the policy from
-``<run_dir>/policy`` (checkpoint=final) or ``<run_dir>/checkpoints/step_<N:07d>`` (the training
-checkpoint's safetensors weights on the run's starting model, LoRA included), builds the
-task, judge and evaluator with :func:`prefopt.eval.build_evaluator`, and writes
-``<run_dir>/eval/<checkpoint>_<split>.json`` and its samples ``..._samples.jsonl`` atomically; with
-best_of_n=true also ``<run_dir>/eval/best_of_n_<split>.json`` (pi_ref's best-of-n baseline).
+    python -m prefopt.evaluate run_dir=outputs/default/dpo/default checkpoint=best split=test
+
+What it needs: the run's directory as the run printed it, holding ``config.yaml`` (the run's
+resolved config) and the checkpoint; the data source and models that config names, still in place
+(relative paths are read from the current directory, as in training); and a held-out split to
+score: the built-in task's validation and test prompts, or the validation and test splits of a data
+file (``data.splits.validation`` / ``data.splits.test``; a run without a validation split holds one
+out of its training rows, and so does this command). It rebuilds the run's data, reference and
+evaluator with the trainer's own functions, loads the checkpoint's weights into the policy as built
+for training (LoRA included) and scores it with the trainer's evaluation, at the step the trainer
+scored it, so the sampling seed, the prompts and pi_ref's cached samples are the trainer's: the row
+equals the trainer's row in ``metrics.jsonl`` for that step and split (timings aside).
+
+Checkpoints: ``final`` (the last step's checkpoint of a finished run), ``best`` (the best validation
+checkpoint of a finished run, at its step) or ``step_N`` (a checkpoint kept in ``checkpoints/``).
+Writes ``<run_dir>/eval/<checkpoint>_<split>.json`` (the row and the checkpoint's name) and its
+samples ``..._samples.jsonl``; with best_of_n=true also ``<run_dir>/eval/best_of_n_<split>.json``
+(pi_ref's best-of-n baseline under the run's judge).
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import re
 import sys
+import tempfile
+import textwrap
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from omegaconf import OmegaConf
+import torch
+from omegaconf import DictConfig, OmegaConf
 
 from prefopt.console import setup_console
-from prefopt.eval import build_evaluator
-from prefopt.models.loading import (
-    apply_lora,
-    load_causal_lm,
-    load_frozen_reference,
-    load_tokenizer,
-    model_fingerprint,
+from prefopt.errors import UserError
+from prefopt.results.store import atomic_write_json, read_json, to_jsonable
+from prefopt.trainer.checkpoint import (
+    best_weights_dir,
+    checkpoint_dir,
+    checkpoint_step,
+    load_checkpoint_weights,
+    saved_checkpoints,
 )
-from prefopt.results.store import atomic_write_json
-from prefopt.trainer.checkpoint import load_checkpoint_weights
 
-log = logging.getLogger(__name__)
+ARGUMENTS = {  # key: (default, what it means); run_dir has no default
+    "run_dir": (None, "the run's directory (holds config.yaml), as the run printed it; required"),
+    "checkpoint": (
+        "final",
+        "final (last step of a finished run), best (best validation checkpoint of a finished "
+        "run) or step_N (a checkpoint kept in <run_dir>/checkpoints)",
+    ),
+    "split": ("test", "held-out split to score: validation or test"),
+    "best_of_n": (
+        "false",
+        "true: also pi_ref's best-of-n baseline on the split (eval.best_of_n_ns)",
+    ),
+    "debug": ("false", "true: show the traceback of an error the user can fix"),
+}
+BOOLEANS = ("true", "false")
+EXAMPLE = (
+    "python -m prefopt.evaluate run_dir=outputs/default/dpo/default checkpoint=best split=test"
+)
 
-ARGUMENTS = {"run_dir": None, "checkpoint": "final", "split": "test", "best_of_n": "false"}
+
+class RunNotFoundError(UserError, FileNotFoundError):
+    """run_dir is not a run directory (no config.yaml)."""
 
 
-def checkpoint_dir(run_dir: Path, checkpoint: str) -> tuple[Path, int]:
-    """The directory of ``checkpoint`` (final or step_N) and its step (-1 for final)."""
-    match = re.fullmatch(r"step_(\d+)", checkpoint)
-    if checkpoint == "final":
-        path, step = run_dir / "policy", -1
-    elif match:
-        step = int(match.group(1))
-        path = run_dir / "checkpoints" / f"step_{step:07d}"
-    else:
-        raise ValueError(f"checkpoint must be 'final' or 'step_N', got {checkpoint!r}")
-    if not path.is_dir():
-        saved = sorted(p.parent.name for p in (run_dir / "checkpoints").glob("step_*/state.pt"))
-        raise FileNotFoundError(
-            f"no saved model for checkpoint {checkpoint!r} at {path}; saved checkpoints: "
-            f"{saved or 'none'}" + ("" if (run_dir / "policy").is_dir() else ", no final policy")
+class UnknownCheckpointError(UserError, ValueError):
+    """The checkpoint argument names no checkpoint the run has kept."""
+
+
+class RunNotFinishedError(UserError):
+    """final or best asked of a run that has not finished."""
+
+
+class ArgumentError(UserError, ValueError):
+    """A command-line argument is malformed, unknown or has a bad value."""
+
+
+@dataclass
+class Checkpoint:
+    """A checkpoint to evaluate: its name, the step the trainer scored it at, its weights."""
+
+    name: str
+    step: int
+    weights_dir: Path  # holds model.safetensors: the policy's weights as built for training
+
+
+def find_checkpoint(run_dir: Path, checkpoint: str) -> Checkpoint:
+    """``final``, ``best`` or ``step_N`` of the run in ``run_dir``, with the step it was scored at."""
+    kept = [p.name for p in saved_checkpoints(run_dir)]
+    choices = f"kept in {run_dir / 'checkpoints'}: {', '.join(kept) or 'none'}"
+    if checkpoint in ("final", "best"):
+        summary_path = run_dir / "summary.json"
+        status = read_json(summary_path).get("status") if summary_path.is_file() else None
+        if status != "finished":
+            raise RunNotFinishedError(
+                f"checkpoint={checkpoint} needs a finished run; the status of {run_dir} is "
+                f"{status or 'unknown (no summary.json)'}; evaluate checkpoint=step_N instead, "
+                f"{choices}"
+            )
+        summary = read_json(summary_path)
+        if checkpoint == "final":
+            step = int(summary["steps"])
+            return _existing(Checkpoint("final", step, checkpoint_dir(run_dir, step)), choices)
+        if not summary.get("best"):
+            raise UnknownCheckpointError(f"{run_dir} selected no best checkpoint; {choices}")
+        step = int(summary["best"]["step"])
+        return _existing(Checkpoint("best", step, best_weights_dir(run_dir)), choices)
+    step = checkpoint_step(checkpoint)
+    if step is None:
+        raise UnknownCheckpointError(
+            f"checkpoint={checkpoint!r}: expected final, best or step_N; {choices}"
         )
-    return path, step
+    path = checkpoint_dir(run_dir, step)
+    return _existing(Checkpoint(path.name, step, path), choices)
+
+
+def _existing(point: Checkpoint, choices: str) -> Checkpoint:
+    if not (point.weights_dir / "model.safetensors").is_file():
+        raise UnknownCheckpointError(
+            f"checkpoint {point.name} (step {point.step}): no weights at {point.weights_dir}; "
+            f"{choices}"
+        )
+    return point
 
 
 def evaluate_run(
     run_dir: str | Path, checkpoint: str = "final", split: str = "test", best_of_n: bool = False
-) -> dict[str, float]:
-    """Evaluate one checkpoint of a run on one split; returns the metrics it writes."""
-    from prefopt.trainer.setup import pick_device, resolve_task
+) -> dict:
+    """Score one checkpoint of a run on one split as its trainer did; returns the row it writes.
 
+    The row has the trainer's keys: ``split``, ``step``, ``epoch``, the held-out pair metrics
+    (when the split has pairs) and the generation metrics (when the run generates).
+    """
     run_dir = Path(run_dir)
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
-        raise FileNotFoundError(f"{config_path} does not exist: is {run_dir} a run directory?")
-    model_dir, step = checkpoint_dir(run_dir, checkpoint)
-    cfg = OmegaConf.load(config_path)
-    cache_dir = Path(str(cfg.cache_dir)).expanduser()
-    task, resolved = resolve_task(cfg, cache_dir)
-    if resolved.eval_prompts is None:
-        raise ValueError("this run has no built-in task, so no held-out prompt files to read")
-    device = pick_device(str(cfg.get("device", "auto")))
-    tokenizer_dir = model_dir if (model_dir / "tokenizer_config.json").exists() else None
-    tokenizer = load_tokenizer(tokenizer_dir or resolved.model_path, cfg.model)
-    reference = load_frozen_reference(resolved.baseline_path, cfg.model).to(device)
-    if step < 0:
-        policy = load_causal_lm(model_dir, cfg.model).to(device)
-    else:
-        policy = load_causal_lm(resolved.model_path, cfg.model)
-        if OmegaConf.select(cfg, "model.lora.enabled", default=False):
-            policy = apply_lora(policy, cfg.model.lora)
-        load_checkpoint_weights(model_dir, policy)
-        policy.to(device)
-    needs_pairs = cfg.judge.kind == "proxy" or bool(cfg.eval.get("proxy"))
-    evaluator = build_evaluator(
-        cfg,
-        tokenizer,
-        reference,
-        model_fingerprint(resolved.baseline_path, cfg.model),
-        resolved.eval_prompts,
-        train_pairs=_read_pairs(resolved.data_cfg) if needs_pairs else None,
-        task=task,
-        device=str(device),
-    )
-    out_dir = run_dir / "eval"
-    metrics = evaluator.evaluate(
-        policy,
-        split,
-        step,
-        int(cfg.seed),
-        samples_path=out_dir / f"{checkpoint}_{split}_samples.jsonl",
-    )
-    atomic_write_json(
-        out_dir / f"{checkpoint}_{split}.json",
-        {"checkpoint": checkpoint, "split": split, "step": step, **metrics},
-    )
-    if best_of_n:
-        ns = cfg.eval.get("best_of_n_ns") or [1, 2, 4, 8, 16]
-        rows = evaluator.best_of_n(split, ns=list(ns), seed=int(cfg.seed))
-        atomic_write_json(out_dir / f"best_of_n_{split}.json", rows)
-    return metrics
-
-
-def _read_pairs(data_cfg: dict) -> list[dict]:
-    """The training pairs' strings from the JSONL file the data config points at."""
-    path = Path(str((data_cfg.get("splits") or {}).get("train", "")))
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"the proxy judge needs the training pairs; no JSONL file at {path}"
+        what = "does not exist" if not run_dir.exists() else "has no config.yaml"
+        raise RunNotFoundError(
+            f"run_dir={run_dir} {what}: give the directory a training run printed"
         )
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    point = find_checkpoint(run_dir, checkpoint)
+    cfg = OmegaConf.load(config_path)
+    ns = list(cfg.eval.get("best_of_n_ns") or [])
+    if best_of_n and not (ns and cfg.eval.get("generate", True)):
+        raise ArgumentError(
+            "best_of_n=true needs a run that generates (eval.generate) with eval.best_of_n_ns"
+        )
+    out_dir = run_dir / "eval"
+    with tempfile.TemporaryDirectory(prefix="prefopt-evaluate-") as scratch:
+        row, evaluator = _score(cfg, point, split, Path(scratch), out_dir, best_of_n)
+    row = to_jsonable(row)  # NaN as None, as metrics.jsonl holds it
+    atomic_write_json(out_dir / f"{point.name}_{split}.json", {"checkpoint": point.name, **row})
+    if best_of_n:
+        atomic_write_json(out_dir / f"best_of_n_{split}.json", evaluator.best_of_n(split, ns))
+    return row
+
+
+def _score(
+    cfg: DictConfig, point: Checkpoint, split: str, scratch: Path, out_dir: Path, best_of_n: bool
+):
+    """The trainer's evaluation row of ``point`` on ``split``, and the evaluator (None when the
+    run does not generate). The trainer's bookkeeping files go to ``scratch``."""
+    from prefopt.eval import build_evaluator
+    from prefopt.trainer import data_setup, model_setup
+    from prefopt.trainer.loop import Trainer
+    from prefopt.trainer.setup import check_config, resolve_task
+
+    loss_fn = check_config(cfg)
+    accelerator = _accelerator(cfg)
+    cache_dir = Path(str(cfg.cache_dir)).expanduser().resolve()
+    task, resolved = resolve_task(cfg, cache_dir)
+    data = data_setup.prepare_data(cfg, resolved, loss_fn, scratch)
+    generates = bool(cfg.eval.get("generate", True))
+    _check_split(split, data, generates)
+    models = model_setup.prepare_models(cfg, resolved, loss_fn, data, cache_dir, accelerator)
+    evaluator = None
+    if generates:
+        evaluator = build_evaluator(
+            cfg,
+            data.tokenizer,
+            models.eval_reference_model(),
+            models.reference_key,
+            data.eval_prompts,
+            _train_pairs(data.train_records),
+            task=task,
+            device=str(accelerator.device),
+        )
+        if best_of_n and not evaluator.judge.pointwise:
+            raise ArgumentError(
+                f"best_of_n=true needs a pointwise judge; {evaluator.judge.name!r} is pairwise"
+            )
+    samples_path = out_dir / f"{point.name}_{split}_samples.jsonl"
+
+    def evaluate_generations(model, split_name: str, step: int) -> dict:
+        return evaluator.evaluate(model, split_name, step, int(cfg.seed), samples_path=samples_path)
+
+    trainer = Trainer(
+        cfg,
+        scratch,
+        models.policy,
+        loss_fn,
+        data.train_items,
+        models.train_reference,
+        models.heldout,
+        data.tokenizer.pad_token_id,
+        accelerator,
+        int(cfg.seed),
+        evaluate_generations=evaluate_generations if generates else None,
+    )
+    load_checkpoint_weights(point.weights_dir, accelerator.unwrap_model(trainer.policy))
+    trainer.state.step = point.step  # the trainer's seed and row derive from the step
+    return trainer.evaluate([split])[split], evaluator
+
+
+def _check_split(split: str, data, generates: bool) -> None:
+    """Refuse a split the trainer could not have scored (no held-out pairs or prompts)."""
+    from prefopt.trainer.data_setup import HELDOUT_SPLITS
+
+    scored = set(data.heldout_loss_items) | (set(data.eval_prompts) if generates else set())
+    splits = [name for name in HELDOUT_SPLITS if name in scored]
+    if split not in splits:
+        known = "its data has none" if split in HELDOUT_SPLITS else "not a held-out split"
+        raise ArgumentError(
+            f"split={split!r}: {known}; this run can score {', '.join(splits) or 'no split'} "
+            "(a data file's held-out splits are data.splits.validation and data.splits.test)"
+        )
+
+
+def _accelerator(cfg: DictConfig):
+    """An accelerator as the run's trainer made it (device, precision), with its CPU threads."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    from prefopt.trainer.setup import pick_device
+
+    if cfg.get("num_threads"):
+        torch.set_num_threads(int(cfg.num_threads))
+    device = pick_device(str(cfg.get("device", "auto")))
+    AcceleratorState._reset_state(reset_partial_state=False)
+    return Accelerator(mixed_precision=cfg.trainer.precision, cpu=device.type == "cpu")
+
+
+def _train_pairs(records: Sequence) -> list[dict]:
+    """The training pairs' strings (a proxy reward model trains on them), as the trainer's."""
+    return [
+        {"prompt": r.prompt, "chosen": r.chosen, "rejected": r.rejected}
+        for r in records
+        if hasattr(r, "chosen")
+    ]
+
+
+def usage() -> str:
+    """The --help text: the command line, each argument with its default, an example."""
+    lines = [
+        "usage: python -m prefopt.evaluate run_dir=PATH [key=value ...]",
+        "",
+        "Evaluate a saved checkpoint of a training run exactly as its trainer did (the same",
+        "seed, prompts and pi_ref samples, so the numbers equal the run's metrics.jsonl row).",
+        "The run's config.yaml must name a data source with held-out prompts (the built-in task,",
+        "or data.splits.validation / data.splits.test files), still where training read it.",
+        "",
+        "arguments:",
+    ]
+    for key, (default, meaning) in ARGUMENTS.items():
+        lines.append(f"  {key}=" + ("PATH" if default is None else f"... (default {default})"))
+        lines += textwrap.wrap(meaning, width=96, initial_indent=" " * 6, subsequent_indent=" " * 6)
+    lines += [
+        "",
+        "writes <run_dir>/eval/<checkpoint>_<split>.json and ..._samples.jsonl; prints the row",
+        "",
+        "example:",
+        f"  {EXAMPLE}",
+    ]
+    return "\n".join(lines)
 
 
 def parse_arguments(argv: Sequence[str]) -> dict[str, str]:
     """key=value arguments, checked against :data:`ARGUMENTS`; run_dir is required."""
-    args = dict(ARGUMENTS)
+    args = {key: default for key, (default, _) in ARGUMENTS.items()}
     for item in argv:
         key, sep, value = item.partition("=")
         if not sep or key not in ARGUMENTS:
-            raise ValueError(
-                f"bad argument {item!r}; expected key=value with key in {list(ARGUMENTS)}"
+            raise ArgumentError(
+                f"bad argument {item!r}; expected key=value with key in {list(ARGUMENTS)} "
+                "(see --help)"
             )
         args[key] = value
     if not args["run_dir"]:
-        raise ValueError("run_dir=PATH is required")
-    if args["best_of_n"] not in ("true", "false"):
-        raise ValueError(f"best_of_n must be true or false, got {args['best_of_n']!r}")
+        raise ArgumentError("run_dir=PATH is required (see --help)")
+    for key in ("best_of_n", "debug"):
+        if args[key] not in BOOLEANS:
+            raise ArgumentError(f"{key} must be true or false, got {args[key]!r}")
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    """The command line: prints the row as JSON; an error the user can fix prints its message
+    alone and exits with status 2 (debug=true shows the traceback)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if {"-h", "--help", "help"} & set(argv):
+        print(usage())
+        return
     setup_console()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = parse_arguments(sys.argv[1:] if argv is None else argv)
-    metrics = evaluate_run(
-        args["run_dir"], args["checkpoint"], args["split"], args["best_of_n"] == "true"
-    )
-    print(json.dumps(metrics, indent=2, sort_keys=True))
+    try:
+        args = parse_arguments(argv)
+        row = evaluate_run(
+            args["run_dir"], args["checkpoint"], args["split"], args["best_of_n"] == "true"
+        )
+    except UserError as error:
+        if "debug=true" in argv:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(json.dumps(row, indent=2, sort_keys=True))
 
 
 if __name__ == "__main__":

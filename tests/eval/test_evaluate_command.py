@@ -1,92 +1,35 @@
-"""`python -m prefopt.evaluate` on a run directory made in the test, with a stand-in task."""
+"""`python -m prefopt.evaluate`: the trainer's numbers again, from a run's checkpoints.
+
+The slow tests train tiny runs (the built-in task's tiny preset, and a JSONL data file with
+validation and test splits) and evaluate their checkpoints; the fast ones check the command line and
+the errors a user can fix on a run directory made in the test.
+"""
 
 import json
+import subprocess
 import sys
-import types
+from pathlib import Path
 
 import pytest
-import torch
 import yaml
-from conftest import StandInTask, load_model
 
 from prefopt import evaluate
+from prefopt.errors import UserError
 from prefopt.results.store import read_json
-from prefopt.trainer.checkpoint import save_checkpoint
 from prefopt.trainer.run import run_training
+from prefopt.trainer.setup import resolve_task
 
-EVAL_CFG = {"max_new_tokens": 8, "batch_size": 16, "num_prompts": None, "best_of_n_ns": [1, 2]}
-
-
-@pytest.fixture
-def run_dir(tmp_path, model_dir, monkeypatch):
-    """A run: resolved config, a final policy (= pi_ref) and a perturbed checkpoint at step 10."""
-    task_module = types.ModuleType("prefopt.tasks")
-    task_module.build_task = lambda cfg: StandInTask(model_dir, tmp_path / "task")
-    monkeypatch.setitem(sys.modules, "prefopt.tasks", task_module)
-    run = tmp_path / "run"
-    config = {
-        "task": {"name": "standin"},
-        "model": {"name_or_path": "@task", "dtype": "float32"},
-        "data": {"source": "@task", "format": "trl", "max_prompt_length": 32, "add_bos": False},
-        "judge": {"kind": "gold"},
-        "eval": {**EVAL_CFG, "proxy": True},
-        "seed": 0,
-        "cache_dir": str(tmp_path / "cache"),
-        "device": "cpu",
-    }
-    run.mkdir()
-    (run / "config.yaml").write_text(yaml.safe_dump(config))
-    load_model(model_dir).save_pretrained(run / "policy")
-    policy = load_model(model_dir)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for param in policy.parameters():
-            param.add_(0.5 * torch.randn_like(param) * param.std().clamp_min(1e-3))
-    save_checkpoint(run, 10, policy, {"step": 10}, keep_last=1)  # the trainer's checkpoint format
-    return run
-
-
-def test_evaluates_checkpoints_and_writes_results(run_dir, capsys):
-    metrics = evaluate.evaluate_run(run_dir, "step_10", "test", best_of_n=True)
-    written = read_json(run_dir / "eval" / "step_10_test.json")
-    assert written["step"] == 10 and written["checkpoint"] == "step_10"
-    assert written["win_rate"] == pytest.approx(metrics["win_rate"])
-    assert {"grammatical", "ref_grammatical", "proxy_reward", "kl"} <= set(written)
-    assert metrics["kl"] != 0.0 and metrics["kl_se"] > 0  # a changed policy
-    samples = (run_dir / "eval" / "step_10_test_samples.jsonl").read_text().splitlines()
-    assert len(samples) == 24  # the stand-in's test prompts
-    assert [r["n"] for r in read_json(run_dir / "eval" / "best_of_n_test.json")] == [1, 2]
-
-    evaluate.main([f"run_dir={run_dir}", "split=validation"])  # checkpoint=final: pi_ref itself
-    final = json.loads(capsys.readouterr().out)
-    assert final["kl"] == 0.0
-    assert read_json(run_dir / "eval" / "final_validation.json")["kl"] == 0.0
-
-
-def test_missing_checkpoint_and_bad_arguments(run_dir, tmp_path):
-    with pytest.raises(FileNotFoundError, match="step_0000010"):
-        evaluate.evaluate_run(run_dir, "step_99")
-    with pytest.raises(ValueError, match="'final' or 'step_N'"):
-        evaluate.evaluate_run(run_dir, "best")
-    with pytest.raises(FileNotFoundError, match="config.yaml"):
-        evaluate.evaluate_run(tmp_path / "nowhere")
-    with pytest.raises(ValueError, match="bad argument"):
-        evaluate.parse_arguments(["run_dir=x", "chekpoint=final"])
-    with pytest.raises(ValueError, match="run_dir=PATH is required"):
-        evaluate.parse_arguments(["split=test"])
-    assert not (run_dir / "eval").exists()  # nothing half-written after the errors
-
-
-# A tiny run of the built-in task: 4 steps, evaluated at 0, 2 and 4, every checkpoint kept.
+# A tiny run of the built-in task: 6 steps, evaluated at 2, 4 and 6 (best: 4), checkpoints kept.
 TINY_RUN = [
     "task=reviews_tiny",
-    "trainer.max_steps=4",
+    "trainer.max_steps=6",
     "trainer.batch_size=8",
     "trainer.keep_checkpoints=10",
     "eval.eval_every=2",
+    "eval.at_start=false",
     "eval.max_new_tokens=16",
     "eval.reference_samples_per_prompt=2",
-    "eval.best_of_n_ns=[]",
+    "eval.best_of_n_ns=[1,2]",
     "device=cpu",
 ]
 
@@ -103,15 +46,122 @@ def without_timings(row):
     return {k: v for k, v in row.items() if not k.endswith("_seconds")}
 
 
+def assert_reproduces(run_dir, checkpoint, step):
+    """evaluate's row for each split the trainer scored at ``step`` equals the trainer's."""
+    logged = logged_rows(run_dir, step)
+    assert logged, f"the trainer logged no evaluation at step {step}"
+    for split, row in logged.items():
+        metrics = evaluate.evaluate_run(run_dir, checkpoint, split)
+        assert without_timings(metrics) == row, (checkpoint, split)
+        assert {"win_rate", "kl", "reward_accuracy"} <= set(metrics)  # generation and pair metrics
+
+
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="evaluate samples final with step -1, knows no 'best'")
 def test_reproduces_the_trainers_numbers(compose_config, tmp_path):
     run_dir = tmp_path / "run"
     summary = run_training(compose_config(TINY_RUN), run_dir)
     steps = {"final": summary["steps"], "best": summary["best"]["step"], "step_2": 2}
+    assert steps == {"final": 6, "best": 4, "step_2": 2}, "the run no longer covers three steps"
     for checkpoint, step in steps.items():
-        logged = logged_rows(run_dir, step)
-        assert logged, f"the trainer logged no evaluation at step {step}"
-        for split, row in logged.items():
-            metrics = evaluate.evaluate_run(run_dir, checkpoint, split)
-            assert without_timings(metrics) == row, (checkpoint, split)
+        assert_reproduces(run_dir, checkpoint, step)
+
+    written = read_json(run_dir / "eval" / "best_test.json")
+    assert written["checkpoint"] == "best" and written["step"] == 4
+    samples = (run_dir / "eval" / "step_0000002_validation_samples.jsonl").read_text()
+    assert samples == (run_dir / "samples" / "step_0000002_validation.jsonl").read_text()
+    evaluate.evaluate_run(run_dir, "final", "validation", best_of_n=True)
+    best_of_n = read_json(run_dir / "eval" / "best_of_n_validation.json")
+    assert best_of_n == read_json(run_dir / "best_of_n.json")  # the trainer's baseline
+    with pytest.raises(
+        evaluate.ArgumentError,
+        match="'dev': not a held-out split; this run can score validation, test",
+    ):
+        evaluate.evaluate_run(run_dir, "final", "dev")
+
+
+@pytest.mark.slow
+def test_reproduces_a_run_on_a_jsonl_file(compose_config, tmp_path):
+    """A run with no built-in task: its held-out prompts come from the data file's splits."""
+    task_cfg = compose_config(["task=reviews_tiny"])
+    _, resolved = resolve_task(task_cfg, Path(task_cfg.cache_dir))
+    files = resolved.data_cfg["splits"]  # the built task's pairs, as three JSONL files
+    overrides = [
+        "task=none",
+        "model=hf",
+        f"model.name_or_path={resolved.model_path}",
+        "model.dtype=float32",
+        "data=jsonl",
+        f"data.source={files['train']}",
+        f"data.splits.validation={files['validation']}",
+        f"data.splits.test={files['test']}",
+        "data.max_length=null",
+        "judge=proxy",
+        f"judge.name_or_path={resolved.model_path}",
+        *(o for o in TINY_RUN if o.startswith(("trainer.", "eval.", "device"))),
+    ]
+    run_dir = tmp_path / "run"
+    summary = run_training(compose_config(overrides), run_dir)
+    assert_reproduces(run_dir, "final", summary["steps"])
+
+
+@pytest.fixture
+def unfinished_run(tmp_path):
+    """A run directory as a running trainer leaves it: config, status running, one checkpoint."""
+    run = tmp_path / "run"
+    checkpoint = run / "checkpoints" / "step_0000002"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "model.safetensors").write_bytes(b"")
+    (checkpoint / "state.pt").write_bytes(b"")
+    (run / "config.yaml").write_text(yaml.safe_dump({"seed": 0}))
+    (run / "summary.json").write_text(json.dumps({"status": "running", "error": None}))
+    return run
+
+
+@pytest.mark.parametrize(
+    ("run", "checkpoint", "error", "message"),
+    [
+        ("nowhere", "final", evaluate.RunNotFoundError, "nowhere does not exist"),
+        ("", "final", evaluate.RunNotFoundError, "has no config.yaml"),
+        (
+            "run",
+            "final",
+            evaluate.RunNotFinishedError,
+            "status of .* is running; .*kept in .*: step_0000002$",
+        ),
+        ("run", "best", evaluate.RunNotFinishedError, "checkpoint=best needs a finished run"),
+        ("run", "step_9", evaluate.UnknownCheckpointError, "step_0000009 .*kept .*step_0000002"),
+        ("run", "latest", evaluate.UnknownCheckpointError, "expected final, best or step_N"),
+    ],
+)
+def test_errors_a_user_can_fix(unfinished_run, run, checkpoint, error, message):
+    with pytest.raises(error, match=message) as raised:
+        evaluate.evaluate_run(unfinished_run.parent / run, checkpoint)
+    assert isinstance(raised.value, UserError)
+    assert not (unfinished_run / "eval").exists()  # nothing written
+
+
+def test_command_line_errors_print_one_line(unfinished_run, capsys):
+    with pytest.raises(SystemExit) as exited:
+        evaluate.main([f"run_dir={unfinished_run}", "checkpoint=step_9"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: checkpoint step_0000009") and "Traceback" not in err
+    with pytest.raises(evaluate.UnknownCheckpointError):  # debug=true: the exception itself
+        evaluate.main([f"run_dir={unfinished_run}", "checkpoint=step_9", "debug=true"])
+    for argv, message in [
+        (["run_dir=x", "chekpoint=final"], "bad argument 'chekpoint=final'"),
+        (["split=test"], "run_dir=PATH is required"),
+        (["run_dir=x", "best_of_n=yes"], "best_of_n must be true or false"),
+    ]:
+        with pytest.raises(evaluate.ArgumentError, match=message):
+            evaluate.parse_arguments(argv)
+
+
+def test_help_lists_the_arguments_and_an_example():
+    done = subprocess.run(
+        [sys.executable, "-m", "prefopt.evaluate", "--help"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    for key in evaluate.ARGUMENTS:
+        assert f"  {key}=" in done.stdout
+    assert evaluate.EXAMPLE in done.stdout
