@@ -91,7 +91,8 @@ class MethodTable:
         if column.higher_is_better is None:
             return []
         trained = self.data[(self.data["n_seeds"] > 0) & (self.data["n_at_start"] == 0)]
-        shown = trained.set_index("method")[metric].dropna().round(column.digits)
+        values = trained.set_index("method")[metric].dropna()
+        shown = values.map(lambda value: float(f"{value:.{column.digits}f}"))  # as displayed
         if shown.nunique() < 2:
             return []
         best = shown.max() if column.higher_is_better else shown.min()
