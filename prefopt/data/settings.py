@@ -28,6 +28,7 @@ class DataSettings:
     add_bos: bool = False
     on_bad_row: str = "drop"
     drop_overlength: bool = False
+    max_overlap: float = 0.01
 
     @classmethod
     def from_cfg(cls, data_cfg: Mapping) -> DataSettings:
@@ -61,6 +62,13 @@ class DataSettings:
             raise ValueError(
                 f"data.splits has {bad_splits}; valid split names: {list(SPLIT_NAMES)}"
             )
+        overlap = self.max_overlap
+        if (
+            isinstance(overlap, bool)
+            or not isinstance(overlap, int | float)
+            or not 0 <= overlap <= 1
+        ):
+            raise ValueError(f"data.max_overlap={overlap!r}; must be a fraction in [0, 1]")
         for key in ("max_rows", "max_prompt_length", "max_response_length", "max_length"):
             value = getattr(self, key)
             if value is not None and (

@@ -11,7 +11,10 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from prefopt.data import (
+    DataError,
     DataReport,
+    DataSettings,
+    PreferenceRecord,
     TokenizedPair,
     TokenizedUnpaired,
     available_splits,
@@ -71,6 +74,36 @@ def hold_out_validation(train: list) -> tuple[list, list]:
     return kept, validation
 
 
+def _record_key(record) -> tuple:
+    if isinstance(record, PreferenceRecord):
+        return (record.prompt, record.chosen, record.rejected)
+    return (record.prompt, record.completion, record.desirable)
+
+
+def train_overlap(train: list, heldout: list, by_prompt: bool) -> int:
+    """How many held-out records also occur in the training data: by prompt text (``by_prompt``)
+    or as identical records (prompt, chosen, rejected; or prompt, completion, label)."""
+    if by_prompt:
+        seen = {record.prompt for record in train}
+        return sum(record.prompt in seen for record in heldout)
+    seen = {_record_key(record) for record in train}
+    return sum(_record_key(record) in seen for record in heldout)
+
+
+def check_overlap(overlaps: dict, records: dict, max_overlap: float, by_prompt: bool) -> None:
+    """Refuse held-out splits that share more than ``max_overlap`` of their records with train."""
+    for split, count in overlaps.items():
+        total = len(records[split])
+        if count > max_overlap * total:
+            what = "prompts" if by_prompt else "records (prompt, responses and label)"
+            raise DataError(
+                f"{count} of {total} {split} records are also in the training data (identical "
+                f"{what}): the model would be scored on what it trained on. data.max_overlap="
+                f"{max_overlap} allows at most {max_overlap:.0%}; use separate files for the splits "
+                "(data.splits), or raise data.max_overlap"
+            )
+
+
 def _as_loss_items(examples: list, loss_fn: PreferenceLoss, split: str) -> list[TrainItem]:
     """Items in the loss's data format; paired data is split into unpaired examples if needed."""
     if not examples:
@@ -112,8 +145,17 @@ def prepare_data(
             records["validation"], tokenizer, data_cfg, report
         )
         reports["validation"] = {**report.to_dict(), "held_out_from": "train"}
+    by_prompt = resolved.eval_prompts is not None  # a built-in task: held-out prompts are unseen
+    overlaps = {
+        split: train_overlap(records["train"], records[split], by_prompt)
+        for split in HELDOUT_SPLITS
+        if split in splits and records.get(split)
+    }
+    for split, count in overlaps.items():
+        reports[split]["overlap_with_train"] = count
     if is_main_process():
         atomic_write_json(run_dir / "data_report.json", reports)
+    check_overlap(overlaps, records, DataSettings.from_cfg(data_cfg).max_overlap, by_prompt)
     if not tokenized["train"]:
         raise ValueError("no training example survived the data checks (see data_report.json)")
     train_items = _as_loss_items(tokenized["train"], loss_fn, "train")

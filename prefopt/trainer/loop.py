@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
+from prefopt.console import progress
 from prefopt.losses import PreferenceLoss
 from prefopt.results.store import MetricsLog, atomic_write_json
 from prefopt.trainer.batching import collate, epoch_order
@@ -32,6 +32,7 @@ from prefopt.trainer.checkpoint import (
     save_checkpoint,
 )
 from prefopt.trainer.heldout import heldout_metrics
+from prefopt.trainer.interrupt import NO_STOP, RunInterrupted, StopRequest
 from prefopt.trainer.items import TrainItem
 from prefopt.trainer.optim import build_optimizer, build_scheduler
 from prefopt.trainer.state import HeldOut, Schedule, TrainState
@@ -331,8 +332,12 @@ class Trainer:
         row["lr"] = self.scheduler.get_last_lr()[0]
         return row
 
-    def fit(self) -> dict:
-        """Train to the end (or resume), evaluating and checkpointing on schedule."""
+    def fit(self, stop: StopRequest = NO_STOP) -> dict:
+        """Train to the end (or resume), evaluating and checkpointing on schedule.
+
+        A stop signal during a step (``stop``) ends the run at that step's boundary with a
+        checkpoint, raising RunInterrupted; resuming continues from it.
+        """
         self.resume()
         self.policy.train()
         self.loss_fn.train()
@@ -340,33 +345,40 @@ class Trainer:
         if self.state.step == 0 and not self.state.best and self.cfg.eval.at_start:
             self._evaluate_and_select()
             self._checkpoint()
-        bar = tqdm(
+        bar = progress(
             total=sched.total_steps,
             initial=self.state.step,
             desc=f"train {self.loss_fn.name}",
-            disable=not self.acc.is_main_process,
+            enabled=self.acc.is_main_process,
         )
         log_every = int(self.cfg.trainer.log_every)
         while self.state.step < sched.total_steps:
-            start = time.perf_counter()
-            row = self.train_step()
-            self.state.step += 1
-            self.state.train_seconds += time.perf_counter() - start
-            bar.update(1)
-            bar.set_postfix(loss=f"{row['loss']:.4f}")
-            if self.state.step % log_every == 0:
-                self._log(
-                    {
-                        "split": "train",
-                        "step": self.state.step,
-                        "epoch": self._epoch(self.state.step),
-                        **row,
-                    }
-                )
+            with stop.deferred():
+                start = time.perf_counter()
+                row = self.train_step()
+                self.state.step += 1
+                self.state.train_seconds += time.perf_counter() - start
+                bar.set_postfix(loss=f"{row['loss']:.4f}")
+                bar.update(1)
+                if self.state.step % log_every == 0:
+                    self._log(
+                        {
+                            "split": "train",
+                            "step": self.state.step,
+                            "epoch": self._epoch(self.state.step),
+                            **row,
+                        }
+                    )
             done = self.state.step == sched.total_steps
-            if self.state.step % sched.eval_interval == 0 or done:
+            evaluated = self.state.step % sched.eval_interval == 0 or done
+            if evaluated:
                 self._evaluate_and_select()
                 self._checkpoint()
+            if stop.signum is not None:
+                if not evaluated:
+                    self._checkpoint()
+                bar.close()
+                raise RunInterrupted(stop.signum, f" at step {self.state.step} (checkpoint saved)")
         bar.close()
         return self.summary()
 

@@ -1,9 +1,11 @@
 """One run from a resolved config to a finished run directory.
 
 Run directory: config.yaml, overrides.yaml, data_report.json, metrics.jsonl, samples/, checkpoints/,
-policy/ (the final model, loadable with from_pretrained), summary.json, provenance.json. A finished run
-started again says so and does nothing; an interrupted one resumes from its newest checkpoint; a failed
-one is marked ``failed`` with the error in summary.json.
+policy/ (the final model, loadable with from_pretrained), summary.json, provenance.json and
+run_identity.json (config, input files and code version, :mod:`prefopt.results.identity`). A rerun is
+checked against run_identity.json first: the same run, finished, says so and does nothing; unfinished,
+it resumes from its newest checkpoint; a different one is refused (see ``resume``). A failed run is
+marked ``failed`` with the error in summary.json; one stopped by SIGTERM or SIGINT ``interrupted``.
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from prefopt.results.identity import RunIdentity, bind_run
 from prefopt.results.lock import run_lock
 from prefopt.results.store import atomic_write_json, atomic_write_text, read_json
 from prefopt.trainer import data_setup, model_setup
+from prefopt.trainer.checkpoint import list_checkpoints
+from prefopt.trainer.interrupt import StopRequest, graceful_stop
 from prefopt.trainer.loop import Trainer
 from prefopt.trainer.provenance import provenance
 from prefopt.trainer.setup import check_config, is_main_process, pick_device, resolve_task
@@ -46,19 +51,29 @@ def run_training(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | No
 
 
 def _run_unlocked(cfg: DictConfig, run_dir: Path, overrides: list[str] | None) -> dict:
-    if run_status(run_dir) == "finished":
-        print(f"run already finished: {run_dir} (delete summary.json to run it again)")
-        return read_json(run_dir / "summary.json")
-    loss_fn = check_config(cfg)
     main = is_main_process()
     run_dir.mkdir(parents=True, exist_ok=True)
+    cache_dir = Path(cfg.cache_dir).expanduser().resolve()
+    loss_fn = check_config(cfg)
+    current = RunIdentity.of(cfg, cache_dir)
+    reused_code = None
+    if main:  # rank 0 decides; the other processes of a launch follow the same files
+        status, has_checkpoint = run_status(run_dir), bool(list_checkpoints(run_dir))
+        reused_code = bind_run(run_dir, current, status, has_checkpoint, str(cfg.resume))
+    if run_status(run_dir) == "finished":
+        summary = read_json(run_dir / "summary.json")
+        code = reused_code or summary.get("code_version", "unknown")
+        note = "" if code == current.code else f" by prefopt {code} (now {current.code})"
+        print(f"run already finished{note}: {run_dir} (resume=never to train it again)")
+        return {**summary, "code_version": code}
     if main:
         atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         atomic_write_text(run_dir / "overrides.yaml", OmegaConf.to_yaml(list(overrides or [])))
         atomic_write_json(run_dir / "summary.json", {"status": "running", "error": None})
     started = time.time()
     try:
-        summary, extra = _train(cfg, run_dir, loss_fn)
+        with graceful_stop() as stop:
+            summary, extra = _train(cfg, run_dir, loss_fn, stop)
         gc.collect()  # free this run's models now (a compiled body refers back to its module)
     except BaseException as error:
         status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
@@ -69,7 +84,7 @@ def _run_unlocked(cfg: DictConfig, run_dir: Path, overrides: list[str] | None) -
             )
         raise
     extra["wall_seconds"] = time.time() - started
-    summary = {"status": "finished", "error": None, **summary}
+    summary = {"status": "finished", "error": None, "code_version": current.code, **summary}
     if not main:
         return summary
     atomic_write_json(run_dir / "provenance.json", provenance(extra))
@@ -77,7 +92,7 @@ def _run_unlocked(cfg: DictConfig, run_dir: Path, overrides: list[str] | None) -
     return summary
 
 
-def _train(cfg: DictConfig, run_dir: Path, loss_fn) -> tuple[dict, dict]:
+def _train(cfg: DictConfig, run_dir: Path, loss_fn, stop: StopRequest) -> tuple[dict, dict]:
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
@@ -111,7 +126,7 @@ def _train(cfg: DictConfig, run_dir: Path, loss_fn) -> tuple[dict, dict]:
         select_metric=select_metric,
         sink=build_sink(cfg, run_dir) if accelerator.is_main_process else None,
     )
-    summary = trainer.fit()
+    summary = trainer.fit(stop)
     if cfg.trainer.save_policy and accelerator.is_main_process:
         model_setup.save_policy(
             accelerator.unwrap_model(trainer.policy), data.tokenizer, run_dir / "policy", cfg

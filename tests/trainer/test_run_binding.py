@@ -15,8 +15,6 @@ from prefopt.trainer import run as run_module
 DPO = {"name": "dpo", "beta": 0.1}
 IPO = {"name": "ipo", "beta": 0.1}
 
-pytestmark = pytest.mark.xfail(strict=True, reason="a run directory is not yet bound to its run")
-
 
 @pytest.fixture
 def data_root(tiny_root, tmp_path):
@@ -160,9 +158,13 @@ def test_run_names_are_collision_free_and_short():
 def test_training_data_reused_as_validation_is_refused_with_the_overlap(data_root, tmp_path):
     cfg = _config(data_root, tmp_path)
     cfg.data.splits.validation = "train.jsonl"
-    with pytest.raises(DataError, match=r"64 of 64 validation records.*data.max_overlap"):
+    cfg.data.max_overlap = 0.01
+    with pytest.raises(DataError, match=r"(\d+) of \1 validation records.*data.max_overlap"):
         run_module.run_training(cfg, tmp_path / "run")
     cfg.data.max_overlap = 1.0
     assert run_module.run_training(cfg, tmp_path / "allowed")["status"] == "finished"
     report = json.loads((tmp_path / "allowed" / "data_report.json").read_text())
-    assert report["validation"]["overlap_with_train"] == 64
+    assert (
+        report["validation"]["overlap_with_train"]
+        == report["validation"]["splits"]["validation"]["rows_kept"]
+    )

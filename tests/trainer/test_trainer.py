@@ -296,10 +296,10 @@ def test_cached_reference_loads_no_reference_model_once_its_caches_exist(
     alive_in_training = []
     fit = run_module.Trainer.fit
 
-    def watched_fit(self):
+    def watched_fit(self, stop):
         gc.collect()
         alive_in_training.append([ref() is not None for ref in loads])
-        return fit(self)
+        return fit(self, stop)
 
     monkeypatch.setattr(run_module.Trainer, "fit", watched_fit)
     cfg = make_config(tiny_root, tmp_path / "cache", {"name": "dpo", "beta": 0.1}, max_steps=2)

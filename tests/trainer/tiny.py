@@ -94,6 +94,7 @@ def make_config(tmp: Path, cache: Path, loss: dict, **trainer):
         "cache_dir": str(cache),
         "device": "cpu",
         "num_threads": 1,
+        "resume": "auto",
         "task": None,
         "model": {
             "name_or_path": str(model_dir),
@@ -124,6 +125,7 @@ def make_config(tmp: Path, cache: Path, loss: dict, **trainer):
             "add_bos": False,
             "on_bad_row": "drop",
             "drop_overlength": False,
+            "max_overlap": 1.0,  # write_pairs' small grammar repeats records across splits
         },
         "loss": loss,
         "trainer": {
