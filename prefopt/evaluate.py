@@ -25,6 +25,7 @@ samples ``..._samples.jsonl``; with best_of_n=true also ``<run_dir>/eval/best_of
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import tempfile
@@ -302,8 +303,9 @@ def parse_arguments(argv: Sequence[str]) -> dict[str, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """The command line: prints the row as JSON; an error the user can fix prints its message
-    alone and exits with status 2 (debug=true shows the traceback)."""
+    """The command line: prints the row as JSON on stdout (progress goes to stderr); an error the
+    user can fix prints its message alone and exits with status 2 (debug=true shows the
+    traceback)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if {"-h", "--help", "help"} & set(argv):
         print(usage())
@@ -311,9 +313,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     setup_console()
     try:
         args = parse_arguments(argv)
-        row = evaluate_run(
-            args["run_dir"], args["checkpoint"], args["split"], args["best_of_n"] == "true"
-        )
+        with contextlib.redirect_stdout(sys.stderr):  # stdout holds the row alone
+            row = evaluate_run(
+                args["run_dir"], args["checkpoint"], args["split"], args["best_of_n"] == "true"
+            )
     except UserError as error:
         if "debug=true" in argv:
             raise

@@ -57,7 +57,7 @@ def assert_reproduces(run_dir, checkpoint, step):
 
 
 @pytest.mark.slow
-def test_reproduces_the_trainers_numbers(compose_config, tmp_path):
+def test_reproduces_the_trainers_numbers(compose_config, tmp_path, capsys):
     run_dir = tmp_path / "run"
     summary = run_training(compose_config(TINY_RUN), run_dir)
     steps = {"final": summary["steps"], "best": summary["best"]["step"], "step_2": 2}
@@ -72,6 +72,10 @@ def test_reproduces_the_trainers_numbers(compose_config, tmp_path):
     evaluate.evaluate_run(run_dir, "final", "validation", best_of_n=True)
     best_of_n = read_json(run_dir / "eval" / "best_of_n_validation.json")
     assert best_of_n == read_json(run_dir / "best_of_n.json")  # the trainer's baseline
+    capsys.readouterr()
+    evaluate.main([f"run_dir={run_dir}", "checkpoint=step_2", "split=validation"])
+    printed = json.loads(capsys.readouterr().out)  # stdout holds the row alone
+    assert without_timings(printed) == logged_rows(run_dir, 2)["validation"]
     with pytest.raises(
         evaluate.ArgumentError,
         match="'dev': not a held-out split; this run can score validation, test",
