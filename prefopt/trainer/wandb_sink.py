@@ -2,6 +2,11 @@
 
 Off by default (``logger=local``); ``logger=wandb`` logs offline unless ``logger.wandb.mode=online``.
 The local run store is always written; wandb is a copy, never the source of a result.
+
+Every row reaches wandb: each split's values are plotted against their own step metric
+(``<split>/step``) rather than wandb's global step, which only grows, so the test rows that the trainer
+logs at the best checkpoint's (earlier) step are kept, not dropped. The wandb run's id derives from the
+run directory, which turning logging on does not change.
 """
 
 from __future__ import annotations
@@ -30,11 +35,17 @@ class WandbSink:
             dir=str(run_dir),
             config=OmegaConf.to_container(cfg, resolve=True),
         )
+        self.defined: set[str] = set()
 
     def __call__(self, row: Mapping) -> None:
         split = row.get("split", "train")
+        if split not in self.defined:
+            self.run.define_metric(f"{split}/step")
+            self.run.define_metric(f"{split}/*", step_metric=f"{split}/step")
+            self.defined.add(split)
         values = {f"{split}/{k}": v for k, v in row.items() if isinstance(v, int | float)}
-        self.run.log(values, step=int(row["step"]))
+        values[f"{split}/step"] = int(row["step"])
+        self.run.log(values)
 
 
 def build_sink(cfg: DictConfig, run_dir: Path):
