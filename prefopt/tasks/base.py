@@ -27,7 +27,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from prefopt.tasks.cache import build_cached, config_hash
+from prefopt.tasks.cache import (
+    build_cached,
+    config_hash,
+    json_problem,
+    jsonl_problem,
+    model_dir_problem,
+)
 
 SPLITS = ("train", "validation", "test")
 EVAL_SPLITS = ("validation", "test")
@@ -55,6 +61,17 @@ class TaskArtifacts:
             config_hash=config_hash,
             info=info,
         )
+
+    def problem(self) -> str | None:
+        """What is wrong with the files of a built task (one missing, truncated or corrupt), or None."""
+        for name in ("config.json", "info.json"):
+            if (found := json_problem(self.root / name)) is not None:
+                return found
+        for files in (self.data_files, self.unpaired_files, self.prompt_files):
+            for path in files.values():
+                if (found := jsonl_problem(path)) is not None:
+                    return found
+        return model_dir_problem(self.model_dir)
 
 
 class Task(ABC):
@@ -84,7 +101,8 @@ class Task(ABC):
         )
 
     def prepare(self, cache_dir: str | Path, progress: bool = True) -> TaskArtifacts:
-        """Build the task's artifacts once (locked, atomic), else load them from the cache."""
+        """Build the task's artifacts once (locked, atomic), else load them from the cache (a
+        damaged cache raises a CorruptCacheError that names it)."""
         digest = self.config_hash
         root = Path(cache_dir) / "tasks" / f"{self.name}-{digest}"
 
@@ -100,7 +118,7 @@ class Task(ABC):
             (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
             (tmp / "info.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
 
-        build_cached(root, build)
+        build_cached(root, build, check=lambda found: TaskArtifacts.at(found, digest, {}).problem())
         info = json.loads((root / "info.json").read_text())
         return TaskArtifacts.at(root, digest, info)
 

@@ -22,7 +22,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from prefopt.tasks.base import EVAL_SPLITS, SPLITS, Task, TaskArtifacts
-from prefopt.tasks.cache import build_cached, config_hash
+from prefopt.tasks.cache import build_cached, config_hash, json_problem, model_dir_problem
 from prefopt.tasks.preferences import pair_records, sample_pairs, unpaired_records, write_jsonl
 from prefopt.tasks.pretrain import build_gpt2, pretrain
 from prefopt.tasks.reviews.generator import all_prompts, sample_review
@@ -152,7 +152,13 @@ class ReviewsTask(Task):
         with _torch_threads(cfg.torch_threads):
             splits = self.split_prompts()
             stage = cache_dir / "tasks" / "stages" / f"{self.name}-pi_ref-{self.pi_ref_hash}"
-            build_cached(stage, lambda tmp: self._pretrain(tmp, splits["train"], progress))
+            build_cached(
+                stage,
+                lambda tmp: self._pretrain(tmp, splits["train"], progress),
+                check=lambda found: (
+                    model_dir_problem(found) or json_problem(found / PRETRAIN_FACTS)
+                ),
+            )
             shutil.copytree(stage, layout.model_dir)
             pretrain_facts = json.loads((layout.model_dir / PRETRAIN_FACTS).read_text())
             (layout.model_dir / PRETRAIN_FACTS).unlink()
