@@ -36,7 +36,7 @@ CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 # Overrides left out of run names: those that do not change the result, and `experiment`, which
 # picks the sweep directory (its settings are part of the config itself).
 NAME_EXCLUDED_KEYS = (*RESULT_NEUTRAL_KEYS, "experiment")
-MAX_RUN_NAME = 100  # characters of a run directory's name
+MAX_RUN_NAME = 160  # characters of a run directory's name (a path component may have 255)
 NAME_HASH_LENGTH = 10  # hex digits of the override list's hash in a cut or cleaned name
 UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9=,._+@:-]+")
 EXIT_USER_ERROR = 2

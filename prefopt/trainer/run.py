@@ -54,7 +54,12 @@ def _run_unlocked(cfg: DictConfig, run_dir: Path, overrides: list[str] | None) -
     main = is_main_process()
     run_dir.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(cfg.cache_dir).expanduser().resolve()
-    loss_fn = check_config(cfg)
+    try:
+        loss_fn = check_config(cfg)
+    except Exception as error:
+        if main and run_status(run_dir) != "finished":
+            _mark(run_dir, "failed", error)
+        raise
     current = RunIdentity.of(cfg, cache_dir)
     reused_code = None
     if main:  # rank 0 decides; the other processes of a launch follow the same files
@@ -76,11 +81,9 @@ def _run_unlocked(cfg: DictConfig, run_dir: Path, overrides: list[str] | None) -
             summary, extra = _train(cfg, run_dir, loss_fn, stop)
         gc.collect()  # free this run's models now (a compiled body refers back to its module)
     except BaseException as error:
-        status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
         if main:
-            atomic_write_json(
-                run_dir / "summary.json",
-                {"status": status, "error": f"{type(error).__name__}: {error}"},
+            _mark(
+                run_dir, "interrupted" if isinstance(error, KeyboardInterrupt) else "failed", error
             )
         raise
     extra["wall_seconds"] = time.time() - started
@@ -90,6 +93,12 @@ def _run_unlocked(cfg: DictConfig, run_dir: Path, overrides: list[str] | None) -
     atomic_write_json(run_dir / "provenance.json", provenance(extra))
     atomic_write_json(run_dir / "summary.json", summary)
     return summary
+
+
+def _mark(run_dir: Path, status: str, error: BaseException) -> None:
+    """Record an unfinished run's status and error in summary.json."""
+    summary = {"status": status, "error": f"{type(error).__name__}: {error}"}
+    atomic_write_json(run_dir / "summary.json", summary)
 
 
 def _train(cfg: DictConfig, run_dir: Path, loss_fn, stop: StopRequest) -> tuple[dict, dict]:

@@ -151,7 +151,7 @@ def test_run_names_are_collision_free_and_short():
     assert run_name([]) == "default"
     long = [f"model.name_or_path=/models/{'x' * 200}", "data=hh_rlhf", "model=hf", "task=none"]
     name = run_name(long)
-    assert len(name) <= 100 and name != run_name(long[:-1])
+    assert len(name) <= 160 and name != run_name(long[:-1])
     assert run_name(["loss=dpo", "logger=wandb", "device=cpu", "launcher=joblib"]) == "loss=dpo"
 
 
