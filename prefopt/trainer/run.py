@@ -26,7 +26,9 @@ from prefopt.trainer.checkpoint import list_checkpoints
 from prefopt.trainer.interrupt import StopRequest, graceful_stop
 from prefopt.trainer.loop import Trainer
 from prefopt.trainer.provenance import provenance
+from prefopt.trainer.settings import TrainerSettings
 from prefopt.trainer.setup import check_config, is_main_process, pick_device, resolve_task
+from prefopt.trainer.state import Schedule
 from prefopt.trainer.wandb_sink import build_sink
 
 log = logging.getLogger(__name__)
@@ -116,6 +118,11 @@ def _train(cfg: DictConfig, run_dir: Path, loss_fn, stop: StopRequest) -> tuple[
     cache_dir = Path(cfg.cache_dir).expanduser().resolve()
     task, resolved = resolve_task(cfg, cache_dir)
     data = data_setup.prepare_data(cfg, resolved, loss_fn, run_dir)
+    # the schedule's checks need only the data size: fail here, before models and the reference pass
+    schedule = Schedule.from_config(
+        len(data.train_items), cfg.trainer, cfg.eval.eval_every, accelerator.num_processes
+    )
+    TrainerSettings.from_config(cfg.trainer).warmup_steps(schedule.total_steps)
     models = model_setup.prepare_models(cfg, resolved, loss_fn, data, cache_dir, accelerator)
     evaluate_generations, select_metric = model_setup.generation_hook(
         cfg, task, resolved, data, models, cache_dir, run_dir

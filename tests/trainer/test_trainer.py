@@ -10,6 +10,7 @@ import torch
 from tiny import make_config
 from transformers import AutoModelForCausalLM
 
+from prefopt.errors import ConfigError
 from prefopt.losses import PairedLogps, UnpairedLogps, build_loss_from_config
 from prefopt.trainer import run as run_module
 from prefopt.trainer.batching import collate
@@ -348,3 +349,20 @@ def test_compiled_training_matches_eager(tiny_root, tmp_path, monkeypatch):
         a, b = eager["final"]["validation"][key], compiled["final"]["validation"][key]
         assert b == pytest.approx(a, rel=1e-4, abs=1e-5), key
     assert compiled["final"]["validation"]["loss"] != pytest.approx(math.log(2), abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("trainer", "message"),
+    [({"batch_size": 1000}, "more than the"), ({"warmup": 500}, "longer than the run")],
+    ids=["batch_over_data", "warmup_over_run"],
+)
+def test_settings_that_need_the_data_size_fail_before_models_load(
+    tiny_root, tmp_path, monkeypatch, trainer, message
+):
+    def no_models(*args, **kwargs):
+        raise AssertionError("models were loaded before the schedule was checked")
+
+    monkeypatch.setattr(run_module.model_setup, "prepare_models", no_models)
+    cfg = make_config(tiny_root, tmp_path / "cache", {"name": "dpo", "beta": 0.1}, **trainer)
+    with pytest.raises(ConfigError, match=message):
+        run_module.run_training(cfg, tmp_path / "run")
