@@ -51,4 +51,4 @@ def handle_bad_row(policy: str, report: DataReport, source: str, row: int, bad: 
             f"{source}: {row_location(source, row)}: {bad.reason}: {bad.detail} "
             "(set data.on_bad_row=drop to skip and count bad rows)"
         ) from None
-    report.count_dropped(bad.reason)
+    report.count_dropped(bad.reason, source, row)

@@ -9,6 +9,7 @@ skips them, as Arrow does) and the row, counted from 1, of any other source.
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 from typing import BinaryIO
 
@@ -41,14 +42,20 @@ def open_binary(path: Path) -> BinaryIO:
 
 def row_location(source: str, row: int) -> str:
     """`line N` of JSON-lines file `source` holding 0-based row `row`, else `row {row + 1}`."""
+    return row_locations(source, [row])[row]
+
+
+def row_locations(source: str, rows: list[int]) -> dict[int, str]:
+    """`row_location` of each of `rows` of one source, reading a file once."""
     path = Path(source)
-    line = _line_of_row(path, row) if builder_of(path) == "json" and path.is_file() else None
-    return f"line {line}" if line is not None else f"row {row + 1}"
+    lines = _lines_of_rows(path, set(rows)) if builder_of(path) == "json" and path.is_file() else {}
+    return {row: f"line {lines[row]}" if row in lines else f"row {row + 1}" for row in rows}
 
 
-def _line_of_row(path: Path, row: int) -> int | None:
-    """The line (from 1) of the `row`-th non-blank line; None for a JSON array (its rows are
+def _lines_of_rows(path: Path, rows: set[int]) -> dict[int, int]:
+    """The line (from 1) of each `row`-th non-blank line; none for a JSON array (its rows are
     elements, not lines), a row past the end or an unreadable file."""
+    lines: dict[int, int] = {}
     seen = -1
     try:
         with open_binary(path) as handle:
@@ -58,9 +65,11 @@ def _line_of_row(path: Path, row: int) -> int | None:
                     continue
                 seen += 1
                 if seen == 0 and text.startswith(b"["):
-                    return None
-                if seen == row:
-                    return number
-    except (OSError, EOFError):
-        return None
-    return None
+                    return {}
+                if seen in rows:
+                    lines[seen] = number
+                    if len(lines) == len(rows):
+                        break
+    except (OSError, EOFError, zlib.error):
+        return lines
+    return lines

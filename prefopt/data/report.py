@@ -3,15 +3,21 @@
 One `DataReport` serves a whole run: `read_records` / `load_split` switch it to the split they read
 (`use_split`), and `tokenize_records` adds to the split it is on. The caller prints `summary()` once
 and saves `to_dict()` as `data_report.json` in the run directory. Invariant per split:
-`rows_kept = rows_read - sum(dropped.values())`.
+`rows_kept = rows_read - sum(dropped.values())`. The first few dropped rows of each reason are named
+by file and line (from 1, as an editor numbers it; `first_dropped`), so they can be found and fixed.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+
+from .files import row_locations
+
+FIRST_DROPPED_KEPT = 3  # dropped rows named per reason in the report
 
 
 @dataclass
@@ -22,6 +28,7 @@ class SplitStats:
 
     rows_read: int = 0
     dropped: Counter = field(default_factory=Counter)
+    first_dropped: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # (source, row)
     truncated_prompts: int = 0
     truncated_responses: int = 0
     prompt_lengths: list[int] = field(default_factory=list)
@@ -36,6 +43,9 @@ class SplitStats:
     def merge(self, other: SplitStats) -> None:
         self.rows_read += other.rows_read
         self.dropped.update(other.dropped)
+        for reason, rows in other.first_dropped.items():
+            kept = self.first_dropped.setdefault(reason, [])
+            kept += rows[: FIRST_DROPPED_KEPT - len(kept)]
         self.truncated_prompts += other.truncated_prompts
         self.truncated_responses += other.truncated_responses
         self.prompt_lengths += other.prompt_lengths
@@ -49,12 +59,28 @@ class SplitStats:
             "rows_kept": self.rows_kept,
             "rows_dropped": sum(self.dropped.values()),
             "dropped": dict(sorted(self.dropped.items())),
+            "first_dropped": {
+                reason: [f"{source} {where}" for source, where in places]
+                for reason, places in self.first_dropped_places().items()
+            },
             "truncated_prompts": self.truncated_prompts,
             "truncated_responses": self.truncated_responses,
             "prompt_tokens": length_stats(self.prompt_lengths),
             "response_tokens": length_stats(self.response_lengths),
             "prompt_tokens_untruncated": length_stats(self.prompt_lengths_untruncated),
             "response_tokens_untruncated": length_stats(self.response_lengths_untruncated),
+        }
+
+    def first_dropped_places(self) -> dict[str, list[tuple[str, str]]]:
+        """Per reason (sorted), the first dropped rows as (source, "line N" or "row N")."""
+        wanted: dict[str, list[int]] = {}
+        for rows in self.first_dropped.values():
+            for source, row in rows:
+                wanted.setdefault(source, []).append(row)
+        where = {source: row_locations(source, rows) for source, rows in wanted.items()}
+        return {
+            reason: [(source, where[source][row]) for source, row in rows]
+            for reason, rows in sorted(self.first_dropped.items())
         }
 
 
@@ -87,8 +113,14 @@ class DataReport:
     def current(self) -> SplitStats:
         return self.splits.setdefault(self.current_split, SplitStats())
 
-    def count_dropped(self, reason: str) -> None:
-        self.current.dropped[reason] += 1
+    def count_dropped(self, reason: str, source: str | None = None, row: int | None = None) -> None:
+        """Count a dropped row under `reason`; the first few are kept by (source, 0-based row)."""
+        stats = self.current
+        stats.dropped[reason] += 1
+        if source is not None and row is not None:
+            kept = stats.first_dropped.setdefault(reason, [])
+            if len(kept) < FIRST_DROPPED_KEPT:
+                kept.append((source, row))
 
     def merge(self, other: DataReport) -> DataReport:
         """Add another report's counts (e.g. from another process or source) into this one."""
@@ -100,7 +132,8 @@ class DataReport:
         return {"splits": {split: stats.to_dict() for split, stats in self.splits.items()}}
 
     def summary(self) -> str:
-        """Printable lines, two per split: counts and drop reasons, then token lengths."""
+        """Printable lines per split: counts and drop reasons, where the first dropped rows are
+        (file name and line), then token lengths."""
         lines = []
         for split, stats in self.splits.items():
             reasons = ", ".join(f"{r} {n}" for r, n in sorted(stats.dropped.items())) or "none"
@@ -109,6 +142,14 @@ class DataReport:
                 f"dropped {sum(stats.dropped.values())} ({reasons}); truncated "
                 f"{stats.truncated_prompts} prompts, {stats.truncated_responses} responses"
             )
+            places = stats.first_dropped_places()
+            if any(places.values()):
+                named = "; ".join(
+                    f"{reason} at " + ", ".join(f"{Path(s).name} {w}" for s, w in found)
+                    for reason, found in places.items()
+                    if found
+                )
+                lines.append(f"data[{split}]: first dropped: {named}")
             prompt = length_stats(stats.prompt_lengths)
             response = length_stats(stats.response_lengths)
             if prompt["count"]:

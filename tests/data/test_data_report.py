@@ -39,3 +39,28 @@ def test_one_report_collects_every_split_and_merges(tmp_path, tokenizer):
     assert merged["train"]["dropped"] == {"duplicate": 2, "identical_responses": 2}
     assert merged["train"]["prompt_tokens"]["count"] == 4
     assert merged["test"]["rows_read"] == 1
+
+
+def test_the_first_dropped_rows_are_named_by_line(tmp_path, tokenizer):
+    """Blank lines count as an editor counts them: the duplicate after the blank line 2 is named as
+    line 3; a merge keeps at most three rows per reason."""
+    path = tmp_path / "train.jsonl"
+    lines = [json.dumps(row) for row in ROWS[:3]]
+    path.write_text("\n".join([lines[0], "", *lines[1:]]) + "\n")
+    report = report_of(path, tokenizer)
+    first = report.to_dict()["splits"]["train"]["first_dropped"]
+    assert first == {"duplicate": [f"{path} line 3"], "identical_responses": [f"{path} line 4"]}
+    assert (
+        "first dropped: duplicate at train.jsonl line 3; identical_responses at train.jsonl line 4"
+        in report.summary()
+    )
+    for _ in range(3):
+        report.merge(report_of(path, tokenizer))
+    merged = report.to_dict()["splits"]["train"]["first_dropped"]
+    assert merged["duplicate"] == [f"{path} line 3"] * 3
+
+
+def report_of(path, tokenizer) -> DataReport:
+    report = DataReport()
+    load_split(data_cfg(path), "train", tokenizer, report)
+    return report
