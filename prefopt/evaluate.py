@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sys
 import tempfile
 import textwrap
@@ -38,7 +39,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from prefopt.console import setup_console
-from prefopt.errors import UserError
+from prefopt.errors import RunMismatchError, UserError
 from prefopt.results.store import atomic_write_json, read_json, to_jsonable
 from prefopt.trainer.checkpoint import (
     best_weights_dir,
@@ -47,6 +48,8 @@ from prefopt.trainer.checkpoint import (
     load_checkpoint_weights,
     saved_checkpoints,
 )
+
+log = logging.getLogger(__name__)
 
 ARGUMENTS = {  # key: (default, what it means); run_dir has no default
     "run_dir": (None, "the run's directory (holds config.yaml), as the run printed it; required"),
@@ -149,6 +152,7 @@ def evaluate_run(
         )
     point = find_checkpoint(run_dir, checkpoint)
     cfg = OmegaConf.load(config_path)
+    _check_inputs_unchanged(run_dir, cfg)
     ns = list(cfg.eval.get("best_of_n_ns") or [])
     if best_of_n and not (ns and cfg.eval.get("generate", True)):
         raise ArgumentError(
@@ -162,6 +166,28 @@ def evaluate_run(
     if best_of_n:
         atomic_write_json(out_dir / f"best_of_n_{split}.json", evaluator.best_of_n(split, ns))
     return row
+
+
+def _check_inputs_unchanged(run_dir: Path, cfg: DictConfig) -> None:
+    """Refuse a run whose data or model files changed since it trained (its numbers would not be
+    the trainer's); a change of code only warns."""
+    from prefopt.results.identity import IDENTITY_FILE, RunIdentity
+
+    path = run_dir / IDENTITY_FILE
+    if not path.exists():
+        return
+    stored = read_json(path)
+    current = RunIdentity.of(cfg, Path(str(cfg.cache_dir)).expanduser().resolve())
+    changes = current.changes_from(stored)
+    if changes:
+        raise RunMismatchError(
+            f"{run_dir} was trained on other inputs than it would be evaluated on now:\n  "
+            + "\n  ".join(changes)
+        )
+    if stored.get("code") != current.code:
+        log.warning(
+            "%s was trained by prefopt %s (now %s)", run_dir, stored.get("code"), current.code
+        )
 
 
 def _score(

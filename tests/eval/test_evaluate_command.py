@@ -6,6 +6,7 @@ the errors a user can fix on a run directory made in the test.
 """
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 import yaml
 
 from prefopt import evaluate
-from prefopt.errors import UserError
+from prefopt.errors import RunMismatchError, UserError
 from prefopt.results.store import read_json
 from prefopt.trainer.run import run_training
 from prefopt.trainer.setup import resolve_task
@@ -88,7 +89,10 @@ def test_reproduces_a_run_on_a_jsonl_file(compose_config, tmp_path):
     """A run with no built-in task: its held-out prompts come from the data file's splits."""
     task_cfg = compose_config(["task=reviews_tiny"])
     _, resolved = resolve_task(task_cfg, Path(task_cfg.cache_dir))
-    files = resolved.data_cfg["splits"]  # the built task's pairs, as three JSONL files
+    files = {  # the built task's pairs, as three JSONL files (copies: the test changes one)
+        split: shutil.copy(path, tmp_path / f"{split}.jsonl")
+        for split, path in resolved.data_cfg["splits"].items()
+    }
     overrides = [
         "task=none",
         "model=hf",
@@ -106,6 +110,10 @@ def test_reproduces_a_run_on_a_jsonl_file(compose_config, tmp_path):
     run_dir = tmp_path / "run"
     summary = run_training(compose_config(overrides), run_dir)
     assert_reproduces(run_dir, "final", summary["steps"])
+    with open(files["train"], "a") as handle:  # the data changes after training
+        handle.write(json.dumps({"prompt": "p", "chosen": "a", "rejected": "b"}) + "\n")
+    with pytest.raises(RunMismatchError, match=r"train.jsonl: content changed"):
+        evaluate.evaluate_run(run_dir, "final", "validation")
 
 
 @pytest.fixture
