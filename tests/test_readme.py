@@ -72,3 +72,30 @@ def test_the_readme_example_loss_registers_and_computes():
     )
     expected = torch.nn.functional.softplus(-torch.tensor([1.0, -1.0]))  # -log sigmoid(margin)
     torch.testing.assert_close(out.losses, expected)
+
+
+def _loss_table_in_readme() -> str:
+    section = (ROOT / "README.md").read_text().split("\n## Losses\n", 1)[1].split("\n## ", 1)[0]
+    return "\n".join(line for line in section.splitlines() if line.startswith("|"))
+
+
+def test_the_loss_table_is_the_generators_output():
+    """The README's table is `python -m prefopt.losses.table` (regenerate it when this fails)."""
+    from prefopt.losses.table import loss_table
+
+    assert _loss_table_in_readme() == loss_table()
+
+
+def test_the_loss_table_gives_the_config_defaults_users_get(compose_config):
+    """Each row's hyperparameters are those a run with `loss=<name>` is composed with."""
+    from prefopt.losses import build_loss_from_config
+    from prefopt.losses.table import built_in_losses
+
+    rows = {line.split("|")[1].strip(" `"): line for line in _loss_table_in_readme().splitlines()}
+    assert set(built_in_losses()) <= set(rows)
+    assert "beta=0.5," in rows["dpo"] and "beta=2.0," in rows["ipo"] and "beta=0.3," in rows["kto"]
+    for name in ("dpo", "ipo", "kto", "simpo"):
+        loss = build_loss_from_config(compose_config([f"loss={name}"]).loss)
+        for key, value in loss.hyperparameter_values().items():
+            written = str(value).lower() if isinstance(value, bool) else str(value)
+            assert f"{key}={written}" in rows[name], (name, key)
