@@ -32,7 +32,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from prefopt.errors import ConfigError, ModelError
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-# JSON files of a model directory that a load reads, checked when a load fails
+# JSON files of a model directory that a load reads (unreadable_model_file parses each one present)
 MODEL_JSON_FILES = (
     "config.json",
     "generation_config.json",
