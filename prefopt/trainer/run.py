@@ -27,7 +27,13 @@ from prefopt.trainer.interrupt import StopRequest, graceful_stop
 from prefopt.trainer.loop import Trainer
 from prefopt.trainer.provenance import provenance
 from prefopt.trainer.settings import TrainerSettings
-from prefopt.trainer.setup import check_config, is_main_process, pick_device, resolve_task
+from prefopt.trainer.setup import (
+    check_config,
+    check_context,
+    is_main_process,
+    pick_device,
+    resolve_task,
+)
 from prefopt.trainer.state import Schedule
 from prefopt.trainer.wandb_sink import build_sink
 
@@ -117,6 +123,7 @@ def _train(cfg: DictConfig, run_dir: Path, loss_fn, stop: StopRequest) -> tuple[
     accelerator = Accelerator(mixed_precision=cfg.trainer.precision, cpu=device.type == "cpu")
     cache_dir = Path(cfg.cache_dir).expanduser().resolve()
     task, resolved = resolve_task(cfg, cache_dir)
+    check_context(cfg, resolved)
     data = data_setup.prepare_data(cfg, resolved, loss_fn, run_dir)
     # the schedule's checks need only the data size: fail here, before models and the reference pass
     schedule = Schedule.from_config(

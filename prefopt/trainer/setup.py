@@ -15,9 +15,11 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from prefopt.data import check_lengths_fit_context
 from prefopt.errors import ConfigError
 from prefopt.eval.settings import EvalSettings
 from prefopt.losses import PreferenceLoss, build_loss_from_config
+from prefopt.models.loading import check_model_source, model_context_length
 from prefopt.trainer.settings import TrainerSettings
 
 log = logging.getLogger(__name__)
@@ -62,7 +64,34 @@ def check_config(cfg: DictConfig) -> PreferenceLoss:
         raise ConfigError('model.name_or_path="@task" needs a task (task=reviews) or model=hf ...')
     if cfg.data.source == TASK_SENTINEL and not cfg.get("task"):
         raise ConfigError('data.source="@task" needs a task (task=reviews) or a real data config')
+    for key, source in model_sources(cfg).items():
+        check_model_source(source, key, cfg.model.get("revision"))
     return loss_fn
+
+
+MODEL_KEYS = (  # config keys that name a model to load
+    "model.name_or_path",
+    "model.reference_name_or_path",
+    "eval.baseline_name_or_path",
+    "judge.name_or_path",
+)
+
+
+def model_sources(cfg: DictConfig) -> dict[str, str]:
+    """The models the config names (key -> hub id or directory), less unset keys and "@task"."""
+    sources = {key: OmegaConf.select(cfg, key) for key in MODEL_KEYS}
+    return {k: str(v) for k, v in sources.items() if v is not None and v != TASK_SENTINEL}
+
+
+def check_context(cfg: DictConfig, resolved: Resolved) -> None:
+    """Refuse data (and sampling) lengths beyond the policy's or pi_ref's context, before any data
+    is read; reads each model's config only."""
+    max_new_tokens = int(cfg.eval.max_new_tokens) if cfg.eval.generate else None
+    for path in dict.fromkeys((resolved.model_path, resolved.reference_path)):
+        context = model_context_length(
+            path, cfg.model.get("revision"), bool(cfg.model.get("trust_remote_code"))
+        )
+        check_lengths_fit_context(resolved.data_cfg, context, path, max_new_tokens=max_new_tokens)
 
 
 @dataclass

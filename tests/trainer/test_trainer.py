@@ -366,3 +366,24 @@ def test_settings_that_need_the_data_size_fail_before_models_load(
     cfg = make_config(tiny_root, tmp_path / "cache", {"name": "dpo", "beta": 0.1}, **trainer)
     with pytest.raises(ConfigError, match=message):
         run_module.run_training(cfg, tmp_path / "run")
+
+
+def test_a_missing_model_directory_is_refused_before_the_data_is_read(tiny_root, tmp_path):
+    cfg = make_config(tiny_root, tmp_path / "cache", {"name": "dpo", "beta": 0.1})
+    cfg.model.name_or_path = str(tmp_path / "no_model")
+    cfg.data.source = str(tmp_path / "no_data")  # reading it would fail with another message
+    with pytest.raises(ConfigError, match=r"model.name_or_path=.*no_model.*no such directory"):
+        run_module.run_training(cfg, tmp_path / "run")
+
+
+def test_data_lengths_beyond_the_models_context_are_refused_before_the_data_is_read(
+    tiny_root, tmp_path, monkeypatch
+):
+    def no_data(*args, **kwargs):
+        raise AssertionError("data was read before the lengths were checked")
+
+    monkeypatch.setattr(run_module.data_setup, "prepare_data", no_data)
+    cfg = make_config(tiny_root, tmp_path / "cache", {"name": "dpo", "beta": 0.1})
+    cfg.data.max_length = 512  # the tiny model has 64 positions
+    with pytest.raises(ConfigError, match=r"data.max_length=512.*64 positions"):
+        run_module.run_training(cfg, tmp_path / "run")
