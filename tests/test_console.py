@@ -165,6 +165,8 @@ def restore_libraries():
 
     loggers = {name: logging.getLogger(name) for name in console.LIBRARY_LOGGERS}
     saved = {name: (list(lg.handlers), lg.propagate) for name, lg in loggers.items()}
+    transformers.utils.logging.enable_progress_bar()  # a fresh process's state, whatever ran before
+    datasets.enable_progress_bars()
     yield
     transformers.utils.logging.enable_progress_bar()  # huggingface_hub's bars too
     datasets.enable_progress_bars()
@@ -226,8 +228,6 @@ def test_setup_console_routes_library_logs_through_the_root_logger(capfd, restor
     logging.getLogger().addHandler(root_handler)
     try:
         library_logger = transformers_logging.get_logger("transformers.modeling_utils")
-        library_logger.warning("weights not used (before)")
-        assert root_handler.messages == []  # transformers prints its own unformatted lines
         console.setup_console()
         library_logger.warning("weights not used")
     finally:
