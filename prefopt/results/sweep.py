@@ -30,7 +30,7 @@ RUN_MARKERS = ("summary.json", "config.yaml")
 # Columns every frame has, in this order, before the hyperparameters and metrics.
 ID_COLUMNS = ("run_id", "status", "split", "step", "epoch")
 # Columns every frame has after the metrics.
-TAIL_COLUMNS = ("error", "overrides", "run_dir")
+TAIL_COLUMNS = ("error", "code_version", "overrides", "run_dir")
 # A string that YAML 1.1 leaves unparsed although it is a number, such as "1e-4".
 _FLOAT_STRING = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
 
@@ -172,6 +172,7 @@ def _read_run(
         "run_id": run_dir.relative_to(root or run_dir.parent).as_posix() or ".",
         "status": run_status(summary),
         "error": (summary or {}).get("error"),
+        "code_version": (summary or {}).get("code_version"),  # prefopt that finished the run
         "overrides": " ".join(read_overrides(run_dir)),
         "run_dir": str(run_dir),
         **flat_config,
@@ -183,7 +184,8 @@ def _read_run(
 
 
 def _order_columns(frame: pd.DataFrame, config_keys: list[str]) -> pd.DataFrame:
-    """run_id, status, split, step, epoch, config..., metrics..., error, overrides, run_dir."""
+    """run_id, status, split, step, epoch, config..., metrics..., error, code_version, overrides,
+    run_dir."""
     for column in (*ID_COLUMNS, *TAIL_COLUMNS):
         if column not in frame.columns:
             frame[column] = None

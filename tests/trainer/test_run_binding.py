@@ -9,6 +9,7 @@ from tiny import make_config
 
 from prefopt.data.records import DataError
 from prefopt.errors import RunMismatchError
+from prefopt.results import load_sweep
 from prefopt.train import run_name
 from prefopt.trainer import run as run_module
 
@@ -115,6 +116,8 @@ def test_code_version_finished_reused_and_tagged_unfinished_refused(
     monkeypatch.setattr(identity, "code_version", lambda: "0.0.0+newer")
     again = run_module.run_training(_config(data_root, tmp_path), finished_dir)
     assert again["final"] == first["final"] and again["code_version"] == old_version
+    frame = load_sweep(tmp_path)
+    assert set(frame.loc[frame.run_id == "finished", "code_version"]) == {old_version}
     with pytest.raises(RunMismatchError, match="code"):
         run_module.run_training(_config(data_root, tmp_path), cut_dir)
     forced = _config(data_root, tmp_path)
