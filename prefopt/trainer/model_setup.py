@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,11 +22,15 @@ from prefopt.models.logprobs import compile_backbone
 from prefopt.results.store import atomic_write_json
 from prefopt.trainer.data_setup import PreparedData
 from prefopt.trainer.reference import (
-    CachedReference,
-    LiveReference,
-    cache_key,
-    cached_table,
-    compute_table,
+    LIVE_MODES,
+    PiRef,
+    Reference,
+    ReferenceTables,
+    adapter_off_for,
+    build_reference,
+)
+from prefopt.trainer.reference import (
+    AdapterDisabledModel as AdapterOff,  # noqa: F401  (tests/eval/test_sampling.py uses this name)
 )
 from prefopt.trainer.settings import TrainerSettings
 from prefopt.trainer.setup import Resolved, is_main_process
@@ -36,27 +39,15 @@ from prefopt.trainer.state import HeldOut
 log = logging.getLogger(__name__)
 
 
-class AdapterOff(torch.nn.Module):
-    """pi_ref as a module: the peft policy with its adapter disabled, for evaluation."""
-
-    def __init__(self, peft_model: torch.nn.Module):
-        super().__init__()
-        self.peft_model = peft_model
-
-    def forward(self, *args, **kwargs):
-        with self.peft_model.disable_adapter():
-            return self.peft_model(*args, **kwargs)
-
-
 @dataclass
 class PreparedModels:
     """The policy and everything that answers for pi_ref."""
 
     policy: torch.nn.Module
-    train_reference: object | None  # None for reference-free losses
+    train_reference: Reference | None  # None for reference-free losses
     heldout: dict[str, HeldOut]
     eval_reference_model: Callable[[], torch.nn.Module]  # loads the baseline of win rate and KL
-    reference_key: str  # fingerprint of that baseline (keys its cached samples)
+    baseline_fingerprint: str  # fingerprint of that baseline (keys its cached samples)
     cache_keys: dict[str, str] = field(default_factory=dict)
 
 
@@ -80,78 +71,52 @@ def prepare_models(
             log.warning("trainer.compile: several processes train through DDP's forward, eager")
         if not compile_backbone(policy):
             log.warning("trainer.compile: this model takes the full-logits path; nothing compiled")
-    fingerprint = model_fingerprint(resolved.reference_path, cfg.model)
     mode = trainer.reference
-
-    @functools.cache
-    def reference_model() -> torch.nn.Module:
-        """pi_ref, loaded on first use: a cached-mode run whose caches all hit and that samples
-        nothing loads no reference model."""
-        return load_frozen_reference(resolved.reference_path, cfg.model).to(device)
-
-    # pi_ref as the LoRA policy with its adapter off: in lora_disabled mode, and in cached mode
-    # when the adapter sits on pi_ref itself (the cache is filled before the adapter changes)
-    adapter_off = mode == "lora_disabled" or (
-        mode == "cached"
-        and cfg.model.lora.enabled
-        and resolved.reference_path == resolved.model_path
+    lora_on_pi_ref = cfg.model.lora.enabled and resolved.reference_path == resolved.model_path
+    pi_ref = PiRef(
+        policy,
+        lambda: load_frozen_reference(resolved.reference_path, cfg.model).to(device),
+        adapter_off_for(mode, lora_on_pi_ref),
     )
-
-    def live_reference() -> LiveReference:
-        if adapter_off:
-            return LiveReference(policy, adapter_off=True)
-        return LiveReference(reference_model())
-
-    @functools.cache
-    def eval_reference_model() -> torch.nn.Module:
-        """The baseline of win rate and KL: pi_ref, or another model when eval names one."""
-        if resolved.baseline_path != resolved.reference_path:
-            return load_frozen_reference(resolved.baseline_path, cfg.model).to(device)
-        return AdapterOff(policy) if adapter_off else reference_model()
-
-    live = None if mode == "cached" else live_reference()
-    baseline_key = model_fingerprint(resolved.baseline_path, cfg.model)
-    pad_id = data.tokenizer.pad_token_id
-    keys: dict[str, str] = {}
-
-    def reference_for(items, name: str):
-        if live is not None:
-            return live
-        key = cache_key(fingerprint, items, cfg.model.dtype)
-        table, computed = cached_table(
+    tables = None
+    if mode not in LIVE_MODES:
+        tables = ReferenceTables(
             cache_dir,
-            key,
-            lambda: compute_table(
-                live_reference(),
-                items,
-                pad_id,
-                trainer.reference_batch_size,
-                device,
-                f"pi_ref {name}",
-            ),
+            model_fingerprint(resolved.reference_path, cfg.model),
+            cfg.model.dtype,
+            data.tokenizer.pad_token_id,
+            trainer.reference_batch_size,
+            device,
         )
-        keys[name] = key
-        verb = "computed" if computed else "loaded from cache (shared by the sweep)"
-        print(f"reference log-probs for {name} ({len(items)} items): {verb} [{key}]")
-        return CachedReference(table)
-
-    train_reference = (
-        reference_for(data.train_items, "train") if loss_fn.requires_reference else None
-    )
+    train_reference = None
+    if loss_fn.requires_reference:
+        train_reference = build_reference(mode, pi_ref, data.train_items, "train", tables)
     heldout = {}
     for split, loss_items in data.heldout_loss_items.items():
         pairs = data.heldout_pairs.get(split, [])
-        pair_ref = reference_for(pairs, f"{split}_pairs") if pairs else None
-        same = loss_items is pairs
-        loss_ref = pair_ref if same else reference_for(loss_items, f"{split}_{loss_fn.data_format}")
+        pair_ref = build_reference(mode, pi_ref, pairs, f"{split}_pairs", tables) if pairs else None
+        loss_ref = pair_ref
+        if loss_items is not pairs:
+            name = f"{split}_{loss_fn.data_format}"
+            loss_ref = build_reference(mode, pi_ref, loss_items, name, tables)
         heldout[split] = HeldOut(pairs, loss_items, pair_ref, loss_ref)
-    evaluates_against_pi_ref = EvalSettings.from_config(cfg.eval).generate and (
-        resolved.baseline_path == resolved.reference_path
-    )
-    if live is None and not evaluates_against_pi_ref:
-        reference_model.cache_clear()  # caches filled and nothing else needs pi_ref: free it
+    baseline = pi_ref
+    if resolved.baseline_path != resolved.reference_path:
+        baseline = PiRef(
+            policy,
+            lambda: load_frozen_reference(resolved.baseline_path, cfg.model).to(device),
+            adapter_off=False,
+        )
+    samples_pi_ref = EvalSettings.from_config(cfg.eval).generate and baseline is pi_ref
+    if tables is not None and not samples_pi_ref:
+        pi_ref.release()  # tables filled and nothing samples from pi_ref: free it
     return PreparedModels(
-        policy, train_reference, heldout, eval_reference_model, baseline_key, keys
+        policy,
+        train_reference,
+        heldout,
+        baseline.module,
+        model_fingerprint(resolved.baseline_path, cfg.model),
+        {} if tables is None else tables.keys,
     )
 
 
@@ -170,7 +135,7 @@ def generation_hook(cfg, task, resolved, data, models, cache_dir, run_dir):
         cfg,
         data.tokenizer,
         models.eval_reference_model(),
-        models.reference_key,
+        models.baseline_fingerprint,
         data.eval_prompts,
         train_pairs,
         task=task,

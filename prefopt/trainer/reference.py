@@ -1,11 +1,35 @@
-"""Reference log-probs: a frozen copy, the policy with its LoRA adapter disabled, or a disk cache.
+"""pi_ref, the reference model: one :class:`Reference` type, built by :func:`build_reference`.
 
-Every mode answers the same question, ``logps(batch) -> (2B,)`` sums of response-token log-probs
-under pi_ref, so the trainer never cares which one is in use. The cache is computed once (by a frozen
-copy, or with the adapter disabled) and keyed by the model's fingerprint, the exact token ids of every
-item and the precision, so any change of model, tokenizer, data, pairing or length limits recomputes it;
-a whole sweep over loss, beta, learning rate and seed shares one cache. A corrupt entry is recomputed
-with a warning.
+A run's reference answers ``logps(batch) -> (2B,)``, the sums of response-token log-probs under
+pi_ref of a collated batch's sequences, and ``module()``, pi_ref as a causal LM for sampling and KL.
+The trainer never cares which of the three modes (``trainer.reference``) answers:
+
+- ``frozen_copy``: a :class:`LiveReference` over a separate frozen copy of pi_ref;
+- ``lora_disabled``: a :class:`LiveReference` over the LoRA policy itself, adapter switched off;
+- ``cached``: a :class:`CachedReference` reading a table computed once by one of the two above and
+  keyed by the model's fingerprint, the exact token ids of every item and the precision, so any change
+  of model, tokenizer, data, pairing or length limits recomputes it; a whole sweep over loss, beta,
+  learning rate and seed shares one table. A corrupt entry is recomputed with a warning.
+
+:class:`PiRef` holds the run's one live pi_ref, made on first use (a cached run whose tables all hit
+and that samples nothing loads no model) and released once nothing needs it.
+
+What comes next fits without changing callers:
+
+- A reference that moves during training (TR-DPO: every k steps pi_ref <- alpha pi + (1 - alpha)
+  pi_ref; alpha = 1 is the hard update): ``LiveReference.update_from(policy, alpha)``, the unwrapped
+  policy, for both live modes (a frozen copy interpolates its weights; with the adapter off, alpha of
+  the adapter's delta is merged into the base weights and the adapter keeps the rest, so the policy is
+  unchanged). A table cannot move: :func:`require_live` refuses ``cached`` with a ConfigError when the
+  config is checked.
+- Per-token quantities (WPO's weights, LD-DPO's shared-prefix and tail sums): a live reference gives
+  ``token_logps(batch) -> (2B, T-1)``. A table entry is a safetensors file of named tensors with one
+  row per item; ``logps`` (N, 2) is the one read now, and another quantity is another name in the same
+  entry (``prefix_logps`` (N, 2), or ``token_logps`` (N, 2, T) right-padded), read by
+  ``CachedReference.rows(name, batch)`` and named in the cache key.
+- pi_ref log-probs of freshly sampled responses (PPO, RLOO): ``logps`` of a batch without ``index``
+  (never in a table). A live reference computes it as for any batch; a cached reference asks its
+  ``live`` (the run's :class:`PiRef`), which loads pi_ref on the first such batch and keeps it.
 """
 
 from __future__ import annotations
@@ -14,54 +38,303 @@ import contextlib
 import hashlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from prefopt.console import progress
-from prefopt.models.logprobs import sequence_logps
+from prefopt.errors import ConfigError
+from prefopt.models.logprobs import sequence_logps, token_logps
 from prefopt.trainer.batching import collate
 from prefopt.trainer.items import TrainItem, items_digest
 
 log = logging.getLogger(__name__)
 
 REFERENCE_MODES = ("frozen_copy", "lora_disabled", "cached")
+LIVE_MODES = ("frozen_copy", "lora_disabled")  # the modes that compute pi_ref on the fly
+
+
+class Reference(Protocol):
+    """pi_ref as the trainer and evaluation see it."""
+
+    def logps(self, batch: dict) -> torch.Tensor:
+        """(2B,) pi_ref log-probs of the batch's sequences (a collated batch, or fresh samples)."""
+        ...
+
+    def module(self) -> torch.nn.Module:
+        """pi_ref as a causal LM, for sampling and KL."""
+        ...
+
+
+def require_live(mode: str, need: str) -> None:
+    """Refuse ``trainer.reference=cached`` for ``need`` (a moving reference, say), which a table
+    computed once cannot serve."""
+    if mode not in LIVE_MODES:
+        raise ConfigError(
+            f"trainer.reference={mode} reads pi_ref from a table computed once; {need} needs a "
+            f"live reference: trainer.reference={' or '.join(LIVE_MODES)}"
+        )
+
+
+class AdapterDisabledModel(torch.nn.Module):
+    """pi_ref as a module: the peft policy with its adapter disabled at every forward."""
+
+    def __init__(self, peft_model: torch.nn.Module):
+        super().__init__()
+        self.peft_model = peft_model  # the sampler reads the forward's signature through it
+
+    def forward(self, *args, **kwargs):
+        with self.peft_model.disable_adapter():
+            return self.peft_model(*args, **kwargs)
 
 
 class LiveReference:
-    """pi_ref computed on the fly by a model (a frozen copy, or the policy with adapters off)."""
+    """pi_ref computed on the fly by a model: a frozen copy, or the LoRA policy with adapters off."""
 
     def __init__(self, model: torch.nn.Module, adapter_off: bool = False):
         self.model = model
         self.adapter_off = adapter_off
+        self._module = AdapterDisabledModel(model) if adapter_off else model
+
+    def module(self) -> torch.nn.Module:
+        """The model itself, or the policy behind an adapter-disabling forward."""
+        return self._module
+
+    @contextlib.contextmanager
+    def _as_pi_ref(self):
+        """The model in eval mode with its adapter off where it has one; its mode restored."""
+        context = self.model.disable_adapter() if self.adapter_off else contextlib.nullcontext()
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with context:
+                yield self.model
+        finally:
+            self.model.train(was_training)
 
     @torch.no_grad()
     def logps(self, batch: dict) -> torch.Tensor:
         """(2B,) reference log-probs of the batch's sequences."""
-        context = self.model.disable_adapter() if self.adapter_off else contextlib.nullcontext()
-        was_training = self.model.training
-        self.model.eval()
-        with context:
+        with self._as_pi_ref() as model:
             logps, _ = sequence_logps(
-                self.model, batch["input_ids"], batch["attention_mask"], batch["response_mask"]
+                model, batch["input_ids"], batch["attention_mask"], batch["response_mask"]
             )
-        self.model.train(was_training)
         return logps.float()
+
+    @torch.no_grad()
+    def token_logps(self, batch: dict) -> torch.Tensor:
+        """(2B, T-1) fp32 log-prob of each response token (column t predicts token t + 1), 0 on
+        prompt and padding; its row sums are :meth:`logps`."""
+        with self._as_pi_ref() as model:
+            logits = model(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                use_cache=False,
+            ).logits
+        return token_logps(logits, batch["input_ids"]) * batch["response_mask"][:, 1:]
+
+    @torch.no_grad()
+    def update_from(self, policy: torch.nn.Module, alpha: float) -> None:
+        """Move pi_ref towards the (unwrapped) policy: pi_ref <- alpha pi + (1 - alpha) pi_ref.
+
+        A frozen copy interpolates each weight with the policy's (merged weights for a LoRA policy).
+        With the adapter off, pi_ref is the policy's base: alpha of the adapter's delta goes into the
+        base weights and the adapter's B keeps 1 - alpha of it, so the policy itself is unchanged.
+        """
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha={alpha} is not in [0, 1]")
+        if not self.adapter_off:
+            targets = dict(self.model.named_parameters())
+            for name, weight in _merged_weights(policy).items():
+                if name not in targets:
+                    raise ValueError(f"the policy's weight {name} is not in the reference model")
+                targets[name].lerp_(weight.to(targets[name]), alpha)
+            return
+        if policy is not self.model:
+            raise ValueError("an adapter-off reference moves with its own policy only")
+        for layer in _lora_layers(policy):
+            for name in layer.active_adapters:
+                base = layer.get_base_layer()
+                base.weight += alpha * layer.get_delta_weight(name).to(base.weight)
+                layer.lora_B[name].weight *= 1.0 - alpha
+
+
+def _lora_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The peft LoRA layers of ``model`` (none for a plain model)."""
+    from peft.tuners.lora import LoraLayer
+
+    layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
+    for layer in layers:
+        if any(layer.lora_bias.get(n) or n in layer.lora_variant for n in layer.active_adapters):
+            raise ValueError("moving pi_ref supports plain LoRA adapters (no bias, no variant)")
+    return layers
+
+
+def _merged_weights(policy: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The policy's weights by the plain model's names, each LoRA delta merged into its base."""
+    if not hasattr(policy, "get_base_model"):
+        return dict(policy.named_parameters())
+    base = policy.get_base_model()
+    layers = {id(layer): layer for layer in _lora_layers(base)}
+    weights = {}
+    for module_name, module in base.named_modules():
+        if id(module) in layers:
+            merged = module.get_base_layer().weight.clone()
+            for name in module.active_adapters:
+                merged += module.get_delta_weight(name).to(merged)
+            weights[f"{module_name}.weight"] = merged
+    for name, weight in base.named_parameters():
+        if "lora_" in name:
+            continue
+        plain = name.replace(".base_layer.", ".")
+        weights.setdefault(plain, weight)
+    return weights
 
 
 class CachedReference:
-    """Reference log-probs read from a (N, 2) table computed once: column 0 first, 1 second."""
+    """Reference log-probs read from a table computed once: ``logps`` (N, 2), column 0 the first
+    sequence, 1 the second, and any other named quantity with N rows. A batch without ``index``
+    (fresh samples) goes to ``live``, a callable giving the live reference."""
 
-    def __init__(self, table: torch.Tensor):
-        self.table = table  # (N, 2)
+    def __init__(
+        self,
+        table: torch.Tensor,
+        live: Callable[[], LiveReference] | None = None,
+        **columns: torch.Tensor,
+    ):
+        self.columns = {"logps": table, **columns}
+        self.live = live
+
+    @property
+    def table(self) -> torch.Tensor:
+        """(N, 2) reference log-probs of every item's two sequences."""
+        return self.columns["logps"]
+
+    def rows(self, name: str, batch: dict) -> torch.Tensor:
+        """(2B, ...) column ``name`` for the batch's item indices: first sequences, then second."""
+        rows = self.columns[name][batch["index"]]  # (B, 2, ...)
+        return torch.cat([rows[:, 0], rows[:, 1]]).to(batch["input_ids"].device)
 
     def logps(self, batch: dict) -> torch.Tensor:
-        """(2B,) cached log-probs for the batch's item indices."""
-        rows = self.table[batch["index"]]  # (B, 2)
-        return torch.cat([rows[:, 0], rows[:, 1]]).to(batch["input_ids"].device)
+        """(2B,) cached log-probs for the batch's item indices; a fresh batch's from ``live``."""
+        if batch.get("index") is None:
+            return self._live().logps(batch)
+        return self.rows("logps", batch)
+
+    def module(self) -> torch.nn.Module:
+        """The live pi_ref's module."""
+        return self._live().module()
+
+    def _live(self) -> LiveReference:
+        if self.live is None:
+            raise ValueError(
+                "this cached reference has no live model for batches outside its table"
+            )
+        return self.live()
+
+
+class PiRef:
+    """A run's one live pi_ref, made on first use and kept until :meth:`release`.
+
+    ``adapter_off``: the LoRA ``policy`` with its adapter disabled (no model is loaded); otherwise
+    a frozen copy from ``load_model()``.
+    """
+
+    def __init__(
+        self,
+        policy: torch.nn.Module,
+        load_model: Callable[[], torch.nn.Module],
+        adapter_off: bool,
+    ):
+        self.policy = policy
+        self.load_model = load_model
+        self.adapter_off = adapter_off
+        self._live: LiveReference | None = None
+
+    def live(self) -> LiveReference:
+        """The live reference, loading the frozen copy on the first call."""
+        if self._live is None:
+            if self.adapter_off:
+                self._live = LiveReference(self.policy, adapter_off=True)
+            else:
+                self._live = LiveReference(self.load_model())
+        return self._live
+
+    def module(self) -> torch.nn.Module:
+        """pi_ref as a causal LM (loaded on the first call)."""
+        return self.live().module()
+
+    def release(self) -> None:
+        """Drop a loaded copy; a later call loads it again."""
+        self._live = None
+
+
+def adapter_off_for(mode: str, lora_on_pi_ref: bool) -> bool:
+    """Whether pi_ref is the LoRA policy with its adapter off: in lora_disabled mode, and in cached
+    mode when the adapter sits on pi_ref itself (``lora_on_pi_ref``; the tables are filled before
+    the adapter changes)."""
+    return mode == "lora_disabled" or (mode == "cached" and lora_on_pi_ref)
+
+
+class ReferenceTables:
+    """Where the cached mode's tables live, how they are keyed and computed; ``keys`` records the
+    key of each item set by name."""
+
+    def __init__(
+        self,
+        cache_dir: str | Path,
+        model_fingerprint: str,
+        precision: str,
+        pad_id: int,
+        batch_size: int,
+        device: torch.device,
+    ):
+        self.cache_dir = Path(cache_dir)
+        self.model_fingerprint = model_fingerprint
+        self.precision = precision
+        self.pad_id = pad_id
+        self.batch_size = batch_size
+        self.device = device
+        self.keys: dict[str, str] = {}
+
+    def table(self, items: Sequence[TrainItem], name: str, pi_ref: PiRef) -> torch.Tensor:
+        """(N, 2) table of ``items``, loaded or computed by ``pi_ref`` and stored."""
+        key = cache_key(self.model_fingerprint, items, self.precision)
+        table, computed = cached_table(
+            self.cache_dir,
+            key,
+            lambda: compute_table(
+                pi_ref.live(), items, self.pad_id, self.batch_size, self.device, f"pi_ref {name}"
+            ),
+        )
+        self.keys[name] = key
+        verb = "computed" if computed else "loaded from cache (shared by the sweep)"
+        print(f"reference log-probs for {name} ({len(items)} items): {verb} [{key}]")
+        return table
+
+
+def build_reference(
+    mode: str,
+    pi_ref: PiRef,
+    items: Sequence[TrainItem],
+    name: str,
+    tables: ReferenceTables | None,
+) -> Reference:
+    """The reference that answers batches collated from ``items`` (``name`` in messages and keys).
+
+    Live modes give the run's one live reference whatever the items; ``cached`` reads ``tables``.
+    """
+    if mode not in REFERENCE_MODES:
+        raise ConfigError(f"trainer.reference={mode} is not one of {', '.join(REFERENCE_MODES)}")
+    if mode in LIVE_MODES:
+        return pi_ref.live()
+    if tables is None:
+        raise ValueError("trainer.reference=cached needs its tables")
+    return CachedReference(tables.table(items, name, pi_ref), pi_ref.live)
 
 
 def cache_key(model_fingerprint: str, items: Sequence[TrainItem], precision: str) -> str:
@@ -71,7 +344,7 @@ def cache_key(model_fingerprint: str, items: Sequence[TrainItem], precision: str
 
 
 def compute_table(
-    reference: LiveReference,
+    reference: Reference,
     items: Sequence[TrainItem],
     pad_id: int,
     batch_size: int,
@@ -100,15 +373,15 @@ def cached_table(
 ) -> tuple[torch.Tensor, bool]:
     """Load the table for ``key`` or compute it with ``compute()`` and store it atomically.
 
-    An entry that cannot be read or is no (N, 2) float table is corrupt (entries are written whole,
-    so something else changed it): it is recomputed and replaced, with a warning naming it.
-    Returns (table, was_computed).
+    An entry that cannot be read or holds no (N, 2) float ``logps`` (with N rows in every other
+    column) is corrupt (entries are written whole, so something else changed it): it is recomputed
+    and replaced, with a warning naming it. Returns (table, was_computed).
     """
     path = Path(cache_dir) / "reference_logps" / f"{key}.safetensors"
     if path.exists():
-        table, problem = _read_table(path)
+        columns, problem = _read_entry(path)
         if problem is None:
-            return table, False
+            return columns["logps"], False
         log.warning("reference log-prob cache %s is corrupt (%s); recomputing it", path, problem)
     table = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,13 +391,17 @@ def cached_table(
     return table, True
 
 
-def _read_table(path: Path) -> tuple[torch.Tensor | None, str | None]:
-    """(table, None) for a readable cache entry, else (None, what is wrong with it)."""
+def _read_entry(path: Path) -> tuple[dict[str, torch.Tensor] | None, str | None]:
+    """(columns, None) for a readable cache entry, else (None, what is wrong with it)."""
     try:
-        table = load_file(str(path)).get("logps")
+        columns = load_file(str(path))
     except (SafetensorError, OSError) as exc:
         return None, f"{type(exc).__name__}: {exc}"
+    table = columns.get("logps")
     if table is None or table.ndim != 2 or table.shape[1] != 2 or not table.is_floating_point():
         shape = None if table is None else tuple(table.shape)
         return None, f"no (N, 2) float table 'logps' (found {shape})"
-    return table, None
+    ragged = [n for n, c in columns.items() if c.ndim < 2 or c.shape[:2] != table.shape]
+    if ragged:
+        return None, f"columns {', '.join(sorted(ragged))} have no (N, 2) leading shape"
+    return columns, None

@@ -8,17 +8,19 @@ from dataclasses import dataclass, field
 from prefopt.errors import ConfigError
 from prefopt.eval.settings import eval_interval
 from prefopt.trainer.items import TrainItem
+from prefopt.trainer.reference import Reference
 from prefopt.trainer.settings import TrainerSettings
 
 
 @dataclass
 class HeldOut:
-    """One evaluation split: pairs for implicit-reward metrics, items in the loss's own format."""
+    """One evaluation split: pairs for implicit-reward metrics, items in the loss's own format,
+    and the reference that answers batches of each (None where the split has no pairs)."""
 
     pairs: Sequence[TrainItem]
     loss_items: Sequence[TrainItem]
-    pair_reference: object
-    loss_reference: object
+    pair_reference: Reference | None
+    loss_reference: Reference | None
 
 
 @dataclass
