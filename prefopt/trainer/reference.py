@@ -39,6 +39,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -237,6 +238,7 @@ class CachedReference:
         return self.live()
 
 
+@dataclass
 class PiRef:
     """A run's one live pi_ref, made on first use and kept until :meth:`release`.
 
@@ -244,16 +246,10 @@ class PiRef:
     a frozen copy from ``load_model()``.
     """
 
-    def __init__(
-        self,
-        policy: torch.nn.Module,
-        load_model: Callable[[], torch.nn.Module],
-        adapter_off: bool,
-    ):
-        self.policy = policy
-        self.load_model = load_model
-        self.adapter_off = adapter_off
-        self._live: LiveReference | None = None
+    policy: torch.nn.Module | None
+    load_model: Callable[[], torch.nn.Module] | None
+    adapter_off: bool
+    _live: LiveReference | None = field(default=None, init=False, repr=False)
 
     def live(self) -> LiveReference:
         """The live reference, loading the frozen copy on the first call."""
@@ -280,26 +276,18 @@ def adapter_off_for(mode: str, lora_on_pi_ref: bool) -> bool:
     return mode == "lora_disabled" or (mode == "cached" and lora_on_pi_ref)
 
 
+@dataclass
 class ReferenceTables:
     """Where the cached mode's tables live, how they are keyed and computed; ``keys`` records the
     key of each item set by name."""
 
-    def __init__(
-        self,
-        cache_dir: str | Path,
-        model_fingerprint: str,
-        precision: str,
-        pad_id: int,
-        batch_size: int,
-        device: torch.device,
-    ):
-        self.cache_dir = Path(cache_dir)
-        self.model_fingerprint = model_fingerprint
-        self.precision = precision
-        self.pad_id = pad_id
-        self.batch_size = batch_size
-        self.device = device
-        self.keys: dict[str, str] = {}
+    cache_dir: str | Path
+    model_fingerprint: str
+    precision: str
+    pad_id: int
+    batch_size: int
+    device: torch.device
+    keys: dict[str, str] = field(default_factory=dict, init=False)
 
     def table(self, items: Sequence[TrainItem], name: str, pi_ref: PiRef) -> torch.Tensor:
         """(N, 2) table of ``items``, loaded or computed by ``pi_ref`` and stored."""
