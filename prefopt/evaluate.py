@@ -197,6 +197,8 @@ def _score(
     run does not generate). The trainer's bookkeeping files go to ``scratch``."""
     from prefopt.eval import build_evaluator
     from prefopt.trainer import data_setup, model_setup
+    from prefopt.trainer.batching import FixedBatches
+    from prefopt.trainer.build import Run, RunSettings
     from prefopt.trainer.loop import Trainer
     from prefopt.trainer.setup import check_config, resolve_task
 
@@ -229,22 +231,21 @@ def _score(
     def evaluate_generations(model, split_name: str, step: int) -> dict:
         return evaluator.evaluate(model, split_name, step, int(cfg.seed), samples_path=samples_path)
 
-    trainer = Trainer(
-        cfg,
-        scratch,
-        models.policy,
-        loss_fn,
-        data.train_items,
-        models.train_reference,
-        models.heldout,
-        data.tokenizer.pad_token_id,
-        accelerator,
-        int(cfg.seed),
+    run = Run(
+        run_dir=scratch,
+        policy=models.policy,
+        loss_fn=loss_fn,
+        batches=FixedBatches(data.train_items, int(cfg.trainer.batch_size), int(cfg.seed)),
+        reference=models.train_reference,
+        heldout=models.heldout,
+        tokenizer=data.tokenizer,
+        accelerator=accelerator,
         evaluate_generations=evaluate_generations if generates else None,
     )
+    trainer = Trainer(run, RunSettings.from_config(cfg, accelerator.num_processes))
     load_checkpoint_weights(point.weights_dir, accelerator.unwrap_model(trainer.policy))
-    trainer.state.step = point.step  # the trainer's seed and row derive from the step
-    return trainer.evaluate([split])[split], evaluator
+    # scored at the trainer's step: the sampling seed and the row derive from it
+    return trainer.evaluate([split], point.step)[split], evaluator
 
 
 def _check_split(split: str, data, generates: bool) -> None:

@@ -4,16 +4,22 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from prefopt.tasks import build_task
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "task"
+CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
 def task_params(preset: str) -> dict:
-    """The ``task`` mapping of conf/task/<preset>.yaml as a plain dict."""
-    return OmegaConf.to_container(OmegaConf.load(CONF_DIR / f"{preset}.yaml")["task"])
+    """The ``task`` mapping that ``task=<preset>`` composes (a preset may inherit another's), as a
+    plain dict."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"task={preset}"])
+    return OmegaConf.to_container(cfg.task, resolve=True)
 
 
 @pytest.fixture(autouse=True)
