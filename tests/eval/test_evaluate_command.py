@@ -103,6 +103,8 @@ def test_reproduces_a_run_on_a_jsonl_file(compose_config, tmp_path):
         f"data.splits.validation={files['validation']}",
         f"data.splits.test={files['test']}",
         "data.max_length=null",
+        "data.max_prompt_length=32",  # the task model has 128 positions
+        "data.max_response_length=64",
         "judge=proxy",
         f"judge.name_or_path={resolved.model_path}",
         *(o for o in TINY_RUN if o.startswith(("trainer.", "eval.", "device"))),
