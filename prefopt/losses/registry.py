@@ -11,10 +11,10 @@ import importlib
 import importlib.metadata
 import inspect
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
+from prefopt.config_values import plain_dict
 from prefopt.losses.base import CAPABILITY_FLAGS, PreferenceLoss
 from prefopt.losses.combined import CombinedLoss
 
@@ -128,7 +128,7 @@ def build_loss_from_config(cfg: Mapping[str, Any]) -> PreferenceLoss:
       ``{"name": "combined", "components": [{"name": "dpo", "weight": 1.0}, ...]}``: a weighted
       sum of losses (each component is itself one of these forms plus an optional ``weight``).
     """
-    cfg = _to_dict(cfg)
+    cfg = plain_dict(cfg, "a loss config")
     if "_target_" in cfg:
         if "name" in cfg:
             raise ValueError(f"give either 'name' or '_target_' in a loss config, got {cfg}")
@@ -178,7 +178,7 @@ def _build_combined(cfg: dict[str, Any]) -> CombinedLoss:
         )
     losses, weights = [], []
     for component in components:
-        component = _to_dict(component)
+        component = plain_dict(component, "a combined loss component")
         weights.append(component.pop("weight", 1.0))
         losses.append(build_loss_from_config(component))
     return CombinedLoss(losses, weights)
@@ -206,16 +206,6 @@ def _import_target(target: object) -> type:
     if not hasattr(module, attribute):
         raise ValueError(f"module {module_name!r} has no {attribute!r} (_target_ {target!r})")
     return getattr(module, attribute)
-
-
-def _to_dict(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """A plain dict copy; an OmegaConf DictConfig (if omegaconf is in use) is resolved first."""
-    omegaconf = sys.modules.get("omegaconf")
-    if omegaconf is not None and isinstance(cfg, omegaconf.DictConfig):
-        cfg = omegaconf.OmegaConf.to_container(cfg, resolve=True)
-    if not isinstance(cfg, Mapping):
-        raise ValueError(f"a loss config must be a mapping, got {cfg!r}")
-    return dict(cfg)
 
 
 def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:

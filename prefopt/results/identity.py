@@ -27,6 +27,7 @@ from pathlib import Path
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
+from prefopt.config_values import TASK_SENTINEL
 from prefopt.errors import ConfigError, RunMismatchError
 from prefopt.results.store import atomic_write_json, read_json
 
@@ -47,7 +48,6 @@ RESULT_NEUTRAL_KEYS = (
 RESUME_MODES = ("auto", "never", "force")
 IDENTITY_FILE = "run_identity.json"
 REPLACED_DIR = ".replaced"
-TASK_SENTINEL = "@task"
 
 
 def comparable_config(cfg: DictConfig) -> dict[str, object]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from prefopt.config_values import TASK_SENTINEL
 from prefopt.data import check_lengths_fit_context
 from prefopt.errors import ConfigError
 from prefopt.eval.settings import EvalSettings
@@ -23,8 +24,6 @@ from prefopt.models.loading import check_model_source, model_context_length
 from prefopt.trainer.settings import TrainerSettings
 
 log = logging.getLogger(__name__)
-
-TASK_SENTINEL = "@task"
 
 
 def check_config(cfg: DictConfig) -> PreferenceLoss:
