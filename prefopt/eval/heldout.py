@@ -3,8 +3,9 @@
 Whatever the loss, each held-out pair is scored with the same DPO-style implicit reward, the log-ratio
 against pi_ref: Δ_w = log pi(y_w|x) - log pi_ref(y_w|x), Δ_l likewise. reward_accuracy = mean[Δ_w > Δ_l],
 reward_margin = mean[Δ_w - Δ_l]. The held-out loss is the run's own loss on the same pairs (in its own
-data format). bayes_accuracy = mean[max(p, 1 - p)] over pairs whose true preference probability p is
-known: the accuracy ceiling of any model on these labels.
+data format), computed by the training step's forward (:func:`prefopt.trainer.step.forward_loss`), for
+a paired loss in the same pass as the implicit rewards. bayes_accuracy = mean[max(p, 1 - p)] over pairs
+whose true preference probability p is known: the accuracy ceiling of any model on these labels.
 """
 
 from __future__ import annotations
@@ -14,14 +15,9 @@ from collections.abc import Sequence
 import torch
 
 from prefopt.losses import PreferenceLoss
-from prefopt.models.logprobs import sequence_logps
-from prefopt.trainer.batching import collate
+from prefopt.trainer.batching import collate, to_device
 from prefopt.trainer.items import TrainItem
-from prefopt.trainer.step import forward_loss, loss_inputs
-
-
-def _to(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+from prefopt.trainer.step import forward_loss, policy_logps
 
 
 @torch.no_grad()
@@ -48,22 +44,22 @@ def heldout_metrics(
     # Length-sorted chunks keep padding small; every metric is a mean over all pairs.
     order = sorted(range(len(pairs)), key=lambda i: pairs[i].num_tokens)
     for start in range(0, len(order), batch_size):
-        batch = _to(collate(pairs, order[start : start + batch_size], pad_id), device)
-        logps, lengths = sequence_logps(
-            policy, batch["input_ids"], batch["attention_mask"], batch["response_mask"]
-        )
-        ref = pair_reference.logps(batch)
+        batch = to_device(collate(pairs, order[start : start + batch_size], pad_id), device)
+        if shared:  # the loss and the implicit rewards from one forward
+            out, logps, _, ref = forward_loss(policy, loss_fn, pair_reference, batch)
+            losses.append(out.losses)
+        else:
+            (logps, _), ref = policy_logps(policy, batch), None
+        if ref is None:  # a reference-free loss, or the loss's items are not these pairs
+            ref = pair_reference.logps(batch)
         b = logps.shape[0] // 2
         deltas_w.append(logps[:b] - ref[:b])
         deltas_l.append(logps[b:] - ref[b:])
         chosen.append(logps[:b])
         rejected.append(logps[b:])
-        if shared:
-            loss_ref = ref if loss_fn.requires_reference else None
-            losses.append(loss_fn(loss_inputs(loss_fn, logps, lengths, loss_ref, batch)).losses)
     for start in range(0, 0 if shared else len(loss_items), batch_size):
         indices = range(start, min(start + batch_size, len(loss_items)))
-        batch = _to(collate(loss_items, indices, pad_id), device)
+        batch = to_device(collate(loss_items, indices, pad_id), device)
         out, *_ = forward_loss(policy, loss_fn, loss_reference, batch)
         losses.append(out.losses)
     policy.train(was_training)

@@ -1,8 +1,17 @@
-"""Batches: an epoch's order, and collation of items into one padded forward."""
+"""Batches: where an optimiser step's items come from, an epoch's order, and collation.
+
+A :class:`BatchSource` gives the trainer each step's global batch. :class:`FixedBatches` walks a fixed
+data set in a seeded order per epoch; an online algorithm (PPO, RLOO, online DPO) implements the same
+protocol by sampling from the current policy. The trainer saves the source's ``state_dict`` in every
+checkpoint and restores it on resume, so a source whose batches depend on what it has drawn so far
+(a random generator, a running baseline) resumes exactly.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -10,10 +19,72 @@ from prefopt.models.logprobs import build_batch
 from prefopt.trainer.items import TrainItem
 
 
+@dataclass(frozen=True)
+class GlobalBatch:
+    """One optimiser step's items: ``indices`` into ``items`` (the data set, or the step's own
+    samples), in the order they are split into micro-batches."""
+
+    items: Sequence[TrainItem]
+    indices: list[int]
+
+    @property
+    def num_tokens(self) -> int:
+        """Non-padding tokens the step trains on (prompts counted twice)."""
+        return sum(self.items[i].num_tokens for i in self.indices)
+
+
+class BatchSource(Protocol):
+    """Where each optimiser step's global batch comes from.
+
+    ``size``: the items one epoch covers (it sets the schedule's steps per epoch). ``batch(step,
+    policy)``: the global batch of optimiser step ``step`` (``trainer.batch_size`` items, the same on
+    every process); ``policy`` is the current model, unwrapped, for sources that sample from it.
+    ``state_dict`` / ``load_state_dict``: what a checkpoint must hold to give the same batches
+    after a resume (tensors and plain containers only).
+    """
+
+    size: int
+
+    def batch(self, step: int, policy: torch.nn.Module) -> GlobalBatch: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+class FixedBatches:
+    """A fixed data set, each epoch in the order of :func:`epoch_order`; consecutive slices of
+    ``batch_size`` items are the steps' batches (the tail that fills no batch is left out)."""
+
+    def __init__(self, items: Sequence[TrainItem], batch_size: int, seed: int):
+        self.items, self.batch_size, self.seed = items, batch_size, seed
+        self.size = len(items)
+
+    def batch(self, step: int, policy: torch.nn.Module | None = None) -> GlobalBatch:
+        epoch, offset = divmod(step, self.size // self.batch_size)
+        order = epoch_order(self.size, self.seed, epoch)
+        return GlobalBatch(
+            self.items, order[offset * self.batch_size : (offset + 1) * self.batch_size]
+        )
+
+    def state_dict(self) -> dict:
+        return {}  # the order is a function of (seed, step) alone
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
 def epoch_order(num_items: int, seed: int, epoch: int) -> list[int]:
     """A permutation of the items for ``epoch``, a function of (seed, epoch) only (exact resume)."""
     generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
     return torch.randperm(num_items, generator=generator).tolist()
+
+
+def micro_batches(indices: Sequence[int], micro_size: int, rank: int, processes: int) -> list:
+    """Process ``rank``'s micro-batches of a global batch: consecutive chunks of ``micro_size``
+    indices dealt round-robin over ``processes``."""
+    chunks = [list(indices[i : i + micro_size]) for i in range(0, len(indices), micro_size)]
+    return chunks[rank::processes]
 
 
 def collate(items: Sequence[TrainItem], indices: Sequence[int], pad_id: int) -> dict:
@@ -35,3 +106,8 @@ def collate(items: Sequence[TrainItem], indices: Sequence[int], pad_id: int) -> 
     batch["index"] = torch.tensor(list(indices), dtype=torch.long)
     batch["num_tokens"] = int(batch["attention_mask"].sum())
     return batch
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    """The batch with its tensors on ``device``."""
+    return {key: v.to(device) if torch.is_tensor(v) else v for key, v in batch.items()}

@@ -1,8 +1,13 @@
 """The training loop shared by every loss.
 
-An optimiser step consumes ``batch_size`` items (pairs, or unpaired examples), split into micro-batches
-of ``micro_batch_size`` across processes; the per-example losses are summed and divided by the global
-batch size, so B x 1 step equals B/k x k accumulation steps. Evaluation (held-out pair metrics, and the
+An optimiser step consumes ``batch_size`` items (pairs, or unpaired examples) from the run's batch
+source (:mod:`prefopt.trainer.batching`: the training data, or samples of the current policy), split
+into micro-batches of ``micro_batch_size`` across processes; the per-example losses are summed and
+divided by the global batch size. For a loss whose per-example loss depends on its own example alone
+(DPO, IPO, ORPO, SimPO and the other losses without a batch statistic) a step of B x 1 therefore
+equals B/k x k accumulation steps, up to rounding. It does not hold for the losses with a batch
+statistic: KTO's KL baseline z0 is estimated over each micro-batch, and BCO's running reward mean is
+updated once per micro-batch, each on its own process. Evaluation (held-out pair metrics, and the
 generation-based evaluator when one is given) runs every ``eval_interval`` steps and at the end, and a
 checkpoint follows every evaluation, so a resumed run never repeats work it had logged. Non-finite loss
 or gradient stops the run with a message naming the step, after saving the batch.
@@ -15,14 +20,15 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import torch
 
 from prefopt.console import progress
-from prefopt.losses import PreferenceLoss
+from prefopt.eval.heldout import heldout_metrics
 from prefopt.results.store import MetricsLog, atomic_write_json
-from prefopt.trainer.batching import collate, epoch_order
+from prefopt.trainer.batching import GlobalBatch, collate, micro_batches, to_device
+from prefopt.trainer.build import Run, RunSettings
 from prefopt.trainer.checkpoint import (
     best_weights_dir,
     list_checkpoints,
@@ -31,65 +37,58 @@ from prefopt.trainer.checkpoint import (
     save_best_weights,
     save_checkpoint,
 )
-from prefopt.trainer.heldout import heldout_metrics
 from prefopt.trainer.interrupt import NO_STOP, RunInterrupted, StopRequest
-from prefopt.trainer.items import TrainItem
 from prefopt.trainer.optim import build_optimizer, build_scheduler
-from prefopt.trainer.state import HeldOut, Schedule, TrainState
-from prefopt.trainer.step import forward_loss, metric_sums
+from prefopt.trainer.state import Schedule, TrainState
+from prefopt.trainer.step import StepValues, add_sums, forward_loss, metric_sums, to_host
 
 log = logging.getLogger(__name__)
-
-TEST_AT = ("best_and_final", "final", "every")  # when the test split is scored (eval.test_at)
 
 
 class NonFiniteError(RuntimeError):
     """Loss or gradient became NaN/inf; the message names the step and where the batch was saved."""
 
 
-class Trainer:
-    """Runs one training to the end, resuming from the newest checkpoint in ``run_dir``."""
+@dataclass
+class Hooks:
+    """Calls the trainer makes besides its own work (see :class:`Trainer`)."""
 
-    def __init__(
-        self,
-        cfg,
-        run_dir: Path,
-        policy: torch.nn.Module,
-        loss_fn: PreferenceLoss,
-        items: Sequence[TrainItem],
-        reference,
-        heldout: dict[str, HeldOut],
-        pad_id: int,
-        accelerator,
-        seed: int,
-        evaluate_generations: Callable[[torch.nn.Module, str, int], dict] | None = None,
-        select_metric: str = "win_rate",
-        sink: Callable[[dict], None] | None = None,
-    ):
-        self.cfg = cfg
-        self.run_dir = Path(run_dir)
-        self.loss_fn = loss_fn
-        self.items = items
-        self.reference = reference
-        self.heldout = heldout
-        self.pad_id = pad_id
-        self.acc = accelerator
-        self.seed = seed
-        self.evaluate_generations = evaluate_generations
-        self.select_metric = select_metric
+    on_step_end: list[Callable[[Trainer, dict], None]] = field(default_factory=list)
+    sink: Callable[[dict], None] | None = None  # every metrics.jsonl row too (wandb)
+
+
+class Trainer:
+    """Runs one training to the end, resuming from the newest checkpoint in ``run.run_dir``.
+
+    ``Trainer(run, settings, hooks)``: the :class:`~prefopt.trainer.build.Run` to train, its checked
+    ``trainer`` and ``eval`` settings, and optional :class:`Hooks`.
+
+    ``hooks.on_step_end``: callables ``hook(trainer, row) -> None``, called in order on every
+    process after each optimiser step, once the step's bookkeeping is done (``trainer.state.step``
+    counts the step, ``trainer.state.tokens_seen`` includes its tokens, its row is in
+    metrics.jsonl when ``trainer.log_every`` logs it) and before the evaluation and checkpoint that
+    may follow it. ``row`` is the step's training row as metrics.jsonl holds it: ``split`` ("train"),
+    ``step``, ``epoch``, ``loss``, ``grad_norm``, ``lr`` and the other step metrics (host floats).
+    A hook must not change the training state; one that raises stops the run there (a
+    KeyboardInterrupt marks it interrupted: it resumes from the newest checkpoint).
+    """
+
+    def __init__(self, run: Run, settings: RunSettings, hooks: Hooks | None = None):
+        self.run, self.settings, self.hooks = run, settings, hooks or Hooks()
+        self.run_dir, self.loss_fn, self.batches = run.run_dir, run.loss_fn, run.batches
+        self.acc = run.accelerator
         self.schedule = Schedule.from_config(
-            len(items), cfg.trainer, cfg.eval.eval_every, accelerator.num_processes
+            run.batches.size, settings.trainer, settings.eval.eval_every, self.acc.num_processes
         )
-        if self.schedule.micro_batch_size < loss_fn.min_batch_size:
+        if self.schedule.micro_batch_size < self.loss_fn.min_batch_size:
             raise ValueError(
-                f"loss {loss_fn.name!r} needs micro-batches of at least {loss_fn.min_batch_size} "
-                f"examples; got {self.schedule.micro_batch_size}"
+                f"loss {self.loss_fn.name!r} needs micro-batches of at least "
+                f"{self.loss_fn.min_batch_size} examples; got {self.schedule.micro_batch_size}"
             )
-        optimizer = build_optimizer(policy.parameters(), cfg.trainer)
-        self.scheduler = build_scheduler(optimizer, self.schedule.total_steps, cfg.trainer)
-        self.policy, self.optimizer = accelerator.prepare(policy, optimizer)
+        optimizer = build_optimizer(run.policy.parameters(), settings.trainer)
+        self.scheduler = build_scheduler(optimizer, self.schedule.total_steps, settings.trainer)
+        self.policy, self.optimizer = self.acc.prepare(run.policy, optimizer)
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
-        self.sink = sink
         self.state = TrainState()
 
     # ---------------------------------------------------------------- state
@@ -98,6 +97,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "loss": self.loss_fn.state_dict(),
+            "batches": self.batches.state_dict(),
             "rng": torch.get_rng_state(),
             "step": self.state.step,
             "tokens_seen": self.state.tokens_seen,
@@ -114,7 +114,7 @@ class Trainer:
             self.state.step,
             self.acc.unwrap_model(self.policy),
             self._state_dict(),
-            int(self.cfg.trainer.keep_checkpoints),
+            self.settings.trainer.keep_checkpoints,
         )
 
     def resume(self) -> bool:
@@ -127,6 +127,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.loss_fn.load_state_dict(state["loss"])
+        self.batches.load_state_dict(state.get("batches", {}))  # older checkpoints hold none
         torch.set_rng_state(state["rng"])
         self.state = TrainState(
             step=int(state["step"]),
@@ -144,20 +145,21 @@ class Trainer:
         if not self.acc.is_main_process:
             return
         self.metrics.append(row)
-        if self.sink is not None:
-            self.sink(row)
+        if self.hooks.sink is not None:
+            self.hooks.sink(row)
 
     # ---------------------------------------------------------------- evaluation
     def _epoch(self, step: int) -> float:
         return step / self.schedule.steps_per_epoch
 
-    def evaluate(self, splits: Sequence[str]) -> dict[str, dict]:
-        """Held-out pair metrics and generation metrics for each split; rows go to metrics.jsonl."""
+    def evaluate(self, splits: Sequence[str], step: int) -> dict[str, dict]:
+        """Held-out pair metrics and generation metrics of the current weights for each split,
+        logged to metrics.jsonl at ``step`` (the step those weights were trained to)."""
         start = time.perf_counter()
         rows = {}
         model = self.acc.unwrap_model(self.policy)
         for split in splits:
-            held = self.heldout.get(split)
+            held = self.run.heldout.get(split)
             row: dict = {}
             if held is not None and held.pairs:
                 row.update(
@@ -168,19 +170,14 @@ class Trainer:
                         held.loss_items,
                         held.pair_reference,
                         held.loss_reference,
-                        self.pad_id,
-                        int(self.cfg.eval.pair_batch_size),
+                        self.run.pad_id,
+                        self.settings.eval.pair_batch_size,
                         self.acc.device,
                     )
                 )
-            if self.evaluate_generations is not None:
-                row.update(self.evaluate_generations(model, split, self.state.step))
-            row = {
-                "split": split,
-                "step": self.state.step,
-                "epoch": self._epoch(self.state.step),
-                **row,
-            }
+            if self.run.evaluate_generations is not None:
+                row.update(self.run.evaluate_generations(model, split, step))
+            row = {"split": split, "step": step, "epoch": self._epoch(step), **row}
             self._log(row)
             rows[split] = row
         self.state.eval_seconds += time.perf_counter() - start
@@ -193,27 +190,23 @@ class Trainer:
         the final weights and on the best validation checkpoint's; ``final`` only on the final
         weights; ``every`` at every evaluation.
         """
-        validation = self.evaluate(["validation"])["validation"]
-        if self._test_at() == "every" and "test" in self.heldout:
-            self.evaluate(["test"])
-        value = validation.get(self.select_metric)
-        best_value = self.state.best.get("validation", {}).get(self.select_metric)
+        step = self.state.step
+        validation = self.evaluate(["validation"], step)["validation"]
+        if self.settings.eval.test_at == "every" and "test" in self.run.heldout:
+            self.evaluate(["test"], step)
+        metric = self.run.select_metric
+        value = validation.get(metric)
+        best_value = self.state.best.get("validation", {}).get(metric)
         is_best = value is not None and (best_value is None or value > best_value)
         if not self.state.best or is_best:
             if self.acc.is_main_process:
                 save_best_weights(self.run_dir, self.acc.unwrap_model(self.policy))
             self.state.best = {
-                "step": self.state.step,
-                "epoch": self._epoch(self.state.step),
+                "step": step,
+                "epoch": self._epoch(step),
                 "validation": validation,
                 "test": {},
             }
-
-    def _test_at(self) -> str:
-        policy = self.cfg.eval.get("test_at", "best_and_final")
-        if policy not in TEST_AT:
-            raise ValueError(f"eval.test_at={policy!r}; valid: {list(TEST_AT)}")
-        return policy
 
     def _test_row(self, step: int) -> dict | None:
         """The test split's row logged at ``step``, if any (so a resumed run does not redo it)."""
@@ -222,36 +215,21 @@ class Trainer:
 
     def _score_test(self) -> None:
         """Test the final weights and, under best_and_final, the best checkpoint's weights."""
-        if "test" not in self.heldout:
+        if "test" not in self.run.heldout:
             return
         final_step, best_step = self.state.step, self.state.best.get("step")
         if self._test_row(final_step) is None:
-            self.evaluate(["test"])
+            self.evaluate(["test"], final_step)
         best_untested = best_step not in (None, final_step) and self._test_row(best_step) is None
-        if self._test_at() == "best_and_final" and best_untested:
+        if self.settings.eval.test_at == "best_and_final" and best_untested:
             model = self.acc.unwrap_model(self.policy)
             load_checkpoint_weights(best_weights_dir(self.run_dir), model)
-            self.state.step = best_step  # the row is logged at the best step
-            self.evaluate(["test"])
-            self.state.step = final_step
+            self.evaluate(["test"], best_step)
             load_checkpoint_weights(list_checkpoints(self.run_dir)[-1], model)
         if best_step is not None:
             self.state.best["test"] = self._test_row(best_step) or {}
 
     # ---------------------------------------------------------------- training
-    def _global_batch(self, step: int) -> list[int]:
-        """Item indices of optimiser step ``step`` (the same on every process)."""
-        epoch, offset = divmod(step, self.schedule.steps_per_epoch)
-        order = epoch_order(len(self.items), self.seed, epoch)
-        size = int(self.cfg.trainer.batch_size)
-        return order[offset * size : (offset + 1) * size]
-
-    def _micro_batches(self, global_batch: list[int]) -> list[list[int]]:
-        """This process's micro-batches of the global batch."""
-        micro = self.schedule.micro_batch_size
-        chunks = [global_batch[i : i + micro] for i in range(0, len(global_batch), micro)]
-        return chunks[self.acc.process_index :: self.acc.num_processes]
-
     def _fail(self, step: int, message: str, batch: dict) -> None:
         """Save the batch (one file per process where there are several) and stop the run."""
         name = "failed_batch.json"
@@ -269,6 +247,38 @@ class Trainer:
         )
         raise NonFiniteError(f"step {step}: {message}; batch saved to {path.name}")
 
+    def _micro_step(self, batch: GlobalBatch, indices: list[int], sync: bool):
+        """Forward and backward of one micro-batch; its scaled loss and metric sums stay on the
+        device. Gradients are synchronised across processes on the step's last micro-batch only."""
+        inputs = to_device(collate(batch.items, indices, self.run.pad_id), self.acc.device)
+        precision = self.acc.mixed_precision != "no"
+        autocast = self.acc.autocast if precision else contextlib.nullcontext
+        context = contextlib.nullcontext() if sync else self.acc.no_sync(self.policy)
+        with context:
+            out, logps, _, _ = forward_loss(
+                self.policy, self.loss_fn, self.run.reference, inputs, autocast
+            )
+            loss = out.losses.sum() / self.settings.trainer.batch_size * self.acc.num_processes
+            self.acc.backward(loss)
+        return loss.detach().float(), metric_sums(out, logps)
+
+    def _check_finite(self, step: int, values: StepValues, batch: GlobalBatch, chunks) -> None:
+        """Stop the run at a non-finite micro-batch loss or gradient norm, saving the batch."""
+        for k, value in enumerate(values.chunk_losses):
+            if not math.isfinite(value):
+                inputs = collate(batch.items, chunks[k], self.run.pad_id)
+                self._fail(step, f"non-finite loss {value}", inputs)
+        norm = values.grad_norm
+        # fp16's loss scaler skips the steps whose gradients overflow by itself
+        if norm is not None and self.acc.mixed_precision != "fp16" and not math.isfinite(norm):
+            inputs = collate(batch.items, chunks[-1], self.run.pad_id)
+            self._fail(step, f"non-finite gradient norm {norm}", inputs)
+
+    def _optimizer_step(self) -> None:
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
     def train_step(self) -> dict[str, float]:
         """One optimiser step over the global batch; returns averaged training metrics.
 
@@ -278,57 +288,28 @@ class Trainer:
         after it, and before any checkpoint), and the offending micro-batch saved.
         """
         step = self.state.step
-        size = int(self.cfg.trainer.batch_size)
+        batch = self.batches.batch(step, self.acc.unwrap_model(self.policy))
+        chunks = micro_batches(
+            batch.indices,
+            self.schedule.micro_batch_size,
+            self.acc.process_index,
+            self.acc.num_processes,
+        )
         sums: dict[str, torch.Tensor] = {}  # metric -> 0-dim sum over the step's items
         chunk_losses: list[torch.Tensor] = []  # each micro-batch's scaled loss, 0-dim
-        global_batch = self._global_batch(step)
-        chunks = self._micro_batches(global_batch)
-        autocast = self.acc.autocast if self.acc.mixed_precision != "no" else contextlib.nullcontext
         for k, indices in enumerate(chunks):
-            batch = collate(self.items, indices, self.pad_id)
-            batch = {
-                key: v.to(self.acc.device) if torch.is_tensor(v) else v for key, v in batch.items()
-            }
-            sync = k == len(chunks) - 1
-            context = contextlib.nullcontext() if sync else self.acc.no_sync(self.policy)
-            with context:
-                out, logps, _, _ = forward_loss(
-                    self.policy, self.loss_fn, self.reference, batch, autocast
-                )
-                loss = out.losses.sum() / size * self.acc.num_processes
-                self.acc.backward(loss)
-            chunk_losses.append(loss.detach().float())
-            for name, value in metric_sums(out, logps).items():
-                sums[name] = sums[name] + value if name in sums else value
-        max_norm = float(self.cfg.trainer.max_grad_norm)
+            loss, metrics = self._micro_step(batch, indices, sync=k == len(chunks) - 1)
+            chunk_losses.append(loss)
+            add_sums(sums, metrics)
+        max_norm = self.settings.trainer.max_grad_norm
         grad_norm = self.acc.clip_grad_norm_(self.policy.parameters(), max_norm or math.inf)
-        if hasattr(grad_norm, "full_tensor"):  # FSDP2: a DTensor
-            grad_norm = grad_norm.full_tensor()
-        names = list(sums)
-        device_values = [sums[n] for n in names] + chunk_losses  # one transfer for all of them
-        if torch.is_tensor(grad_norm):
-            device_values.append(grad_norm.detach().float().to(self.acc.device))
-        values = torch.stack(device_values).tolist()
-        known = grad_norm is not None  # DeepSpeed may not report one
-        if torch.is_tensor(grad_norm):
-            grad_norm = values[-1]
-        grad_norm = float(grad_norm) if known else math.nan
-        losses = values[len(names) : len(names) + len(chunks)]
-        for k, value in enumerate(losses):
-            if not math.isfinite(value):
-                self._fail(
-                    step, f"non-finite loss {value}", collate(self.items, chunks[k], self.pad_id)
-                )
-        # fp16's loss scaler skips the steps whose gradients overflow by itself
-        if known and self.acc.mixed_precision != "fp16" and not math.isfinite(grad_norm):
-            self._fail(step, f"non-finite gradient norm {grad_norm}", batch)
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.state.tokens_seen += sum(self.items[i].num_tokens for i in global_batch)
+        values = to_host(sums, chunk_losses, grad_norm, self.acc.device)
+        self._check_finite(step, values, batch, chunks)
+        self._optimizer_step()
+        self.state.tokens_seen += batch.num_tokens
         local = sum(len(c) for c in chunks)
-        row = {name: values[i] / local for i, name in enumerate(names)}
-        row["grad_norm"] = grad_norm
+        row = {name: value / local for name, value in values.sums.items()}
+        row["grad_norm"] = math.nan if values.grad_norm is None else values.grad_norm
         row["lr"] = self.scheduler.get_last_lr()[0]
         return row
 
@@ -342,7 +323,7 @@ class Trainer:
         self.policy.train()
         self.loss_fn.train()
         sched = self.schedule
-        if self.state.step == 0 and not self.state.best and self.cfg.eval.at_start:
+        if self.state.step == 0 and not self.state.best and self.settings.eval.at_start:
             self._evaluate_and_select()
             self._checkpoint()
         bar = progress(
@@ -351,24 +332,20 @@ class Trainer:
             desc=f"train {self.loss_fn.name}",
             enabled=self.acc.is_main_process,
         )
-        log_every = int(self.cfg.trainer.log_every)
         while self.state.step < sched.total_steps:
             with stop.deferred():
                 start = time.perf_counter()
-                row = self.train_step()
+                metrics = self.train_step()
                 self.state.step += 1
                 self.state.train_seconds += time.perf_counter() - start
-                bar.set_postfix(loss=f"{row['loss']:.4f}")
+                bar.set_postfix(loss=f"{metrics['loss']:.4f}")
                 bar.update(1)
-                if self.state.step % log_every == 0:
-                    self._log(
-                        {
-                            "split": "train",
-                            "step": self.state.step,
-                            "epoch": self._epoch(self.state.step),
-                            **row,
-                        }
-                    )
+                step = self.state.step
+                row = {"split": "train", "step": step, "epoch": self._epoch(step), **metrics}
+                if step % self.settings.trainer.log_every == 0:
+                    self._log(row)
+                for hook in self.hooks.on_step_end:
+                    hook(self, row)
             done = self.state.step == sched.total_steps
             evaluated = self.state.step % sched.eval_interval == 0 or done
             if evaluated:

@@ -15,26 +15,18 @@ import logging
 import time
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from prefopt.results.identity import RunIdentity, bind_run
 from prefopt.results.lock import run_lock
 from prefopt.results.store import atomic_write_json, atomic_write_text, read_json
-from prefopt.trainer import data_setup, model_setup
+from prefopt.trainer import data_setup, model_setup  # noqa: F401  (data_setup: build_run reads data with it)
+from prefopt.trainer.build import RunSettings, build_run
 from prefopt.trainer.checkpoint import list_checkpoints
 from prefopt.trainer.interrupt import StopRequest, graceful_stop
-from prefopt.trainer.loop import Trainer
+from prefopt.trainer.loop import Hooks, Trainer
 from prefopt.trainer.provenance import provenance
-from prefopt.trainer.settings import TrainerSettings
-from prefopt.trainer.setup import (
-    check_config,
-    check_context,
-    is_main_process,
-    pick_device,
-    resolve_task,
-)
-from prefopt.trainer.state import Schedule
+from prefopt.trainer.setup import check_config, is_main_process
 from prefopt.trainer.wandb_sink import build_sink
 
 log = logging.getLogger(__name__)
@@ -110,55 +102,19 @@ def _mark(run_dir: Path, status: str, error: BaseException) -> None:
 
 
 def _train(cfg: DictConfig, run_dir: Path, loss_fn, stop: StopRequest) -> tuple[dict, dict]:
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState
-
-    if cfg.get("num_threads"):
-        torch.set_num_threads(int(cfg.num_threads))
-    torch.manual_seed(int(cfg.seed))
-    device = pick_device(cfg.device)
-    # Runs of one sweep share this process (Hydra's basic launcher); accelerate keeps the first
-    # run's precision in a singleton unless it is reset (the process group is kept).
-    AcceleratorState._reset_state(reset_partial_state=False)
-    accelerator = Accelerator(mixed_precision=cfg.trainer.precision, cpu=device.type == "cpu")
-    cache_dir = Path(cfg.cache_dir).expanduser().resolve()
-    task, resolved = resolve_task(cfg, cache_dir)
-    check_context(cfg, resolved)
-    data = data_setup.prepare_data(cfg, resolved, loss_fn, run_dir)
-    # the schedule's checks need only the data size: fail here, before models and the reference pass
-    schedule = Schedule.from_config(
-        len(data.train_items), cfg.trainer, cfg.eval.eval_every, accelerator.num_processes
-    )
-    TrainerSettings.from_config(cfg.trainer).warmup_steps(schedule.total_steps)
-    models = model_setup.prepare_models(cfg, resolved, loss_fn, data, cache_dir, accelerator)
-    evaluate_generations, select_metric = model_setup.generation_hook(
-        cfg, task, resolved, data, models, cache_dir, run_dir
-    )
-    trainer = Trainer(
-        cfg,
-        run_dir,
-        models.policy,
-        loss_fn,
-        data.train_items,
-        models.train_reference,
-        models.heldout,
-        data.tokenizer.pad_token_id,
-        accelerator,
-        int(cfg.seed),
-        evaluate_generations=evaluate_generations,
-        select_metric=select_metric,
-        sink=build_sink(cfg, run_dir) if accelerator.is_main_process else None,
-    )
+    run = build_run(cfg, run_dir, loss_fn)
+    accelerator = run.accelerator
+    settings = RunSettings.from_config(cfg, accelerator.num_processes)
+    sink = build_sink(cfg, run_dir) if accelerator.is_main_process else None
+    trainer = Trainer(run, settings, Hooks(sink=sink))
     summary = trainer.fit(stop)
-    if cfg.trainer.save_policy and accelerator.is_main_process:
+    if settings.trainer.save_policy and accelerator.is_main_process:
         model_setup.save_policy(
-            accelerator.unwrap_model(trainer.policy), data.tokenizer, run_dir / "policy", cfg
+            accelerator.unwrap_model(trainer.policy), run.tokenizer, run_dir / "policy", cfg
         )
     extra = {
-        "data_hashes": data.hashes,
-        "reference_cache": models.cache_keys,
+        **run.provenance,
         "tokens_seen": summary["tokens_seen"],
         "train_tokens_per_second": summary["tokens_seen"] / max(summary["train_seconds"], 1e-9),
-        "model_path": resolved.model_path,
     }
     return summary, extra

@@ -1,13 +1,15 @@
-"""One forward of the policy and the loss plugin on a collated batch.
+"""One forward of the policy and the loss plugin on a collated batch, and a step's metrics.
 
 The loss's capability flags decide everything loss-specific: ``requires_reference`` whether reference
 log-probs are fetched, ``data_format`` whether the two halves of the batch are (chosen, rejected) or
-(completion, mismatched completion). The trainer never looks at a loss's name.
+(completion, mismatched completion). The trainer never looks at a loss's name. Training and the
+held-out pair metrics (:mod:`prefopt.eval.heldout`) share these forwards.
 """
 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 import torch
 
@@ -51,6 +53,16 @@ def loss_inputs(
     )
 
 
+def policy_logps(
+    policy: torch.nn.Module, batch: dict, autocast=contextlib.nullcontext
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The policy's summed response log-probs (2B,) and response lengths (2B,) of a batch."""
+    with autocast():
+        return sequence_logps(
+            policy, batch["input_ids"], batch["attention_mask"], batch["response_mask"]
+        )
+
+
 def forward_loss(
     policy: torch.nn.Module,
     loss_fn: PreferenceLoss,
@@ -62,10 +74,7 @@ def forward_loss(
 
     Returns (loss output, policy logps (2B,), lengths (2B,), reference logps (2B,) or None).
     """
-    with autocast():
-        logps, lengths = sequence_logps(
-            policy, batch["input_ids"], batch["attention_mask"], batch["response_mask"]
-        )
+    logps, lengths = policy_logps(policy, batch, autocast)
     ref_logps = reference.logps(batch) if loss_fn.requires_reference else None
     out = loss_fn(loss_inputs(loss_fn, logps.float(), lengths, ref_logps, batch))
     return out, logps, lengths, ref_logps
@@ -91,3 +100,42 @@ def metric_sums(out: LossOutput, logps: torch.Tensor) -> dict[str, torch.Tensor]
     for name, value in out.metrics.items():
         sums[name] = value.detach().float().mean() * b
     return {name: value.float() for name, value in sums.items()}
+
+
+def add_sums(totals: dict[str, torch.Tensor], sums: dict[str, torch.Tensor]) -> None:
+    """Add a micro-batch's metric sums into the step's ``totals`` (on the device)."""
+    for name, value in sums.items():
+        totals[name] = totals[name] + value if name in totals else value
+
+
+@dataclass
+class StepValues:
+    """A step's numbers on the host, after its one device-to-host transfer."""
+
+    sums: dict[str, float]  # metric -> sum over this process's items of the step
+    chunk_losses: list[float]  # each micro-batch's scaled loss, in order
+    grad_norm: float | None  # None where the backend reports none (DeepSpeed may not)
+
+
+def to_host(
+    sums: dict[str, torch.Tensor], chunk_losses: list[torch.Tensor], grad_norm, device
+) -> StepValues:
+    """Move the step's metric sums, micro-batch losses and gradient norm to the host at once.
+
+    ``grad_norm`` is what the accelerator's clipping returned: a tensor, a DTensor (FSDP2), a
+    number or None.
+    """
+    if hasattr(grad_norm, "full_tensor"):  # FSDP2: a DTensor
+        grad_norm = grad_norm.full_tensor()
+    names = list(sums)
+    device_values = [sums[n] for n in names] + chunk_losses
+    if torch.is_tensor(grad_norm):
+        device_values.append(grad_norm.detach().float().to(device))
+    values = torch.stack(device_values).tolist()
+    if torch.is_tensor(grad_norm):
+        grad_norm = values[-1]
+    return StepValues(
+        sums=dict(zip(names, values[: len(names)], strict=True)),
+        chunk_losses=values[len(names) : len(names) + len(chunk_losses)],
+        grad_norm=None if grad_norm is None else float(grad_norm),
+    )
