@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -16,8 +15,8 @@ from transformers import (
 )
 
 from prefopt.eval import Judge
+from prefopt.tasks.wordlevel import build_word_tokenizer
 
-SPECIAL = ["[PAD]", "[EOS]", "[UNK]"]
 WORDS = [
     "good",
     "bad",
@@ -57,12 +56,8 @@ PROMPTS = [
 
 
 def build_tokenizer() -> PreTrainedTokenizerFast:
-    vocab = {token: i for i, token in enumerate(SPECIAL + list(dict.fromkeys(WORDS)))}
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend, pad_token="[PAD]", eos_token="[EOS]", unk_token="[UNK]"
-    )
+    """The package's word-level tokenizer over WORDS: <pad>=0, <eos>=1, <unk>=2, then the words."""
+    return build_word_tokenizer(WORDS)
 
 
 def gpt2_config(tokenizer, n_embd: int = 32, n_layer: int = 2) -> GPT2Config:

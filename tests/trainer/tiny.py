@@ -7,8 +7,9 @@ import random
 from pathlib import Path
 
 from omegaconf import OmegaConf
-from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from prefopt.tasks.wordlevel import build_word_tokenizer
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
@@ -32,22 +33,16 @@ WORDS = [
     ":",
     ".",
 ]
-SPECIAL = ["<pad>", "<eos>", "<unk>"]
 
 
 def build_model_dir(path: Path, seed: int = 0) -> Path:
     """Save a 2-layer GPT-2 and a word-level tokenizer with save_pretrained."""
-    vocab = {w: i for i, w in enumerate(SPECIAL + WORDS)}
-    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=core, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>"
-    )
+    tokenizer = build_word_tokenizer(WORDS)  # <pad>=0, <eos>=1, <unk>=2, then WORDS
     import torch
 
     torch.manual_seed(seed)
     config = GPT2Config(
-        vocab_size=len(vocab),
+        vocab_size=len(tokenizer),
         n_layer=2,
         n_embd=32,
         n_head=2,
