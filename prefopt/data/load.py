@@ -1,4 +1,8 @@
-"""`load_split`: read and tokenize one split, the one call the trainer makes per split."""
+"""`load_split`: read and tokenize one split in one call, for scripts and tests.
+
+The trainer (`prefopt.trainer.data_setup.prepare_data`) calls the two steps itself, `read_records`
+then `tokenize_records`, because it may hold a validation split out of the train records between them.
+"""
 
 from __future__ import annotations
 

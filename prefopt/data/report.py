@@ -1,8 +1,10 @@
 """Per-split data report: rows read, kept, dropped per reason, truncation counts, length statistics.
 
-One `DataReport` serves a whole run: `read_records` / `load_split` switch it to the split they read
-(`use_split`), and `tokenize_records` adds to the split it is on. The caller prints `summary()` once
-and saves `to_dict()` as `data_report.json` in the run directory. Invariant per split:
+A `DataReport` counts one or more splits: `read_records` / `load_split` switch it to the split they
+read (`use_split`), and `tokenize_records` adds to the split it is on. The trainer makes one report
+per split (`prepare_data`), prints each one's `summary()` and saves their `to_dict()` together, by
+split, as `data_report.json` in the run directory; a script may pass one report to every split it
+loads and print one summary. Invariant per split:
 `rows_kept = rows_read - sum(dropped.values())`. The first few dropped rows of each reason are named
 by file and line (from 1, as an editor numbers it; `first_dropped`), so they can be found and fixed.
 """

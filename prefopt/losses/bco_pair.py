@@ -25,7 +25,9 @@ class BCOPairLoss(PreferenceLoss):
     rejected together) over every training batch so far, the current one included; it is kept
     in buffers (``running_mean_reward``, ``num_batches``), so ``state_dict()`` saves it, and it
     is updated only in training mode (evaluation uses the stored value, 0 before any training
-    batch). With several devices the caller should average the batch mean across them first.
+    batch). It is kept per process: in the trainer each micro-batch on each process is one
+    batch, its mean not averaged across processes, and a checkpoint holds the main process's δ,
+    which every process resumes from.
     ``running_mean=False``: δ = 0, TRL 1.16's form.
     Paper: the same binary cross-entropy on unpaired desirable/undesirable responses, with δ the
     moving average of rewards, plus density-ratio matching between the two prompt

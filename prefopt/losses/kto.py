@@ -24,8 +24,10 @@ class KTOLoss(PreferenceLoss):
 
     This is the paper's loss, λ_y (1 - v(x, y)) with its value function v. As in the
     paper's and TRL's code, z0 is a batch estimate, so a batch needs at least 2 examples; the
-    caller builds the mismatched pairs (rotate completions by one within the batch) and, with
-    several devices, should average z0 across them. The paper's λ_U/λ_D are the
+    caller builds the mismatched pairs (rotate completions by one within the batch). z0 is
+    estimated over the batch this loss is called with: in the trainer, one micro-batch on one
+    process, not averaged across processes (TRL averages it across devices), so it depends on
+    ``micro_batch_size`` and the number of processes. The paper's λ_U/λ_D are the
     ``undesirable_weight``/``desirable_weight`` here. ``chosen_rewards``/``rejected_rewards``
     are β r of the desirable/undesirable examples (possibly empty); ``metrics["kl"]`` is z0.
 

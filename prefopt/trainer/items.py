@@ -16,13 +16,26 @@ from dataclasses import dataclass, field
 
 @dataclass
 class TrainItem:
-    """One example as two sequences that share a prompt."""
+    """One example as two sequences that share a prompt, scored in one forward.
+
+    What the two responses hold depends on the loss's data format:
+
+    ==============  =================================  =========================================
+    field           paired data                        unpaired data (KTO-style losses)
+    ==============  =================================  =========================================
+    ``first_ids``   the chosen response                the example's own completion, labelled by
+                    (scored as ``chosen_logps``)       ``desirable`` (scored as ``logps``)
+    ``second_ids``  the rejected response              another example's completion under this
+                    (scored as ``rejected_logps``)     prompt (scored as ``kl_logps``, for z0)
+    ``desirable``   None                               True or False
+    ==============  =================================  =========================================
+    """
 
     prompt_ids: list[int]
-    first_ids: list[int]  # chosen (paired) or the completion (unpaired)
-    second_ids: list[int]  # rejected (paired) or a mismatched completion (unpaired)
+    first_ids: list[int]  # paired: chosen; unpaired: the completion
+    second_ids: list[int]  # paired: rejected; unpaired: a mismatched completion (KL baseline)
     weight: float | None = None  # per-example weight or soft label
-    desirable: bool | None = None  # unpaired only
+    desirable: bool | None = None  # unpaired only: the completion's label
     meta: dict = field(default_factory=dict)
 
     @property
