@@ -84,10 +84,12 @@ class PreferenceLoss(nn.Module):
     """Base class of every preference loss.
 
     Subclasses set, in their own body, ``name``, ``requires_reference``, ``data_format``
-    (``"paired"`` or ``"unpaired"``), ``stateful`` (state kept in registered buffers, updated only
-    in training mode) and ``min_batch_size``; ``uses_lengths`` says whether token counts are read
-    (then they must be given and positive). Hyperparameters are keyword-only ``__init__`` arguments
-    with defaults, stored as attributes of the same name.
+    (``"paired"`` or ``"unpaired"``), ``stateful`` and ``min_batch_size``; ``uses_lengths`` says
+    whether token counts are read (then they must be given and positive). ``stateful``: state is
+    kept in registered buffers, updated only in training mode, so that the trainer's checkpoints
+    save it with ``state_dict()``; the registry checks the flag against the built loss's
+    ``state_dict()``. Hyperparameters are keyword-only ``__init__`` arguments with defaults,
+    stored as attributes of the same name.
     """
 
     name: ClassVar[str]

@@ -192,7 +192,24 @@ def _instantiate(cls: type[PreferenceLoss], hyperparameters: Mapping[str, Any]) 
             f"loss {cls.name!r} has no hyperparameter {', '.join(map(repr, unknown))}; "
             f"valid hyperparameters: {', '.join(valid) or 'none'}"
         )
-    return cls(**hyperparameters)
+    loss = cls(**hyperparameters)
+    check_state_declared(loss)
+    return loss
+
+
+def check_state_declared(loss: PreferenceLoss) -> None:
+    """Raise ValueError unless ``loss.stateful`` says whether its ``state_dict()`` holds anything.
+
+    The trainer's checkpoints save every loss's ``state_dict()``; ``stateful`` is the promise that
+    a loss keeps state there (BCO's running mean), so a loss that does must say so, and one that
+    says so must keep it in registered buffers.
+    """
+    held = sorted(loss.state_dict())
+    if bool(held) != loss.stateful:
+        raise ValueError(
+            f"{type(loss).__name__}.stateful is {loss.stateful}, but its state_dict holds "
+            f"{', '.join(held) or 'nothing'}"
+        )
 
 
 def _import_target(target: object) -> type:
