@@ -49,11 +49,14 @@ class NonFiniteError(RuntimeError):
     """Loss or gradient became NaN/inf; the message names the step and where the batch was saved."""
 
 
+StepHook = Callable[["Trainer", dict], None]  # hook(trainer, row) after each optimiser step
+
+
 @dataclass
 class Hooks:
     """Calls the trainer makes besides its own work (see :class:`Trainer`)."""
 
-    on_step_end: list[Callable[[Trainer, dict], None]] = field(default_factory=list)
+    on_step_end: list[StepHook] = field(default_factory=list)
     sink: Callable[[dict], None] | None = None  # every metrics.jsonl row too (wandb)
 
 
@@ -247,7 +250,9 @@ class Trainer:
         )
         raise NonFiniteError(f"step {step}: {message}; batch saved to {path.name}")
 
-    def _micro_step(self, batch: GlobalBatch, indices: list[int], sync: bool):
+    def _micro_step(
+        self, batch: GlobalBatch, indices: list[int], sync: bool
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Forward and backward of one micro-batch; its scaled loss and metric sums stay on the
         device. Gradients are synchronised across processes on the step's last micro-batch only."""
         inputs = to_device(collate(batch.items, indices, self.run.pad_id), self.acc.device)
@@ -262,7 +267,9 @@ class Trainer:
             self.acc.backward(loss)
         return loss.detach().float(), metric_sums(out, logps)
 
-    def _check_finite(self, step: int, values: StepValues, batch: GlobalBatch, chunks) -> None:
+    def _check_finite(
+        self, step: int, values: StepValues, batch: GlobalBatch, chunks: list[list[int]]
+    ) -> None:
         """Stop the run at a non-finite micro-batch loss or gradient norm, saving the batch."""
         for k, value in enumerate(values.chunk_losses):
             if not math.isfinite(value):

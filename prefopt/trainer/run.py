@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -24,7 +25,7 @@ from prefopt.trainer import data_setup, model_setup  # noqa: F401  (data_setup: 
 from prefopt.trainer.build import RunSettings, build_run
 from prefopt.trainer.checkpoint import list_checkpoints
 from prefopt.trainer.interrupt import StopRequest, graceful_stop
-from prefopt.trainer.loop import Hooks, Trainer
+from prefopt.trainer.loop import Hooks, StepHook, Trainer
 from prefopt.trainer.provenance import provenance
 from prefopt.trainer.setup import check_config, is_main_process
 from prefopt.trainer.wandb_sink import build_sink
@@ -38,19 +39,28 @@ def run_status(run_dir: Path) -> str | None:
     return read_json(path).get("status") if path.exists() else None
 
 
-def run_training(cfg: DictConfig, run_dir: str | Path, overrides: list[str] | None = None) -> dict:
+def run_training(
+    cfg: DictConfig,
+    run_dir: str | Path,
+    overrides: list[str] | None = None,
+    on_step_end: Sequence[StepHook] = (),
+) -> dict:
     """Train (or resume, or skip when finished) the run described by ``cfg`` in ``run_dir``.
 
     The run directory is locked while this runs (rank 0 of a distributed launch holds the lock).
+    ``on_step_end``: hooks the trainer calls after every optimiser step, ``hook(trainer, row)``
+    (see :class:`~prefopt.trainer.loop.Trainer`).
     """
     run_dir = Path(run_dir)
     if not is_main_process():
-        return _run_unlocked(cfg, run_dir, overrides)
+        return _run_unlocked(cfg, run_dir, overrides, on_step_end)
     with run_lock(run_dir):
-        return _run_unlocked(cfg, run_dir, overrides)
+        return _run_unlocked(cfg, run_dir, overrides, on_step_end)
 
 
-def _run_unlocked(cfg: DictConfig, run_dir: Path, overrides: list[str] | None) -> dict:
+def _run_unlocked(
+    cfg: DictConfig, run_dir: Path, overrides: list[str] | None, on_step_end: Sequence[StepHook]
+) -> dict:
     main = is_main_process()
     run_dir.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(cfg.cache_dir).expanduser().resolve()
@@ -78,7 +88,7 @@ def _run_unlocked(cfg: DictConfig, run_dir: Path, overrides: list[str] | None) -
     started = time.time()
     try:
         with graceful_stop() as stop:
-            summary, extra = _train(cfg, run_dir, loss_fn, stop)
+            summary, extra = _train(cfg, run_dir, loss_fn, stop, on_step_end)
         gc.collect()  # free this run's models now (a compiled body refers back to its module)
     except BaseException as error:
         if main:
@@ -101,12 +111,14 @@ def _mark(run_dir: Path, status: str, error: BaseException) -> None:
     atomic_write_json(run_dir / "summary.json", summary)
 
 
-def _train(cfg: DictConfig, run_dir: Path, loss_fn, stop: StopRequest) -> tuple[dict, dict]:
+def _train(
+    cfg: DictConfig, run_dir: Path, loss_fn, stop: StopRequest, on_step_end: Sequence[StepHook]
+) -> tuple[dict, dict]:
     run = build_run(cfg, run_dir, loss_fn)
     accelerator = run.accelerator
     settings = RunSettings.from_config(cfg, accelerator.num_processes)
     sink = build_sink(cfg, run_dir) if accelerator.is_main_process else None
-    trainer = Trainer(run, settings, Hooks(sink=sink))
+    trainer = Trainer(run, settings, Hooks(on_step_end=list(on_step_end), sink=sink))
     summary = trainer.fit(stop)
     if settings.trainer.save_policy and accelerator.is_main_process:
         model_setup.save_policy(

@@ -11,6 +11,7 @@ from prefopt.trainer.batching import FixedBatches, epoch_order
 from prefopt.trainer.build import RunSettings, build_run
 from prefopt.trainer.checkpoint import list_checkpoints
 from prefopt.trainer.loop import Hooks, Trainer
+from prefopt.trainer.run import run_training
 
 
 def _run(tiny_root, tmp_path, loss, **trainer):
@@ -85,3 +86,12 @@ def test_on_step_end_hooks_get_every_steps_row_in_order(tiny_root, tmp_path):
     assert logged == [hook_rows[1]]  # log_every=2: step 2 alone is logged, as the hook saw it
     state = torch.load(list_checkpoints(run.run_dir)[-1] / "state.pt", weights_only=True)
     assert state["batches"] == {}  # the fixed source's order needs no state
+
+
+def test_run_training_passes_step_hooks_to_the_trainer(tiny_root, tmp_path):
+    cfg = make_config(tiny_root, tmp_path / "cache", {"name": "dpo", "beta": 0.1}, max_steps=2)
+    seen = []
+    summary = run_training(
+        cfg, tmp_path / "run", on_step_end=[lambda trainer, row: seen.append(row["step"])]
+    )
+    assert summary["status"] == "finished" and seen == [1, 2]
