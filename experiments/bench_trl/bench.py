@@ -17,8 +17,7 @@ throughput.md.
 ``sweep``: the same N = 5 losses x 3 betas, end to end (model loading, data, reference, training,
 one evaluation of the held-out pairs after the last step, the tool's end-of-run work), each tool in
 one process running its N runs one after the other: prefopt with one reference cache shared by the
-sweep, TRL with its default and with precompute_ref_log_probs.
-Writes sweep.json and sweep.md.
+sweep, TRL with its default and with precompute_ref_log_probs. Writes sweep.json and sweep.md.
 
 ``memory``: peak GPU memory over the training steps of LoRA training with pi_ref as the adapter-off
 model against LoRA training with cached reference log-probs (no reference forward, pi_ref freed once
@@ -35,12 +34,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -60,13 +61,39 @@ from workload import (  # noqa: E402
     write_data,
 )
 
-REPO = Path(__file__).resolve().parents[2]
-CONFIGS = {  # name -> (tool, mode, comparison)
-    "prefopt_frozen_copy": ("prefopt", "frozen_copy", "a"),
-    "trl_default": ("trl", "default", "a"),
-    "prefopt_cached": ("prefopt", "cached", "b"),
-    "trl_precompute": ("trl", "precompute", "b"),
+
+@dataclass(frozen=True)
+class Config:
+    """One configuration a worker process runs."""
+
+    name: str
+    tool: str  # prefopt or trl
+    reference: str = "cached"  # prefopt: trainer.reference (frozen_copy, cached, lora_disabled)
+    precompute: bool = False  # trl: precompute_ref_log_probs (else a reference forward per step)
+    lora: bool = False  # prefopt: train a LoRA adapter instead of the whole model
+    compile: bool = False  # prefopt: trainer.compile
+    reference_every_step: bool = False  # a reference forward per step (2N FLOPs per token)
+
+
+CONFIGS = {
+    config.name: config
+    for config in (
+        Config("prefopt_frozen_copy", "prefopt", "frozen_copy", reference_every_step=True),
+        Config("trl_default", "trl", reference_every_step=True),
+        Config("prefopt_cached", "prefopt"),
+        Config("trl_precompute", "trl", precompute=True),
+        Config("prefopt_cached_compile", "prefopt", compile=True),
+        Config("prefopt_lora_disabled", "prefopt", "lora_disabled", lora=True),
+        Config("prefopt_lora_cached", "prefopt", lora=True),
+    )
 }
+THROUGHPUT = ["prefopt_frozen_copy", "trl_default", "prefopt_cached", "trl_precompute"]
+COMPARISONS = {  # label -> (prefopt's configuration, TRL's)
+    "a_reference_every_step": ("prefopt_frozen_copy", "trl_default"),
+    "b_each_at_its_best": ("prefopt_cached", "trl_precompute"),
+}
+SWEEP = ["prefopt_cached", "trl_default", "trl_precompute"]
+MEMORY = ["prefopt_lora_disabled", "prefopt_lora_cached"]
 SWEEP_LOSSES = {  # prefopt loss name -> TRL DPOTrainer loss_type (the same loss)
     "dpo": "sigmoid",
     "ipo": "ipo",
@@ -76,11 +103,6 @@ SWEEP_LOSSES = {  # prefopt loss name -> TRL DPOTrainer loss_type (the same loss
 }
 SWEEP_BETAS = (0.05, 0.1, 0.5)
 PRESETS = {"cpu": {}, "gpu": GPU_WORKLOAD, "tiny_gpu": TINY_GPU_WORKLOAD}  # --preset -> Workload
-REFERENCE_EVERY_STEP = {"prefopt_frozen_copy", "trl_default"}  # run a reference forward each step
-MEMORY_CONFIGS = {  # name -> (tool, mode): LoRA with the adapter-off reference, and with none
-    "prefopt_lora_disabled": ("prefopt", "lora_disabled"),
-    "prefopt_lora_cached": ("prefopt", "lora_cached"),
-}
 # Dense bf16 peak FLOP/s by device name (first match): NVIDIA's data sheets.
 BF16_PEAK = (
     ("H100 PCIe", 756e12),
@@ -99,52 +121,34 @@ def prepare(workdir: Path, work: Workload) -> None:
     write_data(workdir / "data", work)
 
 
-def prefopt_loss(name: str, beta: float) -> dict:
-    """The loss's own config file with beta replaced."""
-    from omegaconf import OmegaConf
-
-    loss = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "loss" / f"{name}.yaml"))
-    loss["beta"] = beta
-    return loss
-
-
-def run_one(tool: str, mode: str, workdir: Path, run_dir: Path, work: Workload, loss=None) -> dict:
-    """One training run of ``tool`` in ``mode``; loss = (prefopt name, beta) or None for DPO."""
-    if tool == "prefopt":
+def run_one(config: Config, workdir: Path, run_dir: Path, work: Workload, loss=None) -> dict:
+    """One training run of ``config``; loss = (prefopt name, beta) of a sweep's run, or None."""
+    if config.tool == "prefopt":
         from prefopt_side import train_prefopt
 
-        spec = prefopt_loss(*loss) if loss else None
-        lora = mode.startswith("lora_")  # lora_disabled, lora_cached: a LoRA adapter is trained
-        reference = "lora_disabled" if mode == "lora_disabled" else mode.removeprefix("lora_")
-        reference = reference.removesuffix("_compile")  # cached_compile: also trainer.compile
         cfg = prefopt_config(
-            work, workdir / "model", workdir / "data", run_dir / "cache", reference, spec, lora
+            work,
+            workdir / "model",
+            workdir / "data",
+            workdir / "sweep_cache" if loss else run_dir / "cache",  # a sweep shares one cache
+            config.reference,
+            [f"loss={loss[0]}", f"loss.beta={loss[1]}"] if loss else None,
+            config.lora,
+            config.compile,
         )
-        cfg.trainer.compile = mode.endswith("_compile")
-        if loss:  # a sweep shares one reference cache
-            cfg.cache_dir = str(workdir / "sweep_cache")
         return train_prefopt(cfg, run_dir / "run")
     from trl_side import train_trl
 
-    loss_type, beta = (SWEEP_LOSSES[loss[0]], loss[1]) if loss else ("sigmoid", None)
     return train_trl(
         work,
         workdir / "model",
         workdir / "data" / "train.jsonl",
         run_dir / "trl",
-        precompute=mode == "precompute",
-        loss_type=loss_type,
-        beta=beta,
+        precompute=config.precompute,
+        loss_type=SWEEP_LOSSES[loss[0]] if loss else "sigmoid",
+        beta=loss[1] if loss else None,
         evaluate_at_end=loss is not None,  # a sweep's runs evaluate once at the end, as prefopt's
     )
-
-
-def workload(args) -> Workload:
-    """The --preset's workload with --steps and --batch-size (when given) on top."""
-    fields = {**PRESETS[args.preset], "steps": args.steps}
-    if args.batch_size is not None:
-        fields["batch_size"] = args.batch_size
-    return Workload(**fields)
 
 
 def bf16_peak(name: str) -> float | None:
@@ -162,111 +166,81 @@ def peak_flops(device: str) -> tuple[str, float | None]:
 
 def worker(args) -> None:
     """One configuration in this process: a throughput run, or a whole sweep."""
-    work = Workload(**json.loads(args.workload))
+    work, config = Workload(**json.loads(args.workload)), CONFIGS[args.config]
     torch.set_num_threads(args.threads)
     workdir = Path(args.workdir)
-    run_dir = Path(tempfile.mkdtemp(dir=workdir, prefix=f"{args.tool}_{args.mode}_"))
+    run_dir = Path(tempfile.mkdtemp(dir=workdir, prefix=f"{config.name}_"))
     os.environ["HF_DATASETS_CACHE"] = str(run_dir / "hf_datasets")  # nothing from earlier runs
     if args.sweep:
         grid = [(name, beta) for name in SWEEP_LOSSES for beta in SWEEP_BETAS]
         start = time.perf_counter()
-        runs = [
-            run_one(args.tool, args.mode, workdir, run_dir / f"{n}_{b}", work, (n, b))
-            for n, b in grid
-        ]
+        runs = [run_one(config, workdir, run_dir / f"{n}_{b}", work, (n, b)) for n, b in grid]
         result = {"sweep_seconds": time.perf_counter() - start, "grid": grid, "runs": runs}
     else:
-        result = run_one(args.tool, args.mode, workdir, run_dir, work)
+        result = run_one(config, workdir, run_dir, work)
     result["peak_rss_mib"] = peak_rss_mib()
     Path(args.out).write_text(json.dumps(result))
 
 
-def spawn(
-    tool: str, mode: str, workdir: Path, work: Workload, threads: int, sweep: bool = False
-) -> dict:
-    """Run a worker in a fresh process (its own peak RSS); returns its result."""
+def spawn(name: str, workdir: Path, work: Workload, threads: int, sweep: bool = False) -> dict:
+    """Run configuration ``name`` in a fresh process (its own peak RSS); returns its result."""
     out = Path(tempfile.mkstemp(dir=workdir, suffix=".json")[1])
-    command = [
-        sys.executable,
-        __file__,
-        "worker",
-        "--tool",
-        tool,
-        "--mode",
-        mode,
-        "--workdir",
-        str(workdir),
-        "--workload",
-        json.dumps(work.to_dict()),
-        "--out",
-        str(out),
-        "--threads",
-        str(threads),
-    ] + (["--sweep"] if sweep else [])
+    command = [sys.executable, __file__, "worker", "--config", name, "--workdir", str(workdir)]
+    command += ["--workload", json.dumps(work.to_dict()), "--out", str(out)]
+    command += ["--threads", str(threads)] + (["--sweep"] if sweep else [])
     started = time.perf_counter()
     log = workdir / f"{out.stem}.log"
     with open(log, "w") as handle:
         done = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT)
     if done.returncode:
-        raise RuntimeError(f"{tool} {mode} failed (exit {done.returncode}); log: {log}")
+        raise RuntimeError(f"{name} failed (exit {done.returncode}); log: {log}")
     result = json.loads(out.read_text())
     result["process_seconds"] = time.perf_counter() - started
     return result
 
 
-def spawn_each(configs: dict, work: Workload, threads: int, sweep: bool = False) -> dict:
-    """Each configuration (name -> (tool, mode)) in a process of its own, one after the other,
-    on one prepared model and data set; name -> result."""
-    results = {}
+def run_all(names: list[str], work: Workload, threads: int, repeats: int = 1, sweep=False) -> dict:
+    """Each configuration in a process of its own, ``repeats`` rounds of all of them interleaved,
+    on one prepared model and data set; name -> list of results."""
+    results: dict[str, list] = {name: [] for name in names}
     with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        prepare(workdir, work)
-        for name, (tool, mode) in configs.items():
-            results[name] = spawn(tool, mode, workdir, work, threads, sweep=sweep)
-            result = results[name]
-            if sweep:
-                print(f"{name}: {result['sweep_seconds']:.1f} s for the sweep")
-            else:
-                print(f"{name}: steps' peak GPU memory {result['steps_gpu_peak_mib']} MiB")
+        prepare(Path(tmp), work)
+        for repeat in range(repeats):
+            for name in names:
+                results[name].append(spawn(name, Path(tmp), work, threads, sweep))
+                print(
+                    f"repeat {repeat} {name}: done in {results[name][-1]['process_seconds']:.1f} s"
+                )
     return results
 
 
 def report_header(args, work: Workload) -> dict:
     """The command, the machine and the workload: the first keys of every report."""
-    return {
-        "command": " ".join(["python", "experiments/bench_trl/bench.py", *sys.argv[1:]]),
-        "machine": machine(args.threads, work),
-        "workload": work.to_dict(),
-    }
-
-
-def machine(threads: int, work: Workload) -> dict:
-    """What the numbers were measured on."""
     import transformers
 
-    info = {
+    try:
+        import trl
+
+        trl_version = trl.__version__
+    except ImportError:
+        trl_version = None
+    machine = {
         "cpu_cores": os.cpu_count(),
-        "torch_threads": threads,
+        "torch_threads": args.threads,
         "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "precision": work.precision,
         "device": peak_flops(work.device)[0],
+        "trl": trl_version,
     }
-    try:
-        import trl
-
-        info["trl"] = trl.__version__
-    except ImportError:
-        info["trl"] = None
-    return info
+    command = " ".join(["python", "experiments/bench_trl/bench.py", *sys.argv[1:]])
+    return {"command": command, "machine": machine, "workload": work.to_dict()}
 
 
 def check_step0(result: dict, name: str, reference: dict) -> dict:
     """Step-0 loss must be log 2 and the mean chosen log-prob equal to prefopt's, to 1e-4."""
-    import math
-
     loss_error = abs(result["step0_loss"] - math.log(2))
     logps_error = abs(result["step0_chosen_logps"] - reference["step0_chosen_logps"])
     if loss_error > STEP0_TOLERANCE or logps_error > STEP0_TOLERANCE * max(
@@ -280,40 +254,40 @@ def check_step0(result: dict, name: str, reference: dict) -> dict:
     return {"loss_minus_log2": loss_error, "chosen_logps_difference": logps_error}
 
 
-def throughput(args) -> None:
-    work = workload(args)
-    out = Path(args.out)
+def table(header: list[str], rows: list[list]) -> list[str]:
+    """Markdown table lines."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+
+
+def write(out: Path, name: str, report: dict, lines: list[str]) -> None:
+    """<name>.json and <name>.md (the command first) in ``out``; the table is printed too."""
     out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(report, indent=1))
+    (out / f"{name}.md").write_text(
+        "\n".join([f"Command: `{report['command']}`", ""] + lines) + "\n"
+    )
+    print((out / f"{name}.md").read_text())
+
+
+def throughput(args, work: Workload) -> None:
     tokens = tokens_per_step(work, make_pairs(work))
-    configs = dict(CONFIGS)
-    if args.compile:  # prefopt at its best, plus torch.compile of the policy's body
-        configs["prefopt_cached_compile"] = ("prefopt", "cached_compile", "b")
-    raw: dict[str, list] = {name: [] for name in configs}
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        prepare(workdir, work)
-        for repeat in range(args.repeats):
-            for name, (tool, mode, _) in configs.items():  # interleaved: a, a, b, b per repeat
-                result = spawn(tool, mode, workdir, work, args.threads)
-                if tool == "prefopt" and result["tokens"] != tokens:
-                    raise RuntimeError(f"prefopt trained on {result['tokens']}, expected {tokens}")
-                result.update(steady_throughput(result["step_ends"], tokens))
-                cpu = steady_throughput(result["step_ends_cpu"], tokens)
-                result["tokens_per_cpu_second"] = cpu["tokens_per_second"]
-                raw[name].append(result)
-                print(
-                    f"repeat {repeat} {name}: {result['tokens_per_second']:.0f} tokens/s, "
-                    f"peak RSS {result['peak_rss_mib']:.0f} MiB, step-0 loss {result['step0_loss']}"
-                )
+    names = THROUGHPUT + (["prefopt_cached_compile"] if args.compile else [])
+    raw = run_all(names, work, args.threads, args.repeats)
+    for name, results in raw.items():
+        for result in results:
+            if CONFIGS[name].tool == "prefopt" and result["tokens"] != tokens:
+                raise RuntimeError(f"{name} trained on {result['tokens']}, expected {tokens}")
+            result.update(steady_throughput(result["step_ends"], tokens))
+            cpu = steady_throughput(result["step_ends_cpu"], tokens)
+            result["tokens_per_cpu_second"] = cpu["tokens_per_second"]
     reference = raw["prefopt_frozen_copy"][0]
-    checks = {
-        name: [check_step0(r, name, reference) for r in results] for name, results in raw.items()
-    }
+    checks = {name: [check_step0(r, name, reference) for r in rs] for name, rs in raw.items()}
     flops = flops_per_token(work)
     device, peak = peak_flops(work.device)
     summary = {}
     for name, results in raw.items():
-        per_token = flops["policy"] + (flops["reference"] if name in REFERENCE_EVERY_STEP else 0)
+        per_token = flops["policy"] + flops["reference"] * CONFIGS[name].reference_every_step
         tps = summarise([r["tokens_per_second"] for r in results])
         summary[name] = {
             "tokens_per_second": tps,
@@ -324,27 +298,24 @@ def throughput(args) -> None:
             "model_flops_per_token": per_token,
             "mfu": None if peak is None else tps["median"] * per_token / peak,
         }
-    ratios = {}
-    for label, ours, theirs in (
-        ("a_reference_every_step", "prefopt_frozen_copy", "trl_default"),
-        ("b_each_at_its_best", "prefopt_cached", "trl_precompute"),
-    ):
-        per_repeat = [
-            p["tokens_per_second"] / t["tokens_per_second"]
-            for p, t in zip(raw[ours], raw[theirs], strict=True)
-        ]
-        cpu_ratio = (
-            summary[ours]["tokens_per_cpu_second"]["median"]
-            / summary[theirs]["tokens_per_cpu_second"]["median"]
-        )
-        ratios[label] = {
-            "cpu_time_ratio": cpu_ratio,
-            "median_ratio": summary[ours]["tokens_per_second"]["median"]
-            / summary[theirs]["tokens_per_second"]["median"],
-            "per_repeat": summarise(per_repeat),
-            "memory_ratio": summary[ours]["peak_rss_mib"]["median"]
-            / summary[theirs]["peak_rss_mib"]["median"],
+
+    def ratio(key: str, ours: str, theirs: str) -> float:
+        return summary[ours][key]["median"] / summary[theirs][key]["median"]
+
+    ratios = {
+        label: {
+            "cpu_time_ratio": ratio("tokens_per_cpu_second", ours, theirs),
+            "median_ratio": ratio("tokens_per_second", ours, theirs),
+            "per_repeat": summarise(
+                [
+                    p["tokens_per_second"] / t["tokens_per_second"]
+                    for p, t in zip(raw[ours], raw[theirs], strict=True)
+                ]
+            ),
+            "memory_ratio": ratio("peak_rss_mib", ours, theirs),
         }
+        for label, (ours, theirs) in COMPARISONS.items()
+    }
     report = {
         **report_header(args, work),
         "flops": {**flops, "device": device, "bf16_peak_flops": peak},
@@ -354,59 +325,75 @@ def throughput(args) -> None:
         "step0_checks": checks,
         "raw": raw,
     }
-    (out / "throughput.json").write_text(json.dumps(report, indent=1))
-    (out / "throughput.md").write_text(throughput_table(report))
-    print((out / "throughput.md").read_text())
+    write(Path(args.out), "throughput", report, throughput_lines(report))
 
 
-def throughput_table(report: dict) -> str:
-    """Markdown table of the throughput report."""
-    lines = [
-        f"Command: `{report['command']}`",
-        "",
-        f"Device: {report['flops']['device']}; model FLOPs per token 6N trained + 2N per reference "
-        f"forward, N = {report['flops']['n'] / 1e6:.1f}M; MFU against a dense bf16 peak of "
-        f"{report['flops']['bf16_peak_flops'] or 0:.3g} FLOP/s (0: unknown, not reported).",
-        "",
-        "| configuration | tokens/s median (min-max) | spread | tokens/CPU-s median (min-max) "
-        "| peak RSS MiB | steps' peak GPU MiB | MFU | setup s |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+def throughput_lines(report: dict) -> list[str]:
+    """The throughput report's two tables: per configuration, and prefopt against TRL."""
+    flops = report["flops"]
+    rows = []
     for name, row in report["summary"].items():
-        tps, cpu, rss = row["tokens_per_second"], row["tokens_per_cpu_second"], row["peak_rss_mib"]
-        gpu = row["steps_gpu_peak_mib"]
-        mfu = "-" if row["mfu"] is None else f"{row['mfu']:.1%}"
-        lines.append(
-            f"| {name} | {tps['median']:.0f} ({tps['min']:.0f}-{tps['max']:.0f}) | "
-            f"{tps['spread']:.0%} | {cpu['median']:.0f} ({cpu['min']:.0f}-{cpu['max']:.0f}) | "
-            f"{rss['median']:.0f} | {'-' if gpu is None else f'{gpu:.0f}'} | {mfu} | "
-            f"{row['setup_seconds']['median']:.1f} |"
+        tps, cpu, gpu = (
+            row["tokens_per_second"],
+            row["tokens_per_cpu_second"],
+            row["steps_gpu_peak_mib"],
         )
-    lines += [
-        "",
-        "| comparison | prefopt/TRL tokens/s (median ratio) | per repeat | "
-        "prefopt/TRL tokens per CPU-s | RSS ratio |",
-        "|---|---|---|---|---|",
+        rows.append(
+            [
+                name,
+                f"{tps['median']:.0f} ({tps['min']:.0f}-{tps['max']:.0f})",
+                f"{tps['spread']:.0%}",
+                f"{cpu['median']:.0f} ({cpu['min']:.0f}-{cpu['max']:.0f})",
+                f"{row['peak_rss_mib']['median']:.0f}",
+                "-" if gpu is None else f"{gpu:.0f}",
+                "-" if row["mfu"] is None else f"{row['mfu']:.1%}",
+                f"{row['setup_seconds']['median']:.1f}",
+            ]
+        )
+    comparisons = [
+        [
+            label,
+            f"{row['median_ratio']:.2f}x",
+            f"{row['per_repeat']['min']:.2f}-{row['per_repeat']['max']:.2f}",
+            f"{row['cpu_time_ratio']:.2f}x",
+            f"{row['memory_ratio']:.2f}",
+        ]
+        for label, row in report["ratios"].items()
     ]
-    for label, row in report["ratios"].items():
-        per = row["per_repeat"]
-        lines.append(
-            f"| {label} | {row['median_ratio']:.2f}x | {per['min']:.2f}-{per['max']:.2f} | "
-            f"{row['cpu_time_ratio']:.2f}x | {row['memory_ratio']:.2f} |"
-        )
-    return "\n".join(lines) + "\n"
+    return [
+        f"Device: {flops['device']}; model FLOPs per token 6N trained + 2N per reference "
+        f"forward, N = {flops['n'] / 1e6:.1f}M; MFU against a dense bf16 peak of "
+        f"{flops['bf16_peak_flops'] or 0:.3g} FLOP/s (0: unknown, not reported).",
+        "",
+        *table(
+            [
+                "configuration",
+                "tokens/s median (min-max)",
+                "spread",
+                "tokens/CPU-s median (min-max)",
+                "peak RSS MiB",
+                "steps' peak GPU MiB",
+                "MFU",
+                "setup s",
+            ],
+            rows,
+        ),
+        "",
+        *table(
+            [
+                "comparison",
+                "prefopt/TRL tokens/s (median ratio)",
+                "per repeat",
+                "prefopt/TRL tokens per CPU-s",
+                "RSS ratio",
+            ],
+            comparisons,
+        ),
+    ]
 
 
-def sweep(args) -> None:
-    work = workload(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    configs = {
-        "prefopt_cached": ("prefopt", "cached"),
-        "trl_default": ("trl", "default"),
-        "trl_precompute": ("trl", "precompute"),
-    }
-    results = spawn_each(configs, work, args.threads, sweep=True)
+def sweep(args, work: Workload) -> None:
+    results = {name: rs[0] for name, rs in run_all(SWEEP, work, args.threads, sweep=True).items()}
     ours = results["prefopt_cached"]["sweep_seconds"]
     report = {
         **report_header(args, work),
@@ -416,55 +403,65 @@ def sweep(args) -> None:
         "speedup": {k: v["sweep_seconds"] / ours for k, v in results.items()},
         "raw": results,
     }
-    (out / "sweep.json").write_text(json.dumps(report, indent=1))
-    lines = [
-        f"Command: `{report['command']}`",
-        "",
-        f"{report['runs']} runs (losses {list(SWEEP_LOSSES)} x betas {list(SWEEP_BETAS)}), "
-        f"{work.steps} steps of {work.batch_size} pairs each.",
-        "",
-        "| tool | sweep seconds (in process) | process seconds (with imports) | TRL / prefopt |",
-        "|---|---|---|---|",
+    rows = [
+        [
+            name,
+            f"{report['sweep_seconds'][name]:.1f}",
+            f"{report['process_seconds'][name]:.1f}",
+            f"{report['speedup'][name]:.2f}x",
+        ]
+        for name in results
     ]
-    for name in results:
-        lines.append(
-            f"| {name} | {report['sweep_seconds'][name]:.1f} | "
-            f"{report['process_seconds'][name]:.1f} | {report['speedup'][name]:.2f}x |"
-        )
-    (out / "sweep.md").write_text("\n".join(lines) + "\n")
-    print((out / "sweep.md").read_text())
+    write(
+        Path(args.out),
+        "sweep",
+        report,
+        [
+            f"{report['runs']} runs (losses {list(SWEEP_LOSSES)} x betas {list(SWEEP_BETAS)}), "
+            f"{work.steps} steps of {work.batch_size} pairs each.",
+            "",
+            *table(
+                [
+                    "tool",
+                    "sweep seconds (in process)",
+                    "process seconds (with imports)",
+                    "TRL / prefopt",
+                ],
+                rows,
+            ),
+        ],
+    )
 
 
-def memory(args) -> None:
+def memory(args, work: Workload) -> None:
     """Peak GPU memory of LoRA training with the adapter-off reference against LoRA training
     with no reference forward (cached log-probs, pi_ref freed after filling the cache)."""
-    work = workload(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    results = spawn_each(MEMORY_CONFIGS, work, args.threads)
-    with_ref = results["prefopt_lora_disabled"]["steps_gpu_peak_mib"]
-    without = results["prefopt_lora_cached"]["steps_gpu_peak_mib"]
-    report = {
-        **report_header(args, work),
-        "ratio_lora_reference_to_none": None if not without else with_ref / without,
-        "raw": results,
-    }
-    (out / "memory.json").write_text(json.dumps(report, indent=1))
-    lines = [
-        f"Command: `{report['command']}`",
-        "",
-        "| configuration | steps' peak GPU MiB | before the first step MiB | peak RSS MiB |",
-        "|---|---|---|---|",
+    results = {name: rs[0] for name, rs in run_all(MEMORY, work, args.threads).items()}
+    with_ref, without = (results[name]["steps_gpu_peak_mib"] for name in MEMORY)
+    ratio = None if not without else with_ref / without
+    report = {**report_header(args, work), "ratio_lora_reference_to_none": ratio, "raw": results}
+    rows = [
+        [name, r["steps_gpu_peak_mib"], r["setup_gpu_peak_mib"], f"{r['peak_rss_mib']:.0f}"]
+        for name, r in results.items()
     ]
-    for name, result in results.items():
-        lines.append(
-            f"| {name} | {result['steps_gpu_peak_mib']} | {result['setup_gpu_peak_mib']} | "
-            f"{result['peak_rss_mib']:.0f} |"
-        )
-    ratio = report["ratio_lora_reference_to_none"]
-    lines += ["", f"LoRA reference / no reference, steps' peak GPU memory: {ratio}"]
-    (out / "memory.md").write_text("\n".join(lines) + "\n")
-    print((out / "memory.md").read_text())
+    write(
+        Path(args.out),
+        "memory",
+        report,
+        [
+            *table(
+                [
+                    "configuration",
+                    "steps' peak GPU MiB",
+                    "before the first step MiB",
+                    "peak RSS MiB",
+                ],
+                rows,
+            ),
+            "",
+            f"LoRA reference / no reference, steps' peak GPU memory: {ratio}",
+        ],
+    )
 
 
 def main() -> None:
@@ -483,27 +480,21 @@ def main() -> None:
                 "--compile", action="store_true", help="also prefopt cached with trainer.compile"
             )
     sub = commands.add_parser("worker")
-    sub.add_argument("--tool", choices=["prefopt", "trl"], required=True)
-    sub.add_argument(
-        "--mode",
-        choices=[
-            "frozen_copy",
-            "cached",
-            "cached_compile",
-            "default",
-            "precompute",
-            "lora_disabled",
-            "lora_cached",
-        ],
-    )
+    sub.add_argument("--config", choices=list(CONFIGS), required=True)
     sub.add_argument("--workdir", required=True)
     sub.add_argument("--workload", required=True)
     sub.add_argument("--out", required=True)
     sub.add_argument("--sweep", action="store_true")
     sub.add_argument("--threads", type=int, required=True)
     args = parser.parse_args()
-    handlers = {"throughput": throughput, "sweep": sweep, "memory": memory, "worker": worker}
-    handlers[args.command](args)
+    if args.command == "worker":
+        return worker(args)
+    fields = {**PRESETS[args.preset], "steps": args.steps}
+    if args.batch_size is not None:
+        fields["batch_size"] = args.batch_size
+    {"throughput": throughput, "sweep": sweep, "memory": memory}[args.command](
+        args, Workload(**fields)
+    )
 
 
 if __name__ == "__main__":

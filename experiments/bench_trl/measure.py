@@ -18,28 +18,51 @@ from __future__ import annotations
 import resource
 import statistics
 import sys
+import time
+
+import torch
 
 
-def synchronize() -> None:
-    """Wait for queued GPU work, so that a step's end time is when its kernels finished."""
-    import torch
+class StepClock:
+    """What both sides record, by the same rule: when the first step starts (and the GPU peak
+    before it), and at each step's end (its GPU work finished) the wall and CPU clocks and the
+    steps' GPU peak so far."""
 
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+    def __init__(self):
+        self.first_step_start: float | None = None
+        self.setup_gpu_peak_mib: float | None = None
+        self.steps_gpu_peak_mib: float | None = None
+        self.step_ends: list[float] = []
+        self.step_ends_cpu: list[float] = []
 
+    def step_start(self) -> None:
+        if self.first_step_start is None:
+            self.setup_gpu_peak_mib = gpu_peak_mib()
+            if torch.cuda.is_available():
+                torch.cuda.reset_peak_memory_stats()  # the steps' peak from here on
+            self.first_step_start = time.perf_counter()
 
-def reset_gpu_peak() -> None:
-    """Start a new peak of allocated GPU memory (nothing on a CPU)."""
-    import torch
+    def step_end(self) -> None:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self.step_ends.append(time.perf_counter())
+        self.steps_gpu_peak_mib = gpu_peak_mib()
+        self.step_ends_cpu.append(time.process_time())
 
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
+    def result(self, start: float, end: float) -> dict:
+        """The records, with setup (start to first step) and run seconds."""
+        return {
+            "steps_gpu_peak_mib": self.steps_gpu_peak_mib,  # first to last step
+            "setup_gpu_peak_mib": self.setup_gpu_peak_mib,
+            "step_ends": self.step_ends,
+            "step_ends_cpu": self.step_ends_cpu,
+            "setup_seconds": self.first_step_start - start,
+            "run_seconds": end - start,
+        }
 
 
 def gpu_peak_mib() -> float | None:
     """Peak allocated GPU memory since the last reset, MiB; None without a GPU."""
-    import torch
-
     return torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
 
 

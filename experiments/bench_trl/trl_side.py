@@ -16,57 +16,32 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from measure import gpu_peak_mib, reset_gpu_peak, synchronize
-from torch.utils.data import Sampler
+from measure import StepClock
 from transformers import TrainerCallback
 from trl import DPOConfig, DPOTrainer
 from workload import Workload, batch_order
 
 
-class FixedOrderSampler(Sampler):
-    """Yields a given list of indices (prefopt's epoch order) every epoch."""
-
-    def __init__(self, order: list[int]):
-        self.order = list(order)
-
-    def __iter__(self):
-        return iter(self.order)
-
-    def __len__(self) -> int:
-        return len(self.order)
-
-
 class OrderedDPOTrainer(DPOTrainer):
-    """DPOTrainer whose training batches follow a fixed order."""
+    """DPOTrainer whose training batches follow a fixed order (prefopt's epoch order)."""
 
     order: list[int] = []
 
     def _get_train_sampler(self, train_dataset=None):
-        return FixedOrderSampler(self.order)
+        return list(self.order)  # a sampler is any sized iterable of indices
 
 
-class StepClock(TrainerCallback):
-    """Records when the first step starts, when each step ends, and the first logged metrics."""
+class ClockCallback(TrainerCallback):
+    """Feeds the step clock, and keeps the first logged metrics."""
 
-    def __init__(self):
-        self.first_step_start: float | None = None
-        self.setup_gpu_peak_mib: float | None = None
-        self.steps_gpu_peak_mib: float | None = None
-        self.step_ends: list[float] = []
-        self.step_ends_cpu: list[float] = []
-        self.first_logs: dict | None = None
+    def __init__(self, clock: StepClock):
+        self.clock, self.first_logs = clock, None
 
     def on_step_begin(self, args, state, control, **kwargs):
-        if self.first_step_start is None:
-            self.setup_gpu_peak_mib = gpu_peak_mib()
-            reset_gpu_peak()  # the steps' peak from here on
-            self.first_step_start = time.perf_counter()
+        self.clock.step_start()
 
     def on_step_end(self, args, state, control, **kwargs):
-        synchronize()
-        self.step_ends.append(time.perf_counter())
-        self.steps_gpu_peak_mib = gpu_peak_mib()  # the steps' peak so far (nothing after them)
-        self.step_ends_cpu.append(time.process_time())
+        self.clock.step_end()
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if self.first_logs is None and logs and "loss" in logs:
@@ -132,34 +107,22 @@ def train_trl(
 
     start = time.perf_counter()
     dataset = load_dataset("json", data_files=str(data_file), split="train")
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    clock = StepClock()
+    callback = ClockCallback(StepClock())
     OrderedDPOTrainer.order = batch_order(len(dataset), work.seed)
-    trainer = OrderedDPOTrainer(
+    config = dpo_config(
+        work, out_dir, precompute, loss_type, work.beta if beta is None else beta, evaluate_at_end
+    )
+    OrderedDPOTrainer(
         model=str(model_dir),
-        args=dpo_config(
-            work,
-            out_dir,
-            precompute,
-            loss_type,
-            work.beta if beta is None else beta,
-            evaluate_at_end,
-        ),
+        args=config,
         train_dataset=dataset,
         eval_dataset=dataset if evaluate_at_end else None,
-        processing_class=tokenizer,
-        callbacks=[clock],
-    )
-    trainer.train()
-    end = time.perf_counter()
-    logs = clock.first_logs or {}
+        processing_class=AutoTokenizer.from_pretrained(str(model_dir)),
+        callbacks=[callback],
+    ).train()
+    logs = callback.first_logs or {}
     return {
-        "steps_gpu_peak_mib": clock.steps_gpu_peak_mib,
-        "setup_gpu_peak_mib": clock.setup_gpu_peak_mib,
-        "step_ends": clock.step_ends,
-        "step_ends_cpu": clock.step_ends_cpu,
-        "setup_seconds": clock.first_step_start - start,
-        "run_seconds": end - start,
+        **callback.clock.result(start, time.perf_counter()),
         "step0_loss": logs.get("loss"),
         "step0_chosen_logps": logs.get("logps/chosen"),
     }

@@ -18,10 +18,9 @@ import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from prefopt.tasks.wordlevel import EOS, PAD, UNK
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
-PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
 SPECIAL = [PAD, EOS, UNK]
 
 
@@ -154,18 +153,16 @@ def flops_per_token(work: Workload) -> dict:
 def build_model_dir(path: Path, work: Workload) -> Path:
     """Save a randomly initialised model (dropout 0) and its word-level tokenizer with save_pretrained."""
     import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+    from transformers import AutoModelForCausalLM
 
-    vocab = {w: i for i, w in enumerate(SPECIAL + words(work.vocab_size))}
-    core = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
-    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=core, pad_token=PAD, eos_token=EOS, unk_token=UNK
-    )
+    from prefopt.tasks.wordlevel import build_word_tokenizer
+
+    tokenizer = build_word_tokenizer(words(work.vocab_size))
     torch.manual_seed(work.seed)
     path.mkdir(parents=True, exist_ok=True)
-    AutoModelForCausalLM.from_config(model_config(work, vocab)).save_pretrained(path)
+    AutoModelForCausalLM.from_config(model_config(work, tokenizer.get_vocab())).save_pretrained(
+        path
+    )
     tokenizer.save_pretrained(path)
     return path
 
@@ -226,80 +223,63 @@ def prefopt_config(
     data_dir: Path,
     cache_dir: Path,
     reference: str,
-    loss: dict | None = None,
+    loss: list[str] | None = None,
     lora: bool = False,
+    compile: bool = False,
 ):
-    """A full prefopt run config for the workload (no task, no generation evaluation); ``lora``
-    trains a LoRA adapter (r 8, every linear layer) instead of the whole model."""
+    """conf/ composed for the workload (no task, no generation evaluation): the model and data
+    of ``model_dir`` and ``data_dir``, ``loss`` overrides (DPO at the workload's beta when None);
+    ``lora`` trains a LoRA adapter (r 8, every linear layer) instead of the whole model."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
     limit = work.max_length + 8  # no truncation: every sequence fits
-    cfg = {
-        "seed": work.seed,
-        "name": "bench_trl",
-        "cache_dir": str(cache_dir),
-        "device": work.device,
-        "num_threads": None,  # torch's default on both sides
-        "resume": "auto",  # a rerun in the same directory resumes only the same run
-        "task": None,
-        "model": {
-            "name_or_path": str(model_dir),
-            "revision": None,
-            "trust_remote_code": False,
-            "use_safetensors": True,
-            "dtype": "float32",
-            "attn_implementation": None,
-            "gradient_checkpointing": False,
-            "lora": {
-                "enabled": lora,
-                "r": 8,
-                "alpha": 16,
-                "target_modules": "all-linear",
-                "merge_on_save": False,
-            },
-        },
-        "data": {
-            "source": str(data_dir),
-            "format": "trl",
-            # the training file doubles as validation, so no rows are held out of training
-            "splits": {"train": "train.jsonl", "validation": "train.jsonl"},
-            "max_overlap": 1.0,  # that reuse is deliberate: the benchmark measures speed only
-            "weight_column": None,
-            "max_rows": None,
-            "max_prompt_length": limit,
-            "max_response_length": limit,
-            "max_length": None,
-            "add_eos": True,
-            "add_bos": False,
-            "on_bad_row": "error",
-            "drop_overlength": False,
-        },
-        "loss": loss or {"name": "dpo", "beta": work.beta, "label_smoothing": 0.0},
-        "trainer": {
-            "lr": work.lr,
-            "epochs": 1,
-            "max_steps": work.steps,
-            "batch_size": work.batch_size,
-            "micro_batch_size": None,
-            "optimizer": "adamw",
-            "adam_betas": [0.9, 0.999],
-            "weight_decay": 0.0,
-            "warmup": 0,
-            "schedule": "constant",
-            "max_grad_norm": 1.0,
-            "precision": "bf16" if work.precision == "bf16" else "no",
-            "compile": False,
-            "reference": reference,
-            "reference_batch_size": work.reference_batch_size,
-            "log_every": 1,
-            "keep_checkpoints": 1,
-            "save_policy": False,
-        },
-        "eval": {
-            **OmegaConf.load(CONF / "eval" / "default.yaml"),  # sampling unused
-            "generate": False,
-            "eval_every": work.steps,  # only after the last (timed) step
-            "at_start": False,
-            "pair_batch_size": work.reference_batch_size,
-        },
-        "judge": {"kind": "none"},
-    }
-    return OmegaConf.create(cfg)
+    overrides = [
+        *(f"{key}={value}" for key, value in RUN.items()),
+        f"seed={work.seed}",
+        f"cache_dir={cache_dir}",
+        f"device={work.device}",
+        f"model.name_or_path={model_dir}",
+        f"model.lora.enabled={lora}",
+        f"data.source={data_dir}",
+        f"data.max_prompt_length={limit}",
+        f"data.max_response_length={limit}",
+        *(loss or ["loss=dpo", f"loss.beta={work.beta}"]),
+        f"trainer.lr={work.lr}",
+        f"trainer.max_steps={work.steps}",
+        f"trainer.batch_size={work.batch_size}",
+        f"trainer.precision={'bf16' if work.precision == 'bf16' else 'no'}",
+        f"trainer.compile={compile}",
+        f"trainer.reference={reference}",
+        f"trainer.reference_batch_size={work.reference_batch_size}",
+        f"eval.eval_every={work.steps}",  # only after the last (timed) step
+        f"eval.pair_batch_size={work.reference_batch_size}",
+    ]
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides)
+
+
+RUN = {  # the overrides of conf/ that every benchmark run shares
+    "name": "bench_trl",
+    "task": "none",
+    "model": "hf",
+    "model.dtype": "float32",
+    "model.lora.r": 8,
+    "model.lora.alpha": 16,
+    "data": "jsonl",
+    "data.format": "trl",
+    "data.splits.train": "train.jsonl",  # the training file doubles as validation: no rows held out
+    "data.splits.validation": "train.jsonl",
+    "data.max_overlap": 1.0,  # that reuse is deliberate: the benchmark measures speed only
+    "data.max_length": "null",
+    "data.on_bad_row": "error",
+    "num_threads": "null",  # torch's default on both sides
+    "trainer.epochs": 1,
+    "trainer.warmup": 0,
+    "trainer.schedule": "constant",
+    "trainer.log_every": 1,
+    "trainer.save_policy": False,
+    "eval.generate": False,
+    "eval.at_start": False,
+}
