@@ -27,7 +27,7 @@ from prefopt.trainer.checkpoint import list_checkpoints
 from prefopt.trainer.interrupt import StopRequest, graceful_stop
 from prefopt.trainer.loop import Hooks, StepHook, Trainer
 from prefopt.trainer.provenance import provenance
-from prefopt.trainer.setup import check_config, is_main_process
+from prefopt.trainer.setup import check_config, check_model_sources, is_main_process
 from prefopt.trainer.wandb_sink import build_sink
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ def _run_unlocked(
     cache_dir = Path(cfg.cache_dir).expanduser().resolve()
     try:
         loss_fn = check_config(cfg)
+        check_model_sources(cfg)
     except Exception as error:
         if main and run_status(run_dir) != "finished":
             _mark(run_dir, "failed", error)

@@ -63,9 +63,14 @@ def check_config(cfg: DictConfig) -> PreferenceLoss:
         raise ConfigError('model.name_or_path="@task" needs a task (task=reviews) or model=hf ...')
     if cfg.data.source == TASK_SENTINEL and not cfg.get("task"):
         raise ConfigError('data.source="@task" needs a task (task=reviews) or a real data config')
+    return loss_fn
+
+
+def check_model_sources(cfg: DictConfig) -> None:
+    """Refuse, before any data is read, a model the config names that cannot load (a missing
+    directory; offline, a hub id not in the local cache), naming its key."""
     for key, source in model_sources(cfg).items():
         check_model_source(source, key, cfg.model.get("revision"))
-    return loss_fn
 
 
 MODEL_KEYS = (  # config keys that name a model to load
