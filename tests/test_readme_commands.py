@@ -8,7 +8,8 @@ order, so that ``prefopt.evaluate`` and ``prefopt.report`` find the runs the com
   ``experiment=readme_task`` appended, a test-only experiment (written below) that picks
   ``task=reviews_tiny``, two steps and a small evaluation. ``experiment`` and ``hydra.*`` are left out
   of run names, so each run lands in the directory the README names, which is checked, and the
-  ``prefopt.evaluate`` command runs on that directory exactly as written.
+  ``prefopt.evaluate`` command runs on that directory exactly as written. The first command is then
+  run again: a finished run trains nothing.
 - **Real models** (``task=none model=hf ...`` and the section on one's own file): run on a CPU with
   stand-ins written by the test: each hub model id is replaced by a tiny GPT-2 saved with
   ``save_pretrained`` (tests/trainer/tiny.py, its word-level tokenizer) or a reward model made from
@@ -20,8 +21,13 @@ order, so that ``prefopt.evaluate`` and ``prefopt.report`` find the runs the com
 - **GPU-only** (``trainer.compile=true``, every ``accelerate launch`` for DDP, FSDP and DeepSpeed, and the
   paper recipes on 7B models): composed as ``python -m prefopt.train`` composes them (what ``--cfg
   job`` prints) and checked by ``check_config`` (every trainer and eval key, the loss, the batch split
-  over the launch's processes) with ``WORLD_SIZE`` set to its number of processes; the accelerate
-  config files are checked to exist. Nothing is loaded or trained.
+  over the launch's processes) with ``WORLD_SIZE`` set to its number of processes, local model
+  directories checked as a run checks them and hub ids (unreachable here) checked to be hub ids; the
+  accelerate config files are checked to exist. Nothing is trained. The paper recipes' Python block
+  (a chat template copied into a saved model) runs with tiny stand-ins, and its ``# then:`` command
+  is composed and checked on the directory it wrote.
+
+The slow tier here takes about 3.5 minutes of CPU time (two sections, about 14 processes).
 
 Where the README writes ``...`` in a command, the arguments of its block's first command stand in.
 """
@@ -137,10 +143,6 @@ def with_ellipsis_expanded(commands: list[Command]) -> list[Command]:
             command = Command(shlex.join(argv), command.comment)
         expanded.append(command)
     return expanded
-
-
-def all_readme_commands() -> list[Command]:
-    return [c for title in (RUNNING, REAL_MODELS) for b in bash_commands(title) for c in b]
 
 
 def is_gpu_only(argv: list[str]) -> bool:
@@ -365,31 +367,26 @@ def accelerate_processes(argv: list[str]) -> int:
     return 1
 
 
-@pytest.fixture
-def hub_ids_recorded(monkeypatch) -> list[str]:
-    """check_config's model-source check as it is for local directories; a hub id, which cannot be
-    reached from a test, is only checked to be one (``owner/name``) and recorded."""
-    from prefopt.trainer import setup
+def checked_model_sources(cfg) -> dict[str, str]:
+    """The models a config names, each local directory checked as a run checks it; returns the
+    hub ids (unreachable from a test) by key, each checked to be one (``owner/name``)."""
+    from prefopt.models.loading import check_model_source
+    from prefopt.trainer.setup import model_sources
 
-    check_local = setup.check_model_source
-    hub_ids: list[str] = []
-
-    def check(source, key, revision=None):
+    hub_ids = {}
+    for key, source in model_sources(cfg).items():
         if Path(os.path.expanduser(source)).exists():
-            return check_local(source, key, revision)
-        assert re.fullmatch(r"[\w.-]+/[\w.-]+", source), (
-            f"{key}={source}: neither a directory nor a hub id"
-        )
-        hub_ids.append(source)
-
-    monkeypatch.setattr(setup, "check_model_source", check)
+            check_model_source(source, key)
+        else:
+            assert re.fullmatch(r"[\w.-]+/[\w.-]+", source), f"{key}={source}: not a hub id"
+            hub_ids[key] = source
     return hub_ids
 
 
 @pytest.mark.parametrize(
     "command", [c for c in real_model_commands() if is_gpu_only(c.argv)], ids=str
 )
-def test_gpu_only_commands_compose(command, compose_config, monkeypatch, hub_ids_recorded):
+def test_gpu_only_commands_compose(command, compose_config, monkeypatch):
     """A GPU-only command composes and passes the config checks on its number of processes."""
     from prefopt.trainer.setup import check_config
 
@@ -402,11 +399,11 @@ def test_gpu_only_commands_compose(command, compose_config, monkeypatch, hub_ids
     monkeypatch.setenv("WORLD_SIZE", str(processes))
     cfg = compose_config(argv[len(TRAIN) :])
     check_config(cfg)
-    assert cfg.task is None and hub_ids_recorded  # a real model, named by its hub id
+    assert cfg.task is None and checked_model_sources(cfg)  # a real model, named by its hub id
 
 
 def test_paper_recipe_chat_template_copy_and_its_run_compose(
-    assets, tmp_path, compose_config, monkeypatch, hub_ids_recorded
+    assets, tmp_path, compose_config, monkeypatch
 ):
     """The paper recipes' Python block, with tiny stand-ins for its hub models (the template's
     source given a chat template), writes a model directory that its ``# then:`` command trains from."""
@@ -430,6 +427,7 @@ def test_paper_recipe_chat_template_copy_and_its_run_compose(
     exec(compile(code, "README.md", "exec"), {})
     then = re.search(r"# then: \.\.\. (.+)", code).group(1)
     cfg = compose_config(shlex.split(then))
-    check_config(cfg)  # model.name_or_path: the directory just written
+    check_config(cfg)
+    assert "model.name_or_path" not in checked_model_sources(cfg)  # the directory just written
     saved = AutoTokenizer.from_pretrained(tmp_path / cfg.model.name_or_path)
     assert saved.chat_template == with_template.chat_template
