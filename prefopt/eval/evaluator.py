@@ -90,7 +90,7 @@ class Evaluator:
         reference_model: torch.nn.Module,
         prompts: Mapping[str, Sequence[str]],
         cache_dir: str | Path,
-        reference_key: str,
+        baseline_fingerprint: str,
         proxy_judge: Judge | None = None,
         device: str = "cpu",
         encode_prompt: Callable[[str], list[int]] | None = None,
@@ -110,7 +110,7 @@ class Evaluator:
         self.device = torch.device(device)
         self.reference_model = reference_model.to(self.device)
         self.cache_dir = Path(cache_dir)
-        self.reference_key = str(reference_key)
+        self.baseline_fingerprint = str(baseline_fingerprint)
         encode = encode_prompt or (
             lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]
         )
@@ -137,7 +137,7 @@ class Evaluator:
                 settings=self.settings,
                 seed=derive_seed("reference", self.reference_seed, split),
                 cache_dir=self.cache_dir,
-                model_key=self.reference_key,
+                model_key=self.baseline_fingerprint,
                 label=f"pi_ref samples for split {split!r}",
                 samples_per_prompt=k,
             )
@@ -249,7 +249,7 @@ class Evaluator:
             settings=self.settings,
             seed=derive_seed("best_of_n", seed, split),
             cache_dir=self.cache_dir,
-            model_key=self.reference_key,
+            model_key=self.baseline_fingerprint,
             label=f"pi_ref best-of-{m} samples for split {split!r}",
             samples_per_prompt=m,  # M blocks of all prompts
         )

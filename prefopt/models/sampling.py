@@ -116,7 +116,7 @@ class _ForwardArgs:
 
     @classmethod
     def of(cls, model) -> _ForwardArgs:
-        inner = getattr(model, "peft_model", model)  # AdapterOff holds the peft model
+        inner = getattr(model, "peft_model", model)  # AdapterDisabledModel holds the peft model
         base = inner.get_base_model() if hasattr(inner, "get_base_model") else inner
         params = inspect.signature(base.forward).parameters
         keep = next((n for n in ("logits_to_keep", "num_logits_to_keep") if n in params), None)

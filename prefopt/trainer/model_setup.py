@@ -29,9 +29,6 @@ from prefopt.trainer.reference import (
     adapter_off_for,
     build_reference,
 )
-from prefopt.trainer.reference import (
-    AdapterDisabledModel as AdapterOff,  # noqa: F401  (tests/eval/test_sampling.py uses this name)
-)
 from prefopt.trainer.settings import TrainerSettings
 from prefopt.trainer.setup import Resolved, is_main_process
 from prefopt.trainer.state import HeldOut

@@ -23,7 +23,7 @@ def make_evaluator(model_dir, tokenizer, cache_dir, judge=None, prompts=None, **
         load_model(model_dir),
         prompts or {"validation": PROMPTS, "test": PROMPTS[:8]},
         cache_dir,
-        reference_key="pi_ref",
+        baseline_fingerprint="pi_ref",
     )
 
 

@@ -107,7 +107,7 @@ def test_bad_settings_are_refused(settings, message):
 def test_peft_policy_and_its_disabled_adapter_sample_like_the_base_model():
     from peft import LoraConfig, get_peft_model
 
-    from prefopt.trainer.model_setup import AdapterOff
+    from prefopt.trainer.reference import AdapterDisabledModel
 
     tokenizer = build_tokenizer()
     prompt_ids = tokenizer(PROMPTS[:16])["input_ids"]
@@ -126,11 +126,11 @@ def test_peft_policy_and_its_disabled_adapter_sample_like_the_base_model():
             if "lora_B" in name:
                 weight.normal_(0, 1.0)  # a trained adapter changes the samples...
     assert draw(policy) != base
-    assert draw(AdapterOff(policy)) == base  # ...and disabling it gives pi_ref's back
+    assert draw(AdapterDisabledModel(policy)) == base  # ...and disabling it gives pi_ref's back
     # the log-probs behind the KL: the adapter-off wrapper scores with pi_ref, not the policy
     samples = sample_responses(policy, tokenizer, prompt_ids, max_new_tokens=10, seed=6)
     pad = tokenizer.pad_token_id
-    off = response_logps(AdapterOff(policy), prompt_ids, samples, pad, 8)
+    off = response_logps(AdapterDisabledModel(policy), prompt_ids, samples, pad, 8)
     on = response_logps(policy, prompt_ids, samples, pad, 8)
     reference = response_logps(_model("llama", tokenizer), prompt_ids, samples, pad, 8)
     assert np.allclose(off, reference, atol=1e-4) and not np.allclose(off, on, atol=1e-2)
