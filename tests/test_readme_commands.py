@@ -431,3 +431,19 @@ def test_paper_recipe_chat_template_copy_and_its_run_compose(
     assert "model.name_or_path" not in checked_model_sources(cfg)  # the directory just written
     saved = AutoTokenizer.from_pretrained(tmp_path / cfg.model.name_or_path)
     assert saved.chat_template == with_template.chat_template
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="check_config accepts the default judge (task_gold) without a task; the run fails with a "
+    "ValueError traceback from build_judge after the data, model and reference pass",
+)
+def test_own_file_run_without_a_judge_is_refused_by_the_config_check(compose_config):
+    """The own-file section says a run without a task must name a judge: the config check says so."""
+    from prefopt.errors import ConfigError
+    from prefopt.trainer.setup import check_config
+
+    (command,) = [c for c in real_model_commands() if "data=jsonl" in c.argv]
+    overrides = [a for a in command.argv[len(TRAIN) :] if not a.startswith("judge")]
+    with pytest.raises(ConfigError, match="judge"):
+        check_config(compose_config(overrides))
