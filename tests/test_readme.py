@@ -99,3 +99,13 @@ def test_the_loss_table_gives_the_config_defaults_users_get(compose_config):
         for key, value in loss.hyperparameter_values().items():
             written = str(value).lower() if isinstance(value, bool) else str(value)
             assert f"{key}={written}" in rows[name], (name, key)
+
+
+def test_the_keys_left_out_of_run_names_are_those_the_readme_lists():
+    from prefopt.train import NAME_EXCLUDED_KEYS
+
+    running = (ROOT / "README.md").read_text().split("\n## Running\n", 1)[1].split("\n## ", 1)[0]
+    paragraph = running.split("**Where a run goes.**", 1)[1].split("\n\n", 1)[0]
+    listed = paragraph.split("do not change the result", 1)[1].split(")", 1)[0]
+    named = {key.removesuffix(".*") for key in re.findall(r"`([\w.*]+)`", listed)}
+    assert named == set(NAME_EXCLUDED_KEYS)
