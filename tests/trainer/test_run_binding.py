@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 from omegaconf import OmegaConf
-from tiny import make_config
+from tiny import interrupt_train_step, make_config
 
 from prefopt.data.records import DataError
 from prefopt.errors import RunMismatchError
@@ -30,20 +30,11 @@ def _config(root, tmp_path, loss=DPO, **trainer):
 
 
 def _interrupted_run(root, tmp_path, run_dir, monkeypatch, loss=DPO):
-    """Train until the third optimiser step, then stop as Ctrl-C would (a checkpoint exists)."""
-    original = run_module.Trainer.train_step
-    calls = {"n": 0}
-
-    def stop_at_the_fifth_step(self):
-        calls["n"] += 1
-        if calls["n"] == 5:  # after the checkpoint of step 4
-            raise KeyboardInterrupt
-        return original(self)
-
-    monkeypatch.setattr(run_module.Trainer, "train_step", stop_at_the_fifth_step)
+    """Train to the fifth optimiser step, then stop as Ctrl-C would (a checkpoint exists)."""
+    interrupt_train_step(monkeypatch, run_module.Trainer, 5)  # after the checkpoint of step 4
     with pytest.raises(KeyboardInterrupt):
         run_module.run_training(_config(root, tmp_path, loss), run_dir)
-    monkeypatch.setattr(run_module.Trainer, "train_step", original)
+    monkeypatch.undo()
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"
 
 

@@ -7,7 +7,7 @@ import weakref
 
 import pytest
 import torch
-from tiny import make_config
+from tiny import interrupt_train_step, make_config
 from transformers import AutoModelForCausalLM
 
 from prefopt.errors import ConfigError
@@ -141,20 +141,11 @@ def test_resume_after_interruption_matches_straight_run(tiny_root, tmp_path, mon
     straight = run_module.run_training(
         make_config(tiny_root, tmp_path / "cache", loss), tmp_path / "straight"
     )
-    original = run_module.Trainer.train_step
-    calls = {"n": 0}
-
-    def interrupted(self):
-        calls["n"] += 1
-        if calls["n"] == 7:  # after the checkpoint of step 4
-            raise KeyboardInterrupt
-        return original(self)
-
-    monkeypatch.setattr(run_module.Trainer, "train_step", interrupted)
+    interrupt_train_step(monkeypatch, run_module.Trainer, 7)  # after the checkpoint of step 4
     with pytest.raises(KeyboardInterrupt):
         run_module.run_training(make_config(tiny_root, tmp_path / "cache", loss), tmp_path / "cut")
     assert json.loads((tmp_path / "cut" / "summary.json").read_text())["status"] == "interrupted"
-    monkeypatch.setattr(run_module.Trainer, "train_step", original)
+    monkeypatch.undo()
     resumed = run_module.run_training(
         make_config(tiny_root, tmp_path / "cache", loss), tmp_path / "cut"
     )

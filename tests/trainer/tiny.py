@@ -154,3 +154,18 @@ def make_config(tmp: Path, cache: Path, loss: dict, **trainer):
         "judge": {"kind": "none"},
     }
     return OmegaConf.create(cfg)
+
+
+def interrupt_train_step(monkeypatch, trainer_class, call: int) -> None:
+    """Make the ``call``-th call of ``trainer_class.train_step`` raise KeyboardInterrupt, as
+    Ctrl-C would; ``monkeypatch.undo()`` or a fresh setattr restores it."""
+    original = trainer_class.train_step
+    calls = {"n": 0}
+
+    def interrupted(self):
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(trainer_class, "train_step", interrupted)
