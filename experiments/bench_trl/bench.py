@@ -208,21 +208,17 @@ def run_all(names: list[str], work: Workload, threads: int, repeats: int = 1, sw
         for repeat in range(repeats):
             for name in names:
                 results[name].append(spawn(name, Path(tmp), work, threads, sweep))
-                print(
-                    f"repeat {repeat} {name}: done in {results[name][-1]['process_seconds']:.1f} s"
-                )
+                print(f"repeat {repeat} {name}: {results[name][-1]['process_seconds']:.1f} s")
     return results
 
 
 def report_header(args, work: Workload) -> dict:
     """The command, the machine and the workload: the first keys of every report."""
-    import transformers
+    from importlib.metadata import PackageNotFoundError, version
 
     try:
-        import trl
-
-        trl_version = trl.__version__
-    except ImportError:
+        trl_version = version("trl")
+    except PackageNotFoundError:
         trl_version = None
     machine = {
         "cpu_cores": os.cpu_count(),
@@ -230,7 +226,7 @@ def report_header(args, work: Workload) -> dict:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "transformers": transformers.__version__,
+        "transformers": version("transformers"),
         "precision": work.precision,
         "device": peak_flops(work.device)[0],
         "trl": trl_version,
@@ -254,20 +250,60 @@ def check_step0(result: dict, name: str, reference: dict) -> dict:
     return {"loss_minus_log2": loss_error, "chosen_logps_difference": logps_error}
 
 
-def table(header: list[str], rows: list[list]) -> list[str]:
-    """Markdown table lines."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+def span(stats: dict) -> str:
+    return f"{stats['median']:.0f} ({stats['min']:.0f}-{stats['max']:.0f})"
+
+
+def number(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+# Markdown tables: header -> the cell of a row (the first column holds the row's name).
+THROUGHPUT_COLUMNS = {
+    "configuration": None,
+    "tokens/s median (min-max)": lambda r: span(r["tokens_per_second"]),
+    "spread": lambda r: f"{r['tokens_per_second']['spread']:.0%}",
+    "tokens/CPU-s median (min-max)": lambda r: span(r["tokens_per_cpu_second"]),
+    "peak RSS MiB": lambda r: f"{r['peak_rss_mib']['median']:.0f}",
+    "steps' peak GPU MiB": lambda r: number(r["steps_gpu_peak_mib"], ".0f"),
+    "MFU": lambda r: number(r["mfu"], ".1%"),
+    "setup s": lambda r: f"{r['setup_seconds']['median']:.1f}",
+}
+COMPARISON_COLUMNS = {
+    "comparison": None,
+    "prefopt/TRL tokens/s (median ratio)": lambda r: f"{r['median_ratio']:.2f}x",
+    "per repeat": lambda r: f"{r['per_repeat']['min']:.2f}-{r['per_repeat']['max']:.2f}",
+    "prefopt/TRL tokens per CPU-s": lambda r: f"{r['cpu_time_ratio']:.2f}x",
+    "RSS ratio": lambda r: f"{r['memory_ratio']:.2f}",
+}
+SWEEP_COLUMNS = {
+    "tool": None,
+    "sweep seconds (in process)": lambda r: f"{r['sweep_seconds']:.1f}",
+    "process seconds (with imports)": lambda r: f"{r['process_seconds']:.1f}",
+    "TRL / prefopt": lambda r: f"{r['speedup']:.2f}x",
+}
+MEMORY_COLUMNS = {
+    "configuration": None,
+    "steps' peak GPU MiB": lambda r: str(r["steps_gpu_peak_mib"]),
+    "before the first step MiB": lambda r: str(r["setup_gpu_peak_mib"]),
+    "peak RSS MiB": lambda r: f"{r['peak_rss_mib']:.0f}",
+}
+
+
+def table(columns: dict, rows: dict) -> list[str]:
+    """Markdown table lines: one row per ``rows`` item (name -> row), cells by ``columns``."""
+    cells = list(columns.values())[1:]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return lines + [f"| {' | '.join([n, *(c(r) for c in cells)])} |" for n, r in rows.items()]
 
 
 def write(out: Path, name: str, report: dict, lines: list[str]) -> None:
     """<name>.json and <name>.md (the command first) in ``out``; the table is printed too."""
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(report, indent=1))
-    (out / f"{name}.md").write_text(
-        "\n".join([f"Command: `{report['command']}`", ""] + lines) + "\n"
-    )
-    print((out / f"{name}.md").read_text())
+    text = "\n".join([f"Command: `{report['command']}`", "", *lines]) + "\n"
+    (out / f"{name}.md").write_text(text)
+    print(text)
 
 
 def throughput(args, work: Workload) -> None:
@@ -288,34 +324,33 @@ def throughput(args, work: Workload) -> None:
     summary = {}
     for name, results in raw.items():
         per_token = flops["policy"] + flops["reference"] * CONFIGS[name].reference_every_step
-        tps = summarise([r["tokens_per_second"] for r in results])
         summary[name] = {
-            "tokens_per_second": tps,
-            "tokens_per_cpu_second": summarise([r["tokens_per_cpu_second"] for r in results]),
-            "peak_rss_mib": summarise([r["peak_rss_mib"] for r in results]),
-            "steps_gpu_peak_mib": results[0]["steps_gpu_peak_mib"],
-            "setup_seconds": summarise([r["setup_seconds"] for r in results]),
-            "model_flops_per_token": per_token,
-            "mfu": None if peak is None else tps["median"] * per_token / peak,
+            key: summarise([r[key] for r in results])
+            for key in ("tokens_per_second", "tokens_per_cpu_second", "peak_rss_mib")
         }
+        summary[name].update(
+            steps_gpu_peak_mib=results[0]["steps_gpu_peak_mib"],
+            setup_seconds=summarise([r["setup_seconds"] for r in results]),
+            model_flops_per_token=per_token,
+            mfu=None
+            if peak is None
+            else summary[name]["tokens_per_second"]["median"] * per_token / peak,
+        )
 
     def ratio(key: str, ours: str, theirs: str) -> float:
         return summary[ours][key]["median"] / summary[theirs][key]["median"]
 
-    ratios = {
-        label: {
+    ratios = {}
+    for label, (ours, theirs) in COMPARISONS.items():
+        pairs = zip(raw[ours], raw[theirs], strict=True)
+        ratios[label] = {
             "cpu_time_ratio": ratio("tokens_per_cpu_second", ours, theirs),
             "median_ratio": ratio("tokens_per_second", ours, theirs),
             "per_repeat": summarise(
-                [
-                    p["tokens_per_second"] / t["tokens_per_second"]
-                    for p, t in zip(raw[ours], raw[theirs], strict=True)
-                ]
+                [p["tokens_per_second"] / t["tokens_per_second"] for p, t in pairs]
             ),
             "memory_ratio": ratio("peak_rss_mib", ours, theirs),
         }
-        for label, (ours, theirs) in COMPARISONS.items()
-    }
     report = {
         **report_header(args, work),
         "flops": {**flops, "device": device, "bf16_peak_flops": peak},
@@ -325,71 +360,15 @@ def throughput(args, work: Workload) -> None:
         "step0_checks": checks,
         "raw": raw,
     }
-    write(Path(args.out), "throughput", report, throughput_lines(report))
-
-
-def throughput_lines(report: dict) -> list[str]:
-    """The throughput report's two tables: per configuration, and prefopt against TRL."""
-    flops = report["flops"]
-    rows = []
-    for name, row in report["summary"].items():
-        tps, cpu, gpu = (
-            row["tokens_per_second"],
-            row["tokens_per_cpu_second"],
-            row["steps_gpu_peak_mib"],
-        )
-        rows.append(
-            [
-                name,
-                f"{tps['median']:.0f} ({tps['min']:.0f}-{tps['max']:.0f})",
-                f"{tps['spread']:.0%}",
-                f"{cpu['median']:.0f} ({cpu['min']:.0f}-{cpu['max']:.0f})",
-                f"{row['peak_rss_mib']['median']:.0f}",
-                "-" if gpu is None else f"{gpu:.0f}",
-                "-" if row["mfu"] is None else f"{row['mfu']:.1%}",
-                f"{row['setup_seconds']['median']:.1f}",
-            ]
-        )
-    comparisons = [
-        [
-            label,
-            f"{row['median_ratio']:.2f}x",
-            f"{row['per_repeat']['min']:.2f}-{row['per_repeat']['max']:.2f}",
-            f"{row['cpu_time_ratio']:.2f}x",
-            f"{row['memory_ratio']:.2f}",
-        ]
-        for label, row in report["ratios"].items()
-    ]
-    return [
-        f"Device: {flops['device']}; model FLOPs per token 6N trained + 2N per reference "
-        f"forward, N = {flops['n'] / 1e6:.1f}M; MFU against a dense bf16 peak of "
-        f"{flops['bf16_peak_flops'] or 0:.3g} FLOP/s (0: unknown, not reported).",
+    write(Path(args.out), "throughput", report, [
+        f"Device: {device}; model FLOPs per token 6N trained + 2N per reference forward, "
+        f"N = {flops['n'] / 1e6:.1f}M; MFU against a dense bf16 peak of {peak or 0:.3g} FLOP/s "
+        "(0: unknown, not reported).",
         "",
-        *table(
-            [
-                "configuration",
-                "tokens/s median (min-max)",
-                "spread",
-                "tokens/CPU-s median (min-max)",
-                "peak RSS MiB",
-                "steps' peak GPU MiB",
-                "MFU",
-                "setup s",
-            ],
-            rows,
-        ),
+        *table(THROUGHPUT_COLUMNS, summary),
         "",
-        *table(
-            [
-                "comparison",
-                "prefopt/TRL tokens/s (median ratio)",
-                "per repeat",
-                "prefopt/TRL tokens per CPU-s",
-                "RSS ratio",
-            ],
-            comparisons,
-        ),
-    ]
+        *table(COMPARISON_COLUMNS, ratios),
+    ])  # fmt: skip
 
 
 def sweep(args, work: Workload) -> None:
@@ -403,34 +382,16 @@ def sweep(args, work: Workload) -> None:
         "speedup": {k: v["sweep_seconds"] / ours for k, v in results.items()},
         "raw": results,
     }
-    rows = [
-        [
-            name,
-            f"{report['sweep_seconds'][name]:.1f}",
-            f"{report['process_seconds'][name]:.1f}",
-            f"{report['speedup'][name]:.2f}x",
-        ]
+    rows = {
+        name: {key: report[key][name] for key in ("sweep_seconds", "process_seconds", "speedup")}
         for name in results
-    ]
-    write(
-        Path(args.out),
-        "sweep",
-        report,
-        [
-            f"{report['runs']} runs (losses {list(SWEEP_LOSSES)} x betas {list(SWEEP_BETAS)}), "
-            f"{work.steps} steps of {work.batch_size} pairs each.",
-            "",
-            *table(
-                [
-                    "tool",
-                    "sweep seconds (in process)",
-                    "process seconds (with imports)",
-                    "TRL / prefopt",
-                ],
-                rows,
-            ),
-        ],
-    )
+    }
+    write(Path(args.out), "sweep", report, [
+        f"{report['runs']} runs (losses {list(SWEEP_LOSSES)} x betas {list(SWEEP_BETAS)}), "
+        f"{work.steps} steps of {work.batch_size} pairs each.",
+        "",
+        *table(SWEEP_COLUMNS, rows),
+    ])  # fmt: skip
 
 
 def memory(args, work: Workload) -> None:
@@ -440,28 +401,12 @@ def memory(args, work: Workload) -> None:
     with_ref, without = (results[name]["steps_gpu_peak_mib"] for name in MEMORY)
     ratio = None if not without else with_ref / without
     report = {**report_header(args, work), "ratio_lora_reference_to_none": ratio, "raw": results}
-    rows = [
-        [name, r["steps_gpu_peak_mib"], r["setup_gpu_peak_mib"], f"{r['peak_rss_mib']:.0f}"]
-        for name, r in results.items()
+    lines = [
+        *table(MEMORY_COLUMNS, results),
+        "",
+        f"LoRA reference / no reference, steps' peak GPU memory: {ratio}",
     ]
-    write(
-        Path(args.out),
-        "memory",
-        report,
-        [
-            *table(
-                [
-                    "configuration",
-                    "steps' peak GPU MiB",
-                    "before the first step MiB",
-                    "peak RSS MiB",
-                ],
-                rows,
-            ),
-            "",
-            f"LoRA reference / no reference, steps' peak GPU memory: {ratio}",
-        ],
-    )
+    write(Path(args.out), "memory", report, lines)
 
 
 def main() -> None:

@@ -1,23 +1,18 @@
 #!/usr/bin/env bash
 # The GPU part of the benchmark, on one GPU in one call: prefopt against TRL's DPOTrainer on a
 # 374M-parameter Llama shape in bf16 (tokens/s, peak GPU memory, model FLOPs utilisation), then the
-# peak GPU memory of LoRA training with and without the adapter-off reference.
+# peak GPU memory of LoRA training with and without the adapter-off reference. About 5 minutes on
+# an H100; `--preset tiny_gpu` runs the same code on a CPU in seconds (the tests do).
 #
 #   bash experiments/bench_trl/gpu.sh [OUT_DIR]        # default results/performance/gpu
 #
-# On a lent GPU machine that gets a copy of the working tree, give it .whl/ and an output folder
-# that comes back (OUT_DIR = that folder), then copy the files into results/performance/gpu/.
-# The same code runs on a CPU in seconds with --preset tiny_gpu (tested, also with the packages
-# installed from .whl/ into a separate folder on PYTHONPATH, as here, over transformers 5.17).
-#
-# Needs torch with CUDA, transformers, accelerate, peft, pandas and pyarrow, plus what .whl/ holds
-# when that folder exists (installed into /tmp/site first): trl, datasets, dill, multiprocess,
-# hydra-core, omegaconf and antlr4-python3-runtime (a machine without an index gets them as wheels:
+# Needs torch with CUDA, transformers, accelerate, peft, pandas, pyarrow and trl. A machine without
+# a package index gets the rest as wheels in .whl/, installed into /tmp/site first:
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #     --platform manylinux2014_x86_64 -d .whl trl==1.16.0 datasets==5.2.0 dill==0.4.1 \
 #     multiprocess==0.70.19 hydra-core==1.3.8 omegaconf==2.3.1 transformers==5.24.0
 #   pip wheel --no-deps -w .whl antlr4-python3-runtime==4.9.3
-# ). prefopt itself is imported from this checkout. About 5 minutes on an H100.
+# prefopt itself is imported from this checkout.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-results/performance/gpu}
@@ -34,6 +29,6 @@ python3 -c "import torch, transformers, trl; print(torch.__version__, transforme
   | tee -a "$out/gpu.txt"
 python3 experiments/bench_trl/bench.py throughput --preset gpu --repeats 2 --steps 12 --out "$out"
 python3 experiments/bench_trl/bench.py memory --preset gpu --steps 6 --out "$out"
-# A second call (the compilation takes minutes): the same with prefopt's trainer.compile added.
+# With prefopt's trainer.compile added (a second call: the compilation takes minutes):
 #   python3 experiments/bench_trl/bench.py throughput --preset gpu --repeats 1 --steps 12 --compile \
 #     --out "$out/compile"

@@ -2,11 +2,11 @@
 
     python experiments/bench_trl/profile_ops.py --steps 4 --threads 1 --out results/performance
 
-Runs prefopt (frozen_copy and cached reference) and TRL (default and precompute_ref_log_probs) on the
-benchmark's workload under torch.profiler (CPU activities) and writes, per configuration, the operators
-with the largest self CPU time and their share of the run's total (profile_ops.json, profile_ops.md).
-Setup (model loading, data, reference precomputation) is inside the profile too; the tables say which
-operators differ between the tools, not how fast either is (the profiler slows both).
+Runs bench.py's four throughput configurations on the benchmark's workload under torch.profiler (CPU
+activities) and writes, per configuration, the operators with the largest self CPU time and their share
+of the run's total (profile_ops.json, profile_ops.md). Setup (model loading, data, reference
+precomputation) is inside the profile too; the tables say which operators differ between the tools, not
+how fast either is (the profiler slows both).
 """
 
 from __future__ import annotations
@@ -23,15 +23,15 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench import prepare, run_one  # noqa: E402
+from bench import CONFIGS, THROUGHPUT, prepare, run_one, table  # noqa: E402
 from workload import Workload  # noqa: E402
 
-CONFIGS = (
-    ("prefopt", "frozen_copy"),
-    ("trl", "default"),
-    ("prefopt", "cached"),
-    ("trl", "precompute"),
-)
+COLUMNS = {  # the table of each configuration: op -> its cells
+    "op": None,
+    "calls": lambda o: str(o["calls"]),
+    "self CPU ms": lambda o: f"{o['self_cpu_ms']:.0f}",
+    "share": lambda o: f"{o['share']:.1%}",
+}
 
 
 def top_ops(prof, limit: int) -> list[dict]:
@@ -40,14 +40,10 @@ def top_ops(prof, limit: int) -> list[dict]:
     total = sum(e.self_cpu_time_total for e in events) or 1.0
     ranked = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:limit]
     return [
-        {
-            "op": e.key,
-            "calls": e.count,
-            "self_cpu_ms": e.self_cpu_time_total / 1000,
-            "share": e.self_cpu_time_total / total,
-        }
+        {"op": e.key, "calls": e.count, "self_cpu_ms": e.self_cpu_time_total / 1000,
+         "share": e.self_cpu_time_total / total}
         for e in ranked
-    ]
+    ]  # fmt: skip
 
 
 def main() -> None:
@@ -61,29 +57,19 @@ def main() -> None:
     work = Workload(steps=args.steps)
     report = {}
     with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        prepare(workdir, work)
-        for tool, mode in CONFIGS:
-            run_dir = Path(tempfile.mkdtemp(dir=workdir))
+        prepare(Path(tmp), work)
+        for name in THROUGHPUT:
+            run_dir = Path(tempfile.mkdtemp(dir=tmp))
             os.environ["HF_DATASETS_CACHE"] = str(run_dir / "hf_datasets")
             with profile(activities=[ProfilerActivity.CPU]) as prof:
-                run_one(tool, mode, workdir, run_dir, work)
-            report[f"{tool}_{mode}"] = top_ops(prof, args.top)
+                run_one(CONFIGS[name], Path(tmp), run_dir, work)
+            report[name] = top_ops(prof, args.top)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "profile_ops.json").write_text(json.dumps(report, indent=1))
     lines = [f"Command: `python experiments/bench_trl/profile_ops.py {' '.join(sys.argv[1:])}`"]
     for name, ops in report.items():
-        lines += [
-            "",
-            f"### {name}",
-            "",
-            "| op | calls | self CPU ms | share |",
-            "|---|---|---|---|",
-        ]
-        lines += [
-            f"| {o['op']} | {o['calls']} | {o['self_cpu_ms']:.0f} | {o['share']:.1%} |" for o in ops
-        ]
+        lines += ["", f"### {name}", "", *table(COLUMNS, {o["op"]: o for o in ops})]
     (out / "profile_ops.md").write_text("\n".join(lines) + "\n")
     print((out / "profile_ops.md").read_text())
 

@@ -233,7 +233,6 @@ def prefopt_config(
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    limit = work.max_length + 8  # no truncation: every sequence fits
     overrides = [
         *(f"{key}={value}" for key, value in RUN.items()),
         f"seed={work.seed}",
@@ -242,8 +241,7 @@ def prefopt_config(
         f"model.name_or_path={model_dir}",
         f"model.lora.enabled={lora}",
         f"data.source={data_dir}",
-        f"data.max_prompt_length={limit}",
-        f"data.max_response_length={limit}",
+        *(f"data.{key}={work.max_length}" for key in LIMITS),  # every sequence fits: no cut
         *(loss or ["loss=dpo", f"loss.beta={work.beta}"]),
         f"trainer.lr={work.lr}",
         f"trainer.max_steps={work.steps}",
@@ -260,6 +258,7 @@ def prefopt_config(
         return compose(config_name="config", overrides=overrides)
 
 
+LIMITS = ("max_prompt_length", "max_response_length", "max_length")
 RUN = {  # the overrides of conf/ that every benchmark run shares
     "name": "bench_trl",
     "task": "none",
@@ -272,7 +271,6 @@ RUN = {  # the overrides of conf/ that every benchmark run shares
     "data.splits.train": "train.jsonl",  # the training file doubles as validation: no rows held out
     "data.splits.validation": "train.jsonl",
     "data.max_overlap": 1.0,  # that reuse is deliberate: the benchmark measures speed only
-    "data.max_length": "null",
     "data.on_bad_row": "error",
     "num_threads": "null",  # torch's default on both sides
     "trainer.epochs": 1,

@@ -143,3 +143,27 @@ def test_trl_side_builds_the_same_job(tmp_path):
     assert config.per_device_train_batch_size == TINY.batch_size
     assert config.learning_rate == TINY.lr
     assert config.optim == "adamw_torch"
+
+
+def test_each_configuration_is_a_record_the_run_config_follows(tmp_path):
+    """Every configuration a command runs is a Config; prefopt's compose into its run config."""
+    from bench import COMPARISONS, CONFIGS, MEMORY, SWEEP, THROUGHPUT
+
+    named = {*THROUGHPUT, *SWEEP, *MEMORY, *(n for pair in COMPARISONS.values() for n in pair)}
+    assert named <= set(CONFIGS) and all(name == CONFIGS[name].name for name in CONFIGS)
+    for config in CONFIGS.values():
+        if config.tool != "prefopt":
+            continue
+        cfg = prefopt_config(
+            TINY, tmp_path, tmp_path, tmp_path, config.reference, None, config.lora, config.compile
+        )
+        assert (cfg.trainer.reference, cfg.model.lora.enabled, cfg.trainer.compile) == (
+            config.reference,
+            config.lora,
+            config.compile,
+        )
+        assert (cfg.data.max_length, cfg.trainer.max_steps, cfg.loss.beta) == (
+            TINY.max_length,
+            TINY.steps,
+            TINY.beta,
+        )
