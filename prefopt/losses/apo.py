@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from prefopt.losses.base import LossOutput, PairedLogps, PreferenceLoss
+from prefopt.losses.base import BetaLoss, LossOutput, PairedLogps
 from prefopt.losses.functional import logratios
 from prefopt.losses.registry import register_loss
-from prefopt.losses.validation import require_positive
 
 
 @register_loss
-class APOZeroLoss(PreferenceLoss):
+class APOZeroLoss(BetaLoss):
     """Anchored Preference Optimization and Contrastive Revisions (APO-zero).
 
     D'Oosterlinck et al., arXiv 2408.06266, "Anchored Preference Optimization and Contrastive
@@ -36,10 +35,6 @@ class APOZeroLoss(PreferenceLoss):
     min_batch_size = 1
     uses_lengths = False
 
-    def __init__(self, *, beta: float = 0.1) -> None:
-        super().__init__()
-        self.beta = require_positive("beta", beta)
-
     def compute(self, inputs: PairedLogps) -> LossOutput:
         chosen, rejected = logratios(inputs)  # (B,), (B,)
         chosen_rewards, rejected_rewards = self.beta * chosen, self.beta * rejected
@@ -48,7 +43,7 @@ class APOZeroLoss(PreferenceLoss):
 
 
 @register_loss
-class APODownLoss(PreferenceLoss):
+class APODownLoss(BetaLoss):
     """Anchored Preference Optimization and Contrastive Revisions (APO-down).
 
     D'Oosterlinck et al., arXiv 2408.06266, "Anchored Preference Optimization and Contrastive
@@ -75,10 +70,6 @@ class APODownLoss(PreferenceLoss):
     stateful = False
     min_batch_size = 1
     uses_lengths = False
-
-    def __init__(self, *, beta: float = 0.1) -> None:
-        super().__init__()
-        self.beta = require_positive("beta", beta)
 
     def compute(self, inputs: PairedLogps) -> LossOutput:
         chosen, rejected = logratios(inputs)  # (B,), (B,)

@@ -23,6 +23,7 @@ from prefopt.losses.validation import (
     check_floating,
     check_lengths,
     check_present,
+    require_positive,
 )
 
 DataFormat = Literal["paired", "unpaired"]
@@ -162,6 +163,15 @@ class PreferenceLoss(nn.Module):
     def compute(self, inputs: Any) -> LossOutput:
         """The loss on validated inputs whose floating tensors are at least fp32."""
         raise NotImplementedError(f"{type(self).__name__} must implement compute()")
+
+
+class BetaLoss(PreferenceLoss):
+    """A loss whose one hyperparameter is ``beta`` > 0 (default 0.1), the reward scale; each
+    subclass still declares its capability flags and documents what beta means for it."""
+
+    def __init__(self, *, beta: float = 0.1) -> None:
+        super().__init__()
+        self.beta = require_positive("beta", beta)
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:

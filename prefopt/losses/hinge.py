@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from prefopt.losses.base import LossOutput, PairedLogps, PreferenceLoss
+from prefopt.losses.base import BetaLoss, LossOutput, PairedLogps
 from prefopt.losses.functional import logratios
 from prefopt.losses.registry import register_loss
-from prefopt.losses.validation import require_positive
 
 
 @register_loss
-class HingeLoss(PreferenceLoss):
+class HingeLoss(BetaLoss):
     """SLiC-HF: Sequence Likelihood Calibration with Human Feedback.
 
     Zhao et al., arXiv 2305.10425.
@@ -37,10 +36,6 @@ class HingeLoss(PreferenceLoss):
     stateful = False
     min_batch_size = 1
     uses_lengths = False
-
-    def __init__(self, *, beta: float = 0.1) -> None:
-        super().__init__()
-        self.beta = require_positive("beta", beta)
 
     def compute(self, inputs: PairedLogps) -> LossOutput:
         chosen, rejected = logratios(inputs)  # (B,), (B,)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from prefopt.losses.base import LossOutput, PairedLogps, PreferenceLoss
+from prefopt.losses.base import BetaLoss, LossOutput, PairedLogps
 from prefopt.losses.functional import logratios
 from prefopt.losses.registry import register_loss
-from prefopt.losses.validation import require_positive
 
 
 @register_loss
-class SPPOHardLoss(PreferenceLoss):
+class SPPOHardLoss(BetaLoss):
     """Self-Play Preference Optimization for Language Model Alignment (hard-label form).
 
     Wu et al., arXiv 2405.00675 (SPPO).
@@ -36,10 +35,6 @@ class SPPOHardLoss(PreferenceLoss):
     stateful = False
     min_batch_size = 1
     uses_lengths = False
-
-    def __init__(self, *, beta: float = 0.1) -> None:
-        super().__init__()
-        self.beta = require_positive("beta", beta)
 
     def compute(self, inputs: PairedLogps) -> LossOutput:
         chosen, rejected = logratios(inputs)  # (B,), (B,)
