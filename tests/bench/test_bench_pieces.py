@@ -167,3 +167,17 @@ def test_each_configuration_is_a_record_the_run_config_follows(tmp_path):
             TINY.steps,
             TINY.beta,
         )
+
+
+@pytest.mark.parametrize(
+    "preset", [{}, GPU_WORKLOAD, TINY_GPU_WORKLOAD], ids=["cpu", "gpu", "tiny"]
+)
+def test_every_preset_fits_its_model_context(tmp_path, preset):
+    """The data limits of each preset's run config pass prefopt's check against the model's
+    positions (the workload's model has max(128, longest sequence))."""
+    from prefopt.data import check_lengths_fit_context
+
+    work = Workload(**preset)
+    cfg = prefopt_config(work, tmp_path, tmp_path, tmp_path, "cached")
+    check_lengths_fit_context(cfg.data, max(128, work.max_length), "the workload's model")
+    assert cfg.data.max_length == work.max_length
