@@ -433,11 +433,6 @@ def test_paper_recipe_chat_template_copy_and_its_run_compose(
     assert saved.chat_template == with_template.chat_template
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="check_config accepts the default judge (task_gold) without a task; the run fails with a "
-    "ValueError traceback from build_judge after the data, model and reference pass",
-)
 def test_own_file_run_without_a_judge_is_refused_by_the_config_check(compose_config):
     """The own-file section says a run without a task must name a judge: the config check says so."""
     from prefopt.errors import ConfigError

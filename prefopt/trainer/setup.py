@@ -63,6 +63,12 @@ def check_config(cfg: DictConfig) -> PreferenceLoss:
         raise ConfigError('model.name_or_path="@task" needs a task (task=reviews) or model=hf ...')
     if cfg.data.source == TASK_SENTINEL and not cfg.get("task"):
         raise ConfigError('data.source="@task" needs a task (task=reviews) or a real data config')
+    if cfg.eval.generate and cfg.judge.kind == "gold" and not cfg.get("task"):
+        raise ConfigError(
+            "judge.kind=gold scores with the built-in task's gold reward, and there is no task: "
+            "choose judge=reward_model, judge=llm_pairwise or judge=proxy (see conf/judge/), or "
+            "eval.generate=false for the held-out pair metrics alone"
+        )
     return loss_fn
 
 
