@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from prefopt.results.identity import RunIdentity, bind_run
 from prefopt.results.lock import run_lock
 from prefopt.results.store import atomic_write_json, atomic_write_text, read_json
-from prefopt.trainer import data_setup, model_setup  # noqa: F401  (data_setup: build_run reads data with it)
+from prefopt.trainer import model_setup
 from prefopt.trainer.build import RunSettings, build_run
 from prefopt.trainer.checkpoint import list_checkpoints
 from prefopt.trainer.interrupt import StopRequest, graceful_stop

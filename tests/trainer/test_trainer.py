@@ -12,6 +12,7 @@ from transformers import AutoModelForCausalLM
 
 from prefopt.errors import ConfigError
 from prefopt.losses import PairedLogps, UnpairedLogps, build_loss_from_config
+from prefopt.trainer import data_setup, model_setup
 from prefopt.trainer import run as run_module
 from prefopt.trainer.batching import collate
 from prefopt.trainer.data_setup import prepare_data
@@ -353,7 +354,7 @@ def test_settings_that_need_the_data_size_fail_before_models_load(
     def no_models(*args, **kwargs):
         raise AssertionError("models were loaded before the schedule was checked")
 
-    monkeypatch.setattr(run_module.model_setup, "prepare_models", no_models)
+    monkeypatch.setattr(model_setup, "prepare_models", no_models)
     cfg = make_config(tiny_root, tmp_path / "cache", {"name": "dpo", "beta": 0.1}, **trainer)
     with pytest.raises(ConfigError, match=message):
         run_module.run_training(cfg, tmp_path / "run")
@@ -373,7 +374,7 @@ def test_data_lengths_beyond_the_models_context_are_refused_before_the_data_is_r
     def no_data(*args, **kwargs):
         raise AssertionError("data was read before the lengths were checked")
 
-    monkeypatch.setattr(run_module.data_setup, "prepare_data", no_data)
+    monkeypatch.setattr(data_setup, "prepare_data", no_data)
     cfg = make_config(tiny_root, tmp_path / "cache", {"name": "dpo", "beta": 0.1})
     cfg.data.max_length = 512  # the tiny model has 64 positions
     with pytest.raises(ConfigError, match=r"data.max_length=512.*64 positions"):
