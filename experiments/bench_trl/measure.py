@@ -11,6 +11,9 @@ nothing of model loading, data preparation, reference precomputation or the firs
 The same interval is also measured in CPU time of the process (all its threads): tokens per CPU-second
 is the work each tool needs for the same tokens, and depends much less on other load on the machine
 than the wall clock does.
+
+Setup is the time from the tool's start to the start of step 1. GPU memory: the peak allocated up to
+the end of step 1 (setup and the warm-up step), then the peak over the timed steps 2..S.
 """
 
 from __future__ import annotations
@@ -24,9 +27,8 @@ import torch
 
 
 class StepClock:
-    """What both sides record, by the same rule: when the first step starts (and the GPU peak
-    before it), and at each step's end (its GPU work finished) the wall and CPU clocks and the
-    steps' GPU peak so far."""
+    """What both sides record, by the same rule: when step 1 started, and at each step's end (its
+    GPU work finished) the wall and CPU clocks; the GPU peak through step 1, then over the rest."""
 
     def __init__(self):
         self.first_step_start: float | None = None
@@ -35,25 +37,24 @@ class StepClock:
         self.step_ends: list[float] = []
         self.step_ends_cpu: list[float] = []
 
-    def step_start(self) -> None:
-        if self.first_step_start is None:
-            self.setup_gpu_peak_mib = gpu_peak_mib()
-            if torch.cuda.is_available():
-                torch.cuda.reset_peak_memory_stats()  # the steps' peak from here on
-            self.first_step_start = time.perf_counter()
-
-    def step_end(self) -> None:
+    def step_end(self, step_start: float) -> None:
+        """At the end of a step that started at ``step_start`` (``time.perf_counter``)."""
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         self.step_ends.append(time.perf_counter())
-        self.steps_gpu_peak_mib = gpu_peak_mib()
         self.step_ends_cpu.append(time.process_time())
+        if self.first_step_start is None:
+            self.first_step_start = step_start
+            self.setup_gpu_peak_mib = gpu_peak_mib()
+            if torch.cuda.is_available():
+                torch.cuda.reset_peak_memory_stats()  # the timed steps' peak from here on
+        self.steps_gpu_peak_mib = gpu_peak_mib()
 
     def result(self, start: float, end: float) -> dict:
-        """The records, with setup (start to first step) and run seconds."""
+        """The records, with setup (start to step 1's start) and run seconds."""
         return {
-            "steps_gpu_peak_mib": self.steps_gpu_peak_mib,  # first to last step
-            "setup_gpu_peak_mib": self.setup_gpu_peak_mib,
+            "steps_gpu_peak_mib": self.steps_gpu_peak_mib,  # steps 2..S
+            "setup_gpu_peak_mib": self.setup_gpu_peak_mib,  # up to the end of step 1
             "step_ends": self.step_ends,
             "step_ends_cpu": self.step_ends_cpu,
             "setup_seconds": self.first_step_start - start,

@@ -1,9 +1,8 @@
 """prefopt's side of the benchmark: one run through ``run_training``, its steps timed by a hook.
 
 The trainer's ``on_step_end`` hook notes the clock when each step ends, the tokens it trained on and
-its first training row (the step-0 loss, computed before the first update). ``run_training`` builds
-its own Trainer, so the hook is added where the run module makes it: the clock starts when the
-trainer is built, right before its first step.
+its first training row (the step-0 loss, computed before the first update). Step 1 started
+``trainer.state.train_seconds`` (the time inside its train step) before its hook ran.
 """
 
 from __future__ import annotations
@@ -13,32 +12,22 @@ from pathlib import Path
 
 from measure import StepClock
 
-import prefopt.trainer.run as run_module
-from prefopt.trainer.loop import Hooks, Trainer
+from prefopt.trainer.loop import Trainer
+from prefopt.trainer.run import run_training
 
 
 def train_prefopt(cfg, run_dir: Path) -> dict:
     """One prefopt run: step end times (wall, CPU), tokens per step, setup time, step-0 metrics,
-    peak GPU memory before and from the first step (None on a CPU)."""
+    peak GPU memory through step 1 and over the later steps (None on a CPU)."""
     clock, tokens, rows = StepClock(), [], []
 
     def on_step_end(trainer: Trainer, row: dict) -> None:
-        clock.step_end()
+        clock.step_end(time.perf_counter() - trainer.state.train_seconds)
         tokens.append(trainer.state.tokens_seen - sum(tokens))
         rows.append(row)
 
-    def timed_trainer(run, settings, hooks: Hooks | None = None) -> Trainer:
-        hooks = hooks or Hooks()
-        hooks.on_step_end.append(on_step_end)
-        clock.step_start()
-        return Trainer(run, settings, hooks)
-
     start = time.perf_counter()
-    run_module.Trainer = timed_trainer
-    try:
-        run_module.run_training(cfg, run_dir)
-    finally:
-        run_module.Trainer = Trainer
+    run_training(cfg, run_dir, on_step_end=[on_step_end])
     return {
         **clock.result(start, time.perf_counter()),
         "tokens": tokens,

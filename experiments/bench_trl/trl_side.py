@@ -35,13 +35,13 @@ class ClockCallback(TrainerCallback):
     """Feeds the step clock, and keeps the first logged metrics."""
 
     def __init__(self, clock: StepClock):
-        self.clock, self.first_logs = clock, None
+        self.clock, self.step_start, self.first_logs = clock, None, None
 
     def on_step_begin(self, args, state, control, **kwargs):
-        self.clock.step_start()
+        self.step_start = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kwargs):
-        self.clock.step_end()
+        self.clock.step_end(self.step_start)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if self.first_logs is None and logs and "loss" in logs:
