@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
-from omegaconf import DictConfig, OmegaConf
-
+from prefopt.config_values import plain_dict
 from prefopt.errors import ConfigError
 
 
@@ -118,7 +117,7 @@ class CheckedGroup:
         """Settings from the group's config (a DictConfig or a mapping); an instance is
         checked again. ``context`` goes to :meth:`check` (for example the number of processes)."""
         if not isinstance(cfg, cls):
-            cfg = cls(**cls._checked_values(_plain(cfg, cls.GROUP)))
+            cfg = cls(**cls._checked_values(plain_dict(cfg, cls.GROUP, ConfigError)))
         cfg.check(**context)
         return cfg
 
@@ -154,11 +153,3 @@ class CheckedGroup:
 
     def check(self) -> None:
         """Rules between keys; none by default."""
-
-
-def _plain(cfg, group: str) -> dict:
-    if isinstance(cfg, DictConfig):
-        return OmegaConf.to_container(cfg, resolve=True)
-    if not isinstance(cfg, Mapping):
-        raise ConfigError(f"{group}: expected a mapping of keys, got {type(cfg).__name__}")
-    return dict(cfg)

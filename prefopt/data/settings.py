@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
-from omegaconf import DictConfig, OmegaConf
+from prefopt.config_values import plain_dict
 
 FORMATS = ("auto", "trl", "conversational", "hh_rlhf", "ultrafeedback", "unpaired")
 BAD_ROW_POLICIES = ("drop", "error")
@@ -35,7 +35,7 @@ class DataSettings:
         """Build from a dict or an OmegaConf DictConfig; unknown keys and bad values raise."""
         if isinstance(data_cfg, DataSettings):
             return data_cfg
-        cfg = _to_plain_dict(data_cfg)
+        cfg = plain_dict(data_cfg, "data config")
         valid = [f.name for f in fields(cls)]
         unknown = sorted(set(cfg) - set(valid))
         if unknown:
@@ -89,13 +89,3 @@ def available_splits(data_cfg: Mapping) -> list[str]:
     """The prefopt split names (train/validation/test) that a data config maps to a source split."""
     splits = DataSettings.from_cfg(data_cfg).splits
     return [name for name in SPLIT_NAMES if splits.get(name) is not None]
-
-
-def _to_plain_dict(data_cfg: Mapping) -> dict:
-    if isinstance(data_cfg, DictConfig):
-        return OmegaConf.to_container(data_cfg, resolve=True)
-    if not isinstance(data_cfg, Mapping):
-        raise ValueError(f"data config must be a mapping, got {type(data_cfg).__name__}")
-    return {
-        key: dict(value) if isinstance(value, Mapping) else value for key, value in data_cfg.items()
-    }

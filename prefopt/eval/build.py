@@ -10,12 +10,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 
+from prefopt.config_values import TASK_SENTINEL, plain_dict
 from prefopt.eval.evaluator import Evaluator
 from prefopt.eval.judges import build_judge
-
-TASK_SENTINEL = "@task"  # model.name_or_path that means "the built-in task's pi_ref"
 
 
 def build_evaluator(
@@ -36,8 +34,8 @@ def build_evaluator(
     ``train_pairs`` ({"prompt", "chosen", "rejected"} strings) train the proxy reward model.
     ``encode_prompt`` defaults to :func:`prompt_encoder` (the data settings' BOS and truncation).
     """
-    judge_cfg = _plain(cfg["judge"])
-    eval_cfg = _plain(cfg["eval"])
+    judge_cfg = plain_dict(cfg["judge"], "judge")
+    eval_cfg = plain_dict(cfg["eval"], "eval")
     cache_dir = Path(str(cfg["cache_dir"])).expanduser()
     if task is None and cfg.get("task"):
         from prefopt.tasks import build_task
@@ -53,7 +51,7 @@ def build_evaluator(
         }
         proxy_judge = build_judge(proxy_cfg, task, cache_dir, train_pairs, device=device)
     if encode_prompt is None:
-        encode_prompt = prompt_encoder(tokenizer, _plain(cfg.get("data") or {}))
+        encode_prompt = prompt_encoder(tokenizer, plain_dict(cfg.get("data") or {}, "data"))
     return Evaluator(
         eval_cfg,
         judge,
@@ -84,10 +82,3 @@ def prompt_encoder(tokenizer, data_cfg: Mapping) -> Callable[[str], list[int]]:
         return ids
 
     return encode
-
-
-def _plain(section) -> dict:
-    """A config section as a plain dict (OmegaConf resolved)."""
-    if isinstance(section, DictConfig):
-        return OmegaConf.to_container(section, resolve=True)
-    return dict(section)
