@@ -46,6 +46,7 @@ from prefopt.trainer.checkpoint import (
     checkpoint_dir,
     checkpoint_step,
     load_checkpoint_weights,
+    load_loss_state,
     saved_checkpoints,
 )
 
@@ -244,6 +245,9 @@ def _score(
     )
     trainer = Trainer(run, RunSettings.from_config(cfg, accelerator.num_processes))
     load_checkpoint_weights(point.weights_dir, accelerator.unwrap_model(trainer.policy))
+    loss_state = load_loss_state(point.weights_dir)
+    if loss_state:  # a loss with state (BCO's running mean) scores with the trainer's
+        loss_fn.load_state_dict(loss_state)
     # scored at the trainer's step: the sampling seed and the row derive from it
     return trainer.evaluate([split], point.step)[split], evaluator
 

@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_model, save_model
 
 PREFIX = "step_"
+LOSS_STATE_FILE = "loss_state.pt"  # the loss's state beside the best weights
 
 
 def checkpoint_name(step: int) -> str:
@@ -55,13 +56,27 @@ def best_weights_dir(run_dir: Path) -> Path:
     return run_dir / "checkpoints" / "best"
 
 
-def save_best_weights(run_dir: Path, model: torch.nn.Module) -> None:
-    """Keep the model's current weights as the best checkpoint's (atomic replace)."""
+def save_best_weights(run_dir: Path, model: torch.nn.Module, loss_state: dict) -> None:
+    """Keep the model's current weights, and the loss's state (BCO's running mean; empty for most
+    losses), as the best checkpoint's (atomic replaces)."""
     path = best_weights_dir(run_dir)
     path.mkdir(parents=True, exist_ok=True)
     tmp = path / "model.safetensors.tmp"
     save_model(model, str(tmp))
     tmp.replace(path / "model.safetensors")
+    if loss_state:  # a loss without state writes nothing more
+        tmp = path / f"{LOSS_STATE_FILE}.tmp"
+        torch.save(loss_state, tmp)
+        tmp.replace(path / LOSS_STATE_FILE)
+
+
+def load_loss_state(weights_dir: Path) -> dict:
+    """The loss's state saved with a checkpoint's or the best weights ({} when none was saved)."""
+    if (weights_dir / "state.pt").exists():
+        return torch.load(weights_dir / "state.pt", weights_only=True)["loss"]
+    if (weights_dir / LOSS_STATE_FILE).exists():
+        return torch.load(weights_dir / LOSS_STATE_FILE, weights_only=True)
+    return {}
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:

@@ -21,6 +21,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -34,6 +35,7 @@ from prefopt.trainer.checkpoint import (
     list_checkpoints,
     load_checkpoint,
     load_checkpoint_weights,
+    load_loss_state,
     save_best_weights,
     save_checkpoint,
 )
@@ -203,7 +205,9 @@ class Trainer:
         is_best = value is not None and (best_value is None or value > best_value)
         if not self.state.best or is_best:
             if self.acc.is_main_process:
-                save_best_weights(self.run_dir, self.acc.unwrap_model(self.policy))
+                save_best_weights(
+                    self.run_dir, self.acc.unwrap_model(self.policy), self.loss_fn.state_dict()
+                )
             self.state.best = {
                 "step": step,
                 "epoch": self._epoch(step),
@@ -225,12 +229,18 @@ class Trainer:
             self.evaluate(["test"], final_step)
         best_untested = best_step not in (None, final_step) and self._test_row(best_step) is None
         if self.settings.eval.test_at == "best_and_final" and best_untested:
-            model = self.acc.unwrap_model(self.policy)
-            load_checkpoint_weights(best_weights_dir(self.run_dir), model)
+            self._restore_weights_and_loss(best_weights_dir(self.run_dir))
             self.evaluate(["test"], best_step)
-            load_checkpoint_weights(list_checkpoints(self.run_dir)[-1], model)
+            self._restore_weights_and_loss(list_checkpoints(self.run_dir)[-1])
         if best_step is not None:
             self.state.best["test"] = self._test_row(best_step) or {}
+
+    def _restore_weights_and_loss(self, weights_dir: Path) -> None:
+        """The policy's weights and the loss's state (BCO's running mean) saved in weights_dir."""
+        load_checkpoint_weights(weights_dir, self.acc.unwrap_model(self.policy))
+        loss_state = load_loss_state(weights_dir)
+        if loss_state:
+            self.loss_fn.load_state_dict(loss_state)
 
     # ---------------------------------------------------------------- training
     def _fail(self, step: int, message: str, batch: dict) -> None:

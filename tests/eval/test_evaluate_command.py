@@ -85,7 +85,6 @@ def test_reproduces_the_trainers_numbers(compose_config, tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="evaluate does not restore the loss's state (BCO's delta)")
 def test_reproduces_a_loss_with_state(compose_config, tmp_path):
     """BCO's running mean of rewards is state of the loss: evaluate scores with the trainer's."""
     run_dir = tmp_path / "run"
