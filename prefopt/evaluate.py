@@ -196,7 +196,6 @@ def _score(
 ):
     """The trainer's evaluation row of ``point`` on ``split``, and the evaluator (None when the
     run does not generate). The trainer's bookkeeping files go to ``scratch``."""
-    from prefopt.eval import build_evaluator
     from prefopt.trainer import data_setup, model_setup
     from prefopt.trainer.batching import FixedBatches
     from prefopt.trainer.build import Run, RunSettings
@@ -213,16 +212,7 @@ def _score(
     models = model_setup.prepare_models(cfg, resolved, loss_fn, data, cache_dir, accelerator)
     evaluator = None
     if generates:
-        evaluator = build_evaluator(
-            cfg,
-            data.tokenizer,
-            models.eval_reference_model(),
-            models.baseline_fingerprint,
-            data.eval_prompts,
-            _train_pairs(data.train_records),
-            task=task,
-            device=str(accelerator.device),
-        )
+        evaluator = model_setup.run_evaluator(cfg, task, data, models)
         if best_of_n and not evaluator.judge.pointwise:
             raise ArgumentError(
                 f"best_of_n=true needs a pointwise judge; {evaluator.judge.name!r} is pairwise"
@@ -278,15 +268,6 @@ def _accelerator(cfg: DictConfig):
     device = pick_device(str(cfg.get("device", "auto")))
     AcceleratorState._reset_state(reset_partial_state=False)
     return Accelerator(mixed_precision=cfg.trainer.precision, cpu=device.type == "cpu")
-
-
-def _train_pairs(records: Sequence) -> list[dict]:
-    """The training pairs' strings (a proxy reward model trains on them), as the trainer's."""
-    return [
-        {"prompt": r.prompt, "chosen": r.chosen, "rejected": r.rejected}
-        for r in records
-        if hasattr(r, "chosen")
-    ]
 
 
 def usage() -> str:

@@ -20,6 +20,7 @@ from prefopt.models.loading import (
 )
 from prefopt.models.logprobs import compile_backbone
 from prefopt.results.store import atomic_write_json
+from prefopt.trainer.checkpoint import checkpoint_name
 from prefopt.trainer.data_setup import PreparedData
 from prefopt.trainer.reference import (
     LIVE_MODES,
@@ -117,10 +118,9 @@ def prepare_models(
     )
 
 
-def generation_hook(cfg, task, resolved, data, models, cache_dir, run_dir):
-    """The evaluator's call for the trainer, and the metric that selects the best checkpoint."""
-    if not EvalSettings.from_config(cfg.eval).generate:
-        return None, "reward_accuracy"
+def run_evaluator(cfg, task, data, models):
+    """The generation evaluator of a run: its judge (a proxy reward model trains on the run's
+    training pairs), baseline and held-out prompts; used by the trainer and prefopt.evaluate."""
     from prefopt.eval import build_evaluator
 
     train_pairs = [
@@ -128,7 +128,7 @@ def generation_hook(cfg, task, resolved, data, models, cache_dir, run_dir):
         for r in data.train_records
         if hasattr(r, "chosen")
     ]
-    evaluator = build_evaluator(
+    return build_evaluator(
         cfg,
         data.tokenizer,
         models.eval_reference_model(),
@@ -138,11 +138,18 @@ def generation_hook(cfg, task, resolved, data, models, cache_dir, run_dir):
         task=task,
         device=str(next(models.policy.parameters()).device),
     )
+
+
+def generation_hook(cfg, task, resolved, data, models, cache_dir, run_dir):
+    """The evaluator's call for the trainer, and the metric that selects the best checkpoint."""
+    if not EvalSettings.from_config(cfg.eval).generate:
+        return None, "reward_accuracy"
+    evaluator = run_evaluator(cfg, task, data, models)
     seed = int(cfg.seed)
     write_best_of_n(cfg, evaluator, Path(run_dir))
 
     def evaluate(model, split: str, step: int) -> dict:
-        path = Path(run_dir) / "samples" / f"step_{step:07d}_{split}.jsonl"
+        path = Path(run_dir) / "samples" / f"{checkpoint_name(step)}_{split}.jsonl"
         return evaluator.evaluate(model, split, step, seed, samples_path=path)
 
     return evaluate, "win_rate"
