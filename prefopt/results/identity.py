@@ -17,6 +17,7 @@ Files are fingerprinted by content (SHA-256), cached by path, size and modificat
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import time
@@ -30,6 +31,8 @@ from omegaconf import DictConfig, OmegaConf
 from prefopt.config_values import TASK_SENTINEL
 from prefopt.errors import ConfigError, RunMismatchError
 from prefopt.results.store import atomic_write_json, read_json
+
+log = logging.getLogger(__name__)
 
 # Top-level config keys that pick where or how a run executes, not what it computes: they are left
 # out of the identity and of run directory names. Everything else changes the result.
@@ -210,7 +213,7 @@ def bind_run(
         raise ConfigError(f"resume={resume!r}; valid: {list(RESUME_MODES)}")
     path = run_dir / IDENTITY_FILE
     if resume == "never" and _holds_files(run_dir):
-        print(f"resume=never: previous files of {run_dir} moved to {_move_aside(run_dir)}")
+        log.warning("resume=never: previous files of %s moved to %s", run_dir, _move_aside(run_dir))
         status, has_checkpoint = None, False
     if status != "finished" and not has_checkpoint:
         atomic_write_json(path, {**current.to_json(), "forced": []})
@@ -237,7 +240,9 @@ def bind_run(
             "move to .replaced/), or resume=force to continue it anyway."
         )
     if refused:
-        print(f"resume=force: continuing {run_dir} although it differs: {'; '.join(refused)}")
+        log.warning(
+            "resume=force: continuing %s although it differs: %s", run_dir, "; ".join(refused)
+        )
         record = dict(stored or current.to_json())
         record["forced"] = [*record.get("forced", []), {"time": time.time(), "changes": refused}]
         if not finished:

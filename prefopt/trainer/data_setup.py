@@ -70,7 +70,9 @@ def hold_out_validation(train: list) -> tuple[list, list]:
         count += rows_per_prompt[prompt]
     kept = [r for r in train if r.prompt not in held]
     validation = [r for r in train if r.prompt in held]
-    print(f"data: no validation split; held out {len(validation)} of {len(train)} training rows")
+    log.info(
+        "data: no validation split; held out %d of %d training rows", len(validation), len(train)
+    )
     return kept, validation
 
 
@@ -138,7 +140,7 @@ def prepare_data(
         tokenized[split] = tokenize_records(records[split], tokenizer, data_cfg, report)
         reports[split] = report.to_dict()
         if is_main_process():
-            print(report.summary())
+            log.info("%s", report.summary())
     if "validation" in records and "validation" not in splits:
         report = DataReport("validation")
         tokenized["validation"] = tokenize_records(

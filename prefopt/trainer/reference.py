@@ -301,7 +301,7 @@ class ReferenceTables:
         )
         self.keys[name] = key
         verb = "computed" if computed else "loaded from cache (shared by the sweep)"
-        print(f"reference log-probs for {name} ({len(items)} items): {verb} [{key}]")
+        log.info("reference log-probs for %s (%d items): %s [%s]", name, len(items), verb, key)
         return table
 
 

@@ -80,7 +80,7 @@ def _run_unlocked(
         summary = read_json(run_dir / "summary.json")
         code = reused_code or summary.get("code_version", "unknown")
         note = "" if code == current.code else f" by prefopt {code} (now {current.code})"
-        print(f"run already finished{note}: {run_dir} (resume=never to train it again)")
+        log.info("run already finished%s: %s (resume=never to train it again)", note, run_dir)
         return {**summary, "code_version": code}
     if main:
         atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
