@@ -246,6 +246,6 @@ def bind_run(
         record = dict(stored or current.to_json())
         record["forced"] = [*record.get("forced", []), {"time": time.time(), "changes": refused}]
         if not finished:
-            record.update({k: v for k, v in current.to_json().items()})
+            record.update(current.to_json())
         atomic_write_json(path, record)
     return stored_code if finished else None
