@@ -86,7 +86,9 @@ class PreferenceLoss(nn.Module):
 
     Subclasses set, in their own body, ``name``, ``requires_reference``, ``data_format``
     (``"paired"`` or ``"unpaired"``), ``stateful`` and ``min_batch_size``; ``uses_lengths`` says
-    whether token counts are read (then they must be given and positive). ``stateful``: state is
+    whether token counts are read (then they must be given and positive); ``whole_batch`` that an
+    example's loss depends on the other examples of the batch (a sort or a statistic across it), so
+    the trainer refuses to split a batch into micro-batches or over processes. ``stateful``: state is
     kept in registered buffers, updated only in training mode, so that the trainer's checkpoints
     save it with ``state_dict()``; the registry checks the flag against the built loss's
     ``state_dict()``. Hyperparameters are keyword-only ``__init__`` arguments with defaults,
@@ -99,6 +101,7 @@ class PreferenceLoss(nn.Module):
     stateful: ClassVar[bool]
     min_batch_size: ClassVar[int]
     uses_lengths: ClassVar[bool] = False
+    whole_batch: ClassVar[bool] = False
 
     @property
     def weights_are_labels(self) -> bool:

@@ -62,7 +62,7 @@ def check_loss_class(cls: object) -> None:
         raise ValueError(
             f"{cls.__name__}.data_format must be 'paired' or 'unpaired', got {cls.data_format!r}"
         )
-    for flag in ("requires_reference", "stateful", "uses_lengths"):
+    for flag in ("requires_reference", "stateful", "uses_lengths", "whole_batch"):
         if not isinstance(getattr(cls, flag), bool):
             raise ValueError(f"{cls.__name__}.{flag} must be a bool, got {getattr(cls, flag)!r}")
     if not isinstance(cls.min_batch_size, int) or cls.min_batch_size < 1:

@@ -53,6 +53,14 @@ def check_config(cfg: DictConfig) -> PreferenceLoss:
             f"micro-batch; trainer.batch_size={trainer.batch_size} and trainer.micro_batch_size="
             f"{trainer.micro_batch_size} give {micro} on each of {processes} process(es)"
         )
+    if loss_fn.whole_batch and (processes > 1 or micro != trainer.batch_size):
+        raise ConfigError(
+            f"loss {loss_fn.name!r} compares the examples of a batch with each other, so a batch "
+            f"must go through one forward on one process; trainer.batch_size="
+            f"{trainer.batch_size} and trainer.micro_batch_size={trainer.micro_batch_size} give "
+            f"{micro} on each of {processes} process(es): set trainer.micro_batch_size=null "
+            "and run on one process"
+        )
     if trainer.precision == "fp16" and not torch.cuda.is_available():
         raise ConfigError("trainer.precision=fp16 needs a GPU; use bf16 or no on a CPU")
     uses_task_model = TASK_SENTINEL in (

@@ -102,3 +102,15 @@ def test_a_bad_setting_stops_the_run_before_its_data_or_model_is_read(compose_co
     )
     with pytest.raises(ConfigError, match=r"trainer\.schedule='cosin'"):
         run_training(cfg, tmp_path / "run")
+
+
+def test_a_whole_batch_loss_refuses_micro_batches_and_processes(compose_config, monkeypatch):
+    from prefopt.losses.dpo import DPOLoss
+
+    monkeypatch.setattr(DPOLoss, "whole_batch", True)
+    check_config(compose_config([]))  # one forward of the whole batch
+    with pytest.raises(ConfigError, match=r"loss 'dpo' compares the examples .* 16 on each of 1"):
+        check_config(compose_config(["trainer.micro_batch_size=16"]))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match=r"16 on each of 2 process\(es\)"):
+        check_config(compose_config([]))
