@@ -95,11 +95,17 @@ PLACE_WORDS: tuple[str, ...] = (
 )  # fmt: skip
 
 
-def all_words() -> list[str]:
-    """Every word of prompts and responses, each once, in a fixed order."""
-    words: list[str] = [*PROMPT_LEAD, *DOMAINS, *NAME_WORDS, *PLACE_WORDS, PROMPT_END]
+def response_words() -> list[str]:
+    """Every word a review may use (aspects of every domain included), each once, in a fixed order."""
+    words: list[str] = []
     for singular, plural in ASPECTS.values():
         words += [*singular, *plural]
     words += [*ADJECTIVES, *ADVERBS, *SENTIMENT_VERBS, *PRONOUNS]
     words += [*SINGULAR_COPULAS, *PLURAL_COPULAS, *CONJUNCTIONS, NEGATION, DETERMINER, FULL_STOP]
     return list(dict.fromkeys(words))
+
+
+def all_words() -> list[str]:
+    """Every word of prompts and responses, each once, in a fixed order."""
+    prompt_words = [*PROMPT_LEAD, *DOMAINS, *NAME_WORDS, *PLACE_WORDS, PROMPT_END]
+    return list(dict.fromkeys([*prompt_words, *response_words()]))

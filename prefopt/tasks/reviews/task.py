@@ -10,26 +10,29 @@ write pairs, unpaired completions and held-out prompts.
 from __future__ import annotations
 
 import dataclasses
-import json
-import shutil
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from prefopt.tasks.base import EVAL_SPLITS, SPLITS, Task, TaskArtifacts
-from prefopt.tasks.cache import build_cached, config_hash, json_problem, model_dir_problem
-from prefopt.tasks.preferences import pair_records, sample_pairs, unpaired_records, write_jsonl
-from prefopt.tasks.pretrain import build_gpt2, pretrain
+from prefopt.tasks.base import Task, TaskArtifacts
+from prefopt.tasks.pretrain import pretrain
 from prefopt.tasks.reviews.generator import all_prompts, sample_review
 from prefopt.tasks.reviews.lexicon import all_words
 from prefopt.tasks.reviews.parser import parse_prompt
 from prefopt.tasks.reviews.reward import GoldReward
-from prefopt.tasks.wordlevel import build_word_tokenizer
+from prefopt.tasks.synthetic import (
+    cached_model_stage,
+    install_model_stage,
+    new_pi_ref,
+    pretrain_facts,
+    sample_split_pairs,
+    save_model_stage,
+    settings_hash,
+    torch_threads,
+    write_pair_data,
+)
 
 # The settings pi_ref depends on (its cache key); the others only shape the preference data.
 PI_REF_FIELDS = (
@@ -48,7 +51,6 @@ PI_REF_FIELDS = (
     "pretrain_batch_size",
     "pretrain_lr",
 )
-PRETRAIN_FACTS = "pretrain.json"  # facts of pi_ref's training, kept with its cached weights
 
 
 @dataclass(frozen=True)
@@ -87,16 +89,6 @@ class ReviewsConfig:
     max_new_tokens: int = 48
     sampling_temperature: float = 1.0
     sampling_batch_size: int = 256
-
-
-@contextmanager
-def _torch_threads(n: int):
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class ReviewsTask(Task):
@@ -142,62 +134,42 @@ class ReviewsTask(Task):
     @property
     def pi_ref_hash(self) -> str:
         """Hash of the settings pi_ref depends on: a data-only change reuses the trained pi_ref."""
-        cfg = dataclasses.asdict(self.config)
-        return config_hash(
-            {"name": self.name, "version": self.version, **{k: cfg[k] for k in PI_REF_FIELDS}}
-        )
+        return settings_hash(self, PI_REF_FIELDS)
 
     def build(self, layout: TaskArtifacts, progress: bool, cache_dir: Path) -> dict:
         cfg = self.config
-        with _torch_threads(cfg.torch_threads):
+        with torch_threads(cfg.torch_threads):
             splits = self.split_prompts()
-            stage = cache_dir / "tasks" / "stages" / f"{self.name}-pi_ref-{self.pi_ref_hash}"
-            build_cached(
-                stage,
+            stage = cached_model_stage(
+                cache_dir,
+                self,
+                "pi_ref",
+                PI_REF_FIELDS,
                 lambda tmp: self._pretrain(tmp, splits["train"], progress),
-                check=lambda found: (
-                    model_dir_problem(found) or json_problem(found / PRETRAIN_FACTS)
-                ),
             )
-            shutil.copytree(stage, layout.model_dir)
-            pretrain_facts = json.loads((layout.model_dir / PRETRAIN_FACTS).read_text())
-            (layout.model_dir / PRETRAIN_FACTS).unlink()
-            tokenizer = AutoTokenizer.from_pretrained(layout.model_dir)
-            model = AutoModelForCausalLM.from_pretrained(layout.model_dir)
-            info: dict = {
-                **pretrain_facts,
-                "n_prompts": {s: len(p) for s, p in splits.items()},
-                "splits": {},
-            }
-            sampled = {}
-            for index, split in enumerate(SPLITS):
-                sampled[split] = sample_pairs(
-                    model,
-                    tokenizer,
-                    splits[split],
-                    self.reward,
-                    n_pairs=cfg.n_train_pairs if split == "train" else cfg.n_eval_pairs,
-                    min_gap=cfg.min_reward_gap,
-                    seed=cfg.seed * 10 + index + 1,
-                    max_new_tokens=cfg.max_new_tokens,
-                    temperature=cfg.sampling_temperature,
-                    batch_size=cfg.sampling_batch_size,
-                )
-        return self._write_data(layout, splits, sampled, info)
+            facts, model, tokenizer = install_model_stage(stage, layout.model_dir)
+            sampled = sample_split_pairs(model, tokenizer, splits, self.reward, cfg)
+        train = sampled["train"]
+        metrics = self.reward.metrics(train.all_prompts, train.all_texts)
+        pi_ref = {
+            "grammatical": float(metrics["grammatical"].mean()),
+            "unfinished": float(metrics["unfinished"].mean()),
+            "mean_reward": float(train.all_rewards.mean()),
+            "mean_clauses": float(metrics["n_clauses"].mean()),
+            "n_samples": len(train.all_texts),
+        }
+        return {
+            **facts,
+            "n_prompts": {s: len(p) for s, p in splits.items()},
+            "pi_ref": pi_ref,
+            **write_pair_data(layout, splits, sampled, cfg),
+        }
 
     def _pretrain(self, out: Path, train_prompts: list[str], progress: bool) -> None:
         """pi_ref: a GPT-2 pre-trained on generated reviews of the train prompts, saved in ``out``
-        with its tokenizer and the facts of its training (pretrain.json)."""
+        with its tokenizer and the facts of its training."""
         cfg = self.config
-        tokenizer = build_word_tokenizer(all_words())
-        torch.manual_seed(cfg.seed)
-        model = build_gpt2(
-            tokenizer,
-            n_layer=cfg.n_layer,
-            n_embd=cfg.n_embd,
-            n_head=cfg.n_head,
-            n_positions=max(128, 2 * (16 + cfg.max_new_tokens)),  # room for long policies
-        )
+        model, tokenizer = new_pi_ref(all_words(), cfg, prompt_tokens=16)
         corpus_rng = np.random.default_rng([cfg.seed, 1])
 
         def corpus_batch(n: int) -> tuple[list[str], list[str]]:
@@ -223,60 +195,4 @@ class ReviewsTask(Task):
             lr=cfg.pretrain_lr,
             progress=progress,
         )
-        model.save_pretrained(out)
-        tokenizer.save_pretrained(out)
-        facts = {
-            "n_parameters": sum(p.numel() for p in model.parameters()),
-            "vocab_size": len(tokenizer),
-            "pretrain_final_loss": round(float(np.mean(losses[-20:])), 4),
-        }
-        (out / PRETRAIN_FACTS).write_text(json.dumps(facts, sort_keys=True) + "\n")
-
-    def _write_data(self, layout: TaskArtifacts, splits: dict, sampled: dict, info: dict) -> dict:
-        """Label the sampled pairs and write pairs, unpaired completions and held-out prompts."""
-        cfg = self.config
-        train = sampled["train"]
-        metrics = self.reward.metrics(train.all_prompts, train.all_texts)
-        info["pi_ref"] = {
-            "grammatical": float(metrics["grammatical"].mean()),
-            "unfinished": float(metrics["unfinished"].mean()),
-            "mean_reward": float(train.all_rewards.mean()),
-            "mean_clauses": float(metrics["n_clauses"].mean()),
-            "n_samples": len(train.all_texts),
-        }
-        threshold = float(np.median(np.concatenate([train.reward_a, train.reward_b])))
-        info["unpaired_threshold"] = threshold
-        for index, split in enumerate(SPLITS):
-            label_rng = np.random.default_rng([cfg.seed, 2, index])
-            records, bayes = pair_records(
-                sampled[split],
-                label_rng,
-                temperature=cfg.label_temperature,
-                flip_rate=cfg.flip_rate,
-            )
-            unpaired = unpaired_records(
-                sampled[split],
-                label_rng,
-                threshold=threshold,
-                temperature=cfg.label_temperature,
-                flip_rate=cfg.flip_rate,
-            )
-            write_jsonl(layout.data_files[split], records)
-            write_jsonl(layout.unpaired_files[split], unpaired)
-            info["splits"][split] = {
-                "n_pairs": len(records),
-                "n_unpaired": len(unpaired),
-                "bayes_accuracy": round(bayes, 4),
-                "label_agreement": float(np.mean([not r["flipped"] for r in records])),
-                "chosen_longer": _chosen_longer(records),
-                "desirable": float(np.mean([u["label"] for u in unpaired])),
-            }
-        for split in EVAL_SPLITS:
-            write_jsonl(layout.prompt_files[split], [{"prompt": p} for p in splits[split]])
-        return info
-
-
-def _chosen_longer(records: list[dict]) -> float:
-    """Fraction of pairs whose chosen response has more words, among pairs of unequal length."""
-    diff = np.array([len(r["chosen"].split()) - len(r["rejected"].split()) for r in records])
-    return float(np.mean(diff[diff != 0] > 0)) if np.any(diff != 0) else float("nan")
+        save_model_stage(out, model, tokenizer, pretrain_facts(model, tokenizer, losses))
