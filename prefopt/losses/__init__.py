@@ -8,14 +8,17 @@ out.losses.mean().backward()
 """
 
 from prefopt.losses import (  # noqa: F401  (importing a loss module registers it)
+    aot,
     apo,
     bco_pair,
+    cpo,
     dpo,
     dpop,
     exo_pair,
     hinge,
     ipo,
     kto,
+    kto_pair,
     nca_pair,
     orpo,
     r_dpo,

@@ -11,8 +11,12 @@ from prefopt.losses import available_losses, build_loss, loss_class
 
 BUILT_IN = available_losses()
 PAIRED = [name for name in BUILT_IN if loss_class(name).data_format == "paired"]
+UNPAIRED = [name for name in BUILT_IN if loss_class(name).data_format == "unpaired"]
 # Losses that raise the chosen response and lower the rejected one everywhere near the reference.
 CHOSEN_UP_REJECTED_DOWN = [name for name in PAIRED if name not in ("apo_down", "sft")]
+# Inputs that keep a sorting loss off a tie, where the sort has no derivative (aot: the shared
+# reference margins are -0.5, -0.5, -0.2; these give -0.5, -1.0, -0.2).
+UNTIED_AT_SHARED_NUMBERS = {"aot": {"ref_rejected_logps": [-1.0, -4.0, -3.0]}}
 
 
 def grads(loss, inputs, fields):
@@ -67,17 +71,18 @@ def test_sft_gradient_raises_chosen_and_ignores_rejected():
     assert (d_rejected == 0).all()
 
 
-def test_kto_gradient_raises_desirable_lowers_undesirable_and_ignores_kl_pairs():
+@pytest.mark.parametrize("name", UNPAIRED)
+def test_unpaired_gradient_raises_desirable_lowers_undesirable_and_ignores_kl_pairs(name):
     inputs = unpaired(requires_grad=True)
-    d_logps, d_kl = grads(build_loss("kto"), inputs, ["logps", "kl_logps"])
+    d_logps, d_kl = grads(build_loss(name), inputs, ["logps", "kl_logps"])
     assert (d_logps[inputs.desirable] < 0).all()
     assert (d_logps[~inputs.desirable] > 0).all()
-    assert (d_kl == 0).all()  # z0 is not back-propagated
+    assert (d_kl == 0).all()  # KTO's z0 is not back-propagated; APO reads no KL pairs
 
 
 def test_reference_free_losses_need_no_reference_logps():
     free = [name for name in BUILT_IN if not loss_class(name).requires_reference]
-    assert sorted(free) == ["orpo", "sft", "simpo"]
+    assert sorted(free) == ["cpo", "orpo", "sft", "simpo"]
     for name in free:
         out = build_loss(name)(paired(reference=False))
         assert torch.isfinite(out.losses).all()
@@ -122,6 +127,7 @@ EXTREME_VARIANTS = [(name, {}) for name in BUILT_IN] + [
     ("robust", {"label_smoothing": 0.45}),
     ("simpo", {"beta": 10.0, "gamma": 3.0}),
     ("orpo", {"beta": 1.0}),
+    ("simpo", {"alpha": -1.0}),
 ]
 
 
@@ -165,7 +171,7 @@ def test_orpo_log_odds_stay_finite_and_accurate_near_zero():
 def test_analytic_gradients_match_finite_differences_in_fp64(name):
     loss = build_loss(name).eval()  # eval: bco_pair's shift must not move between evaluations
     if loss.data_format == "paired":
-        base = paired(dtype=torch.float64)
+        base = paired(dtype=torch.float64, **UNTIED_AT_SHARED_NUMBERS.get(name, {}))
         fields = ["chosen_logps", "rejected_logps", "ref_chosen_logps", "ref_rejected_logps"]
     else:
         base = unpaired(dtype=torch.float64)
