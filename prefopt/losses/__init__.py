@@ -12,6 +12,7 @@ from prefopt.losses import (  # noqa: F401  (importing a loss module registers i
     apo,
     bco_pair,
     cpo,
+    discopop,
     dpo,
     dpop,
     exo_pair,
@@ -24,7 +25,9 @@ from prefopt.losses import (  # noqa: F401  (importing a loss module registers i
     r_dpo,
     robust,
     sft,
+    sigmoid_norm,
     simpo,
+    slic,
     sppo_hard,
 )
 from prefopt.losses.base import (

@@ -13,7 +13,11 @@ BUILT_IN = available_losses()
 PAIRED = [name for name in BUILT_IN if loss_class(name).data_format == "paired"]
 UNPAIRED = [name for name in BUILT_IN if loss_class(name).data_format == "unpaired"]
 # Losses that raise the chosen response and lower the rejected one everywhere near the reference.
-CHOSEN_UP_REJECTED_DOWN = [name for name in PAIRED if name not in ("apo_down", "sft")]
+CHOSEN_UP_REJECTED_DOWN = [
+    name for name in PAIRED if name not in ("apo_down", "sft", "discopop", "slic")
+]
+# Hyperparameters that keep the shared numbers off a kink (slic: δ = 1 puts pair 1 on the hinge).
+SMOOTH_AT_SHARED_NUMBERS = {"slic": {"delta": 2.0}}
 # Inputs that keep a sorting loss off a tie, where the sort has no derivative (aot: the shared
 # reference margins are -0.5, -0.5, -0.2; these give -0.5, -1.0, -0.2).
 UNTIED_AT_SHARED_NUMBERS = {"aot": {"ref_rejected_logps": [-1.0, -4.0, -3.0]}}
@@ -82,7 +86,7 @@ def test_unpaired_gradient_raises_desirable_lowers_undesirable_and_ignores_kl_pa
 
 def test_reference_free_losses_need_no_reference_logps():
     free = [name for name in BUILT_IN if not loss_class(name).requires_reference]
-    assert sorted(free) == ["cpo", "orpo", "sft", "simpo"]
+    assert sorted(free) == ["cpo", "orpo", "sft", "simpo", "slic"]
     for name in free:
         out = build_loss(name)(paired(reference=False))
         assert torch.isfinite(out.losses).all()
@@ -128,6 +132,12 @@ EXTREME_VARIANTS = [(name, {}) for name in BUILT_IN] + [
     ("simpo", {"beta": 10.0, "gamma": 3.0}),
     ("orpo", {"beta": 1.0}),
     ("simpo", {"alpha": -1.0}),
+    ("dpo", {"f_divergence": "forward_kl"}),
+    ("dpo", {"f_divergence": "js_divergence"}),
+    ("dpo", {"f_divergence": "alpha_divergence", "f_alpha": 0.5}),
+    ("dpo", {"f_divergence": "alpha_divergence", "f_alpha": 2.0}),
+    ("discopop", {"beta": 1.0}),
+    ("sigmoid_norm", {"beta": 5.0}),
 ]
 
 
@@ -169,7 +179,8 @@ def test_orpo_log_odds_stay_finite_and_accurate_near_zero():
 
 @pytest.mark.parametrize("name", BUILT_IN)
 def test_analytic_gradients_match_finite_differences_in_fp64(name):
-    loss = build_loss(name).eval()  # eval: bco_pair's shift must not move between evaluations
+    # eval: bco_pair's shift must not move between evaluations
+    loss = build_loss(name, **SMOOTH_AT_SHARED_NUMBERS.get(name, {})).eval()
     if loss.data_format == "paired":
         base = paired(dtype=torch.float64, **UNTIED_AT_SHARED_NUMBERS.get(name, {}))
         fields = ["chosen_logps", "rejected_logps", "ref_chosen_logps", "ref_rejected_logps"]
