@@ -1,18 +1,16 @@
 #!/usr/bin/env bash
-# The GPU part of the benchmark, on one GPU in one call: prefopt against TRL's DPOTrainer on a
-# 374M-parameter Llama shape in bf16 (tokens/s, peak GPU memory, model FLOPs utilisation), then the
-# peak GPU memory of LoRA training with and without the adapter-off reference. About 5 minutes on
-# an H100; `--preset tiny_gpu` runs the same code on a CPU in seconds (the tests do).
+# The GPU part of the benchmark on one GPU: prefopt against TRL's DPOTrainer on a 374M-parameter
+# Llama in bf16 (tokens/s, peak GPU memory, MFU), then the peak GPU memory of LoRA training with and
+# without the adapter-off reference. About 5 minutes on an H100.
 #
 #   bash experiments/bench_trl/gpu.sh [OUT_DIR]        # default results/performance/gpu
 #
-# Needs torch with CUDA, transformers, accelerate, peft, pandas, pyarrow and trl. A machine without
-# a package index gets the rest as wheels in .whl/, installed into /tmp/site first:
+# Needs torch with CUDA, transformers, accelerate, peft, pandas, pyarrow and trl; prefopt is this
+# checkout. A machine without a package index gets the rest as wheels in .whl/ (into /tmp/site):
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #     --platform manylinux2014_x86_64 -d .whl trl==1.16.0 datasets==5.2.0 dill==0.4.1 \
 #     multiprocess==0.70.19 hydra-core==1.3.8 omegaconf==2.3.1 transformers==5.24.0
 #   pip wheel --no-deps -w .whl antlr4-python3-runtime==4.9.3
-# prefopt itself is imported from this checkout.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-results/performance/gpu}
@@ -29,6 +27,5 @@ python3 -c "import torch, transformers, trl; print(torch.__version__, transforme
   | tee -a "$out/gpu.txt"
 python3 experiments/bench_trl/bench.py throughput --preset gpu --repeats 2 --steps 12 --out "$out"
 python3 experiments/bench_trl/bench.py memory --preset gpu --steps 6 --out "$out"
-# With prefopt's trainer.compile added (a second call: the compilation takes minutes):
-#   python3 experiments/bench_trl/bench.py throughput --preset gpu --repeats 1 --steps 12 --compile \
-#     --out "$out/compile"
+# With trainer.compile (a call of its own: compiling takes minutes):
+#   python3 experiments/bench_trl/bench.py throughput --preset gpu --repeats 1 --compile --out "$out/compile"

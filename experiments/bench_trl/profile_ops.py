@@ -2,29 +2,23 @@
 
     python experiments/bench_trl/profile_ops.py --steps 4 --threads 1 --out results/performance
 
-Runs bench.py's four throughput configurations on the benchmark's workload under torch.profiler (CPU
-activities) and writes, per configuration, the operators with the largest self CPU time and their share
-of the run's total (profile_ops.json, profile_ops.md). Setup (model loading, data, reference
-precomputation) is inside the profile too; the tables say which operators differ between the tools, not
-how fast either is (the profiler slows both).
+Runs bench.py's throughput configurations on the CPU workload under torch.profiler (CPU activities)
+and writes, per configuration, the operators with the largest self CPU time and their share of the
+run's total (profile_ops.json, profile_ops.md). Setup (model loading, data, reference
+precomputation) is inside the profile too; the tables say which operators differ between the tools,
+not how fast either is (the profiler slows both).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
 import tempfile
 from pathlib import Path
 
 import torch
+from bench import CONFIGS, THROUGHPUT, fresh_run_dir, run_one, table, write
 from torch.profiler import ProfilerActivity, profile
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench import CONFIGS, THROUGHPUT, prepare, run_one, table  # noqa: E402
-from workload import Workload  # noqa: E402
+from workload import Workload, prepare
 
 COLUMNS = {  # the table of each configuration: op -> its cells
     "op": None,
@@ -54,24 +48,18 @@ def main() -> None:
     parser.add_argument("--out", default="results/performance")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    work = Workload(steps=args.steps)
-    report = {}
+    work, report = Workload(steps=args.steps), {}
     with tempfile.TemporaryDirectory() as tmp:
         prepare(Path(tmp), work)
         for name in THROUGHPUT:
-            run_dir = Path(tempfile.mkdtemp(dir=tmp))
-            os.environ["HF_DATASETS_CACHE"] = str(run_dir / "hf_datasets")
+            run_dir = fresh_run_dir(Path(tmp), f"{name}_")
             with profile(activities=[ProfilerActivity.CPU]) as prof:
-                run_one(CONFIGS[name], Path(tmp), run_dir, work)
+                run_one(CONFIGS[name], work, Path(tmp), run_dir)
             report[name] = top_ops(prof, args.top)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "profile_ops.json").write_text(json.dumps(report, indent=1))
-    lines = [f"Command: `python experiments/bench_trl/profile_ops.py {' '.join(sys.argv[1:])}`"]
+    lines = []
     for name, ops in report.items():
         lines += ["", f"### {name}", "", *table(COLUMNS, {o["op"]: o for o in ops})]
-    (out / "profile_ops.md").write_text("\n".join(lines) + "\n")
-    print((out / "profile_ops.md").read_text())
+    write(Path(args.out), "profile_ops", report, lines[1:])
 
 
 if __name__ == "__main__":

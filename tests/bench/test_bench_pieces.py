@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 from measure import steady_throughput, summarise
 from workload import (
-    GPU_WORKLOAD,
-    TINY_GPU_WORKLOAD,
+    PRESETS,
     Workload,
     batch_order,
-    build_model_dir,
     flops_per_token,
     make_pairs,
     pair_tokens,
     prefopt_config,
+    prepare,
     tokens_per_step,
-    write_data,
 )
 
 from prefopt.trainer.batching import epoch_order
@@ -68,8 +67,8 @@ def test_pairs_tokenize_like_trl_concatenation(tmp_path):
     """prompt + response as one string gives the prompt's ids then the response's (TRL's way)."""
     from transformers import AutoTokenizer
 
-    model_dir = build_model_dir(tmp_path / "model", TINY)
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    prepare(tmp_path, TINY)
+    tokenizer = AutoTokenizer.from_pretrained(str(tmp_path / "model"))
     for pair in make_pairs(TINY):
         prompt = tokenizer(pair["prompt"], add_special_tokens=False)["input_ids"]
         joined = tokenizer(pair["prompt"] + pair["chosen"] + tokenizer.eos_token)["input_ids"]
@@ -81,28 +80,26 @@ def test_pairs_tokenize_like_trl_concatenation(tmp_path):
 def test_batches_follow_prefopt_order_and_cover_every_pair():
     pairs = make_pairs(TINY)
     assert len(pairs) == TINY.steps * TINY.batch_size
-    assert batch_order(len(pairs), TINY.seed) == epoch_order(len(pairs), TINY.seed, 0)
-    per_step = tokens_per_step(TINY, pairs)
+    assert batch_order(TINY) == epoch_order(len(pairs), TINY.seed, 0)
+    per_step = tokens_per_step(TINY)
     assert len(per_step) == TINY.steps
     assert sum(per_step) == sum(pair_tokens(p) for p in pairs)
 
 
 @pytest.mark.parametrize(
     ("work", "lora"),
-    [(TINY, False), (Workload(**{**TINY_GPU_WORKLOAD, "steps": 3}), False), (TINY, True)],
+    [(TINY, False), (replace(PRESETS["tiny_gpu"], steps=3), False), (TINY, True)],
     ids=["gpt2", "llama", "gpt2_lora"],
 )
 def test_prefopt_side_trains_the_counted_tokens(tmp_path, work, lora):
     """A tiny prefopt run: tokens per step as the workload counts them, step-0 DPO loss log 2."""
-    from prefopt_side import train_prefopt
+    from bench import train_prefopt
 
-    model_dir = build_model_dir(tmp_path / "model", work)
-    write_data(tmp_path / "data", work)
-    cfg = prefopt_config(
-        work, model_dir, tmp_path / "data", tmp_path / "cache", "frozen_copy", lora=lora
-    )
+    prepare(tmp_path, work)
+    overrides = ["trainer.reference=frozen_copy", f"model.lora.enabled={lora}"]
+    cfg = prefopt_config(work, tmp_path, tmp_path / "cache", overrides)
     result = train_prefopt(cfg, tmp_path / "run")
-    assert result["tokens"] == tokens_per_step(work, make_pairs(work))
+    assert result["tokens"] == tokens_per_step(work)
     assert len(result["step_ends"]) == len(result["step_ends_cpu"]) == work.steps
     assert result["step0_loss"] == pytest.approx(math.log(2), abs=1e-6)
     assert result["setup_seconds"] > 0
@@ -110,14 +107,14 @@ def test_prefopt_side_trains_the_counted_tokens(tmp_path, work, lora):
 
 
 def test_gpu_workload_is_a_llama_of_about_0_37b_parameters():
-    flops = flops_per_token(Workload(**GPU_WORKLOAD))
+    flops = flops_per_token(PRESETS["gpu"])
     # embeddings 32000 x 1024 twice (untied); a layer: 4 x 1024^2 attention, 3 x 1024 x 2816 MLP,
     # two norms of 1024; the final norm 1024
     layer = 4 * 1024**2 + 3 * 1024 * 2816 + 2 * 1024
     assert flops["parameters"] == 2 * 32000 * 1024 + 24 * layer + 1024
     assert flops["n"] == flops["parameters"] - 32000 * 1024
     assert flops["policy"] == 6 * flops["n"] and flops["reference"] == 2 * flops["n"]
-    assert Workload(**GPU_WORKLOAD).max_length == 128 + 255 + 1  # 384 tokens per sequence
+    assert PRESETS["gpu"].max_length == 128 + 255 + 1  # 384 tokens per sequence
     gpt2 = flops_per_token(TINY)  # tied embeddings: the matrix counts once, as the LM head
     assert gpt2["n"] == gpt2["parameters"]
 
@@ -154,9 +151,7 @@ def test_each_configuration_is_a_record_the_run_config_follows(tmp_path):
     for config in CONFIGS.values():
         if config.tool != "prefopt":
             continue
-        cfg = prefopt_config(
-            TINY, tmp_path, tmp_path, tmp_path, config.reference, None, config.lora, config.compile
-        )
+        cfg = prefopt_config(TINY, tmp_path, tmp_path, config.overrides())
         assert (cfg.trainer.reference, cfg.model.lora.enabled, cfg.trainer.compile) == (
             config.reference,
             config.lora,
@@ -169,15 +164,13 @@ def test_each_configuration_is_a_record_the_run_config_follows(tmp_path):
         )
 
 
-@pytest.mark.parametrize(
-    "preset", [{}, GPU_WORKLOAD, TINY_GPU_WORKLOAD], ids=["cpu", "gpu", "tiny"]
-)
+@pytest.mark.parametrize("preset", list(PRESETS))
 def test_every_preset_fits_its_model_context(tmp_path, preset):
     """The data limits of each preset's run config pass prefopt's check against the model's
     positions (the workload's model has max(128, longest sequence))."""
     from prefopt.data import check_lengths_fit_context
 
-    work = Workload(**preset)
-    cfg = prefopt_config(work, tmp_path, tmp_path, tmp_path, "cached")
+    work = PRESETS[preset]
+    cfg = prefopt_config(work, tmp_path, tmp_path)
     check_lengths_fit_context(cfg.data, max(128, work.max_length), "the workload's model")
     assert cfg.data.max_length == work.max_length
