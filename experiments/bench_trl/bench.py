@@ -6,14 +6,12 @@
 
 Each Config runs in a fresh process (its own peak RSS) on one model and data set (workload.py;
 measure.py says what is timed). ``throughput``: THROUGHPUT, ``--repeats`` rounds interleaved so
-that other load hits both tools alike, prefopt/TRL ratios of COMPARISONS; each run's step-0 loss
-must be log 2 (dropout off, policy = reference) and its mean chosen log-prob prefopt's, to 1e-4.
-``sweep``: SWEEP_LOSSES x SWEEP_BETAS end to end, one process per SWEEP configuration (prefopt's
-runs share one reference cache). ``memory``: the steps' peak GPU memory of LoRA training with the
-adapter-off reference against LoRA with cached log-probs. ``--preset gpu``: a 374M Llama in bf16,
-the table adds the steps' peak GPU memory and model FLOPs utilisation (6N per trained token, 2N per
-reference-forward token, against the card's dense bf16 peak); ``--preset tiny_gpu``: that code path
-on a CPU in seconds.
+that other load hits both tools alike, the ratios of COMPARISONS; each run's step-0 loss must be
+log 2 (dropout off, policy = reference) and its mean chosen log-prob prefopt's, to 1e-4. ``sweep``:
+SWEEP_LOSSES x SWEEP_BETAS end to end, one process per SWEEP configuration (prefopt's runs share a
+reference cache). ``memory``: the steps' peak GPU memory of MEMORY. ``--preset gpu``: a 374M Llama
+in bf16, with peak GPU memory and model FLOPs utilisation (6N per trained token, 2N per
+reference-forward token, against the card's dense bf16 peak); ``tiny_gpu``: that path on a CPU.
 """
 
 from __future__ import annotations
@@ -145,11 +143,8 @@ def worker(name: str, work: Workload, workdir: Path, threads: int, sweep: bool) 
     config, start = CONFIGS[name], time.perf_counter()
     if sweep:
         grid = [(loss, beta) for loss in SWEEP_LOSSES for beta in SWEEP_BETAS]
-        result = {
-            "grid": grid,
-            "runs": [run_one(config, work, workdir, run_dir / f"{n}_{b}", (n, b)) for n, b in grid],
-        }
-        result["sweep_seconds"] = time.perf_counter() - start
+        runs = [run_one(config, work, workdir, run_dir / f"{n}_{b}", (n, b)) for n, b in grid]
+        result = {"grid": grid, "runs": runs, "sweep_seconds": time.perf_counter() - start}
     else:
         result = run_one(config, work, workdir, run_dir)
     return {**result, "peak_rss_mib": peak_mib("peak_rss_bytes")}
@@ -174,10 +169,6 @@ def run_all(names: list[str], work: Workload, threads: int, repeats=1, sweep=Fal
     return results
 
 
-def device_name(work: Workload) -> str:
-    return torch.cuda.get_device_name() if work.device == "cuda" else "cpu"
-
-
 def command_line() -> str:
     return " ".join(["python", f"experiments/bench_trl/{Path(sys.argv[0]).name}", *sys.argv[1:]])
 
@@ -185,7 +176,8 @@ def command_line() -> str:
 def report_header(args, work: Workload) -> dict:
     """The command, the machine and the workload: the first keys of every report."""
     machine = {**hardware(), **versions(), "trl": version("trl") if find_spec("trl") else None}
-    machine.update(torch_threads=args.threads, precision=work.precision, device=device_name(work))
+    device = torch.cuda.get_device_name() if work.device == "cuda" else "cpu"
+    machine.update(torch_threads=args.threads, precision=work.precision, device=device)
     return {"command": command_line(), "machine": machine, "workload": asdict(work)}
 
 
@@ -298,12 +290,13 @@ def throughput(args, work: Workload) -> None:
             result["tokens_per_cpu_second"] = cpu["tokens_per_second"]
     reference = raw["prefopt_frozen_copy"][0]
     checks = {name: [check_step0(r, name, reference) for r in rs] for name, rs in raw.items()}
-    flops, device = flops_per_token(work), device_name(work)
+    header, flops = report_header(args, work), flops_per_token(work)
+    device = header["machine"]["device"]
     peak = bf16_peak(device)
     summary = {name: summary_row(CONFIGS[name], rs, flops, peak) for name, rs in raw.items()}
     ratios = {label: comparison_row(summary, raw, *pair) for label, pair in COMPARISONS.items()}
     report = {
-        **report_header(args, work),
+        **header,
         "flops": {**flops, "device": device, "bf16_peak_flops": peak},
         "tokens_per_step": tokens,
         "summary": summary,

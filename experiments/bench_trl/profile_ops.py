@@ -2,11 +2,9 @@
 
     python experiments/bench_trl/profile_ops.py --steps 4 --threads 1 --out results/performance
 
-Runs bench.py's throughput configurations on the CPU workload under torch.profiler (CPU activities)
-and writes, per configuration, the operators with the largest self CPU time and their share of the
-run's total (profile_ops.json, profile_ops.md). Setup (model loading, data, reference
-precomputation) is inside the profile too; the tables say which operators differ between the tools,
-not how fast either is (the profiler slows both).
+bench.py's throughput configurations on the CPU workload under torch.profiler: per configuration,
+the operators with the most self CPU time and their share of the total (profile_ops.json, .md).
+Setup is profiled too; the tables say which operators differ, not how fast either tool is.
 """
 
 from __future__ import annotations

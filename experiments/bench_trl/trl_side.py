@@ -32,20 +32,16 @@ class OrderedDPOTrainer(DPOTrainer):
 
 
 class ClockCallback(TrainerCallback):
-    """Feeds the step clock, and keeps the first logged training metrics (step 0's)."""
+    """Feeds the step clock."""
 
     def __init__(self, clock: StepClock):
-        self.clock, self.step_start, self.first_logs = clock, None, {}
+        self.clock, self.step_start = clock, None
 
     def on_step_begin(self, args, state, control, **kwargs):
         self.step_start = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kwargs):
         self.clock.step_end(self.step_start)
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if not self.first_logs and logs and "loss" in logs:
-            self.first_logs = dict(logs)
 
 
 def dpo_config(
@@ -69,17 +65,17 @@ def train_trl(work: Workload, workdir: Path, config: DPOConfig) -> dict:
     """One TRL run on what ``prepare`` left in ``workdir``: StepClock's records, step-0 metrics."""
     clock = StepClock()
     dataset = load_dataset("json", data_files=str(workdir / "data" / "train.jsonl"), split="train")
-    callback = ClockCallback(clock)
-    OrderedDPOTrainer(
+    trainer = OrderedDPOTrainer(
         model=str(workdir / "model"),
         args=config,
         train_dataset=dataset,
         eval_dataset=dataset if config.eval_strategy != "no" else None,
         processing_class=AutoTokenizer.from_pretrained(str(workdir / "model")),
-        callbacks=[callback],
+        callbacks=[ClockCallback(clock)],
         order=batch_order(work),
-    ).train()
-    logs = callback.first_logs
+    )
+    trainer.train()
+    logs = next(row for row in trainer.state.log_history if "loss" in row)  # step 0's training row
     return {
         **clock.result(),
         "step0_loss": logs["loss"],

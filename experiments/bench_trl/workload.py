@@ -1,11 +1,8 @@
-"""The one job both tools run: a model built from a config (GPT-2 on a CPU, a Llama shape on a GPU)
-with a word-level tokenizer, saved with save_pretrained; random-word pairs in one TRL-format JSONL
-that both tools read and tokenize to the same ids; batches in prefopt's epoch order (TRL gets it
-through a sampler); and the tokens trained on, counted from the data:
+"""The one job both tools run: a model from a config (GPT-2 on a CPU, a Llama shape on a GPU) and a
+word-level tokenizer, saved with save_pretrained; random-word pairs in a TRL-format JSONL that both
+tokenize to the same ids; batches in prefopt's epoch order; the tokens trained on, from the data:
 
     tokens(pair) = 2 * len(prompt) + len(chosen + eos) + len(rejected + eos)
-
-the non-padding tokens of the chosen and the rejected sequence (the prompt is in both).
 """
 
 from __future__ import annotations
@@ -15,6 +12,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from transformers import LlamaConfig, LlamaForCausalLM
 
 from prefopt.tasks.preferences import write_jsonl
 from prefopt.tasks.pretrain import build_gpt2
@@ -88,8 +88,6 @@ def build_model(work: Workload, tokenizer):
         return build_gpt2(tokenizer, n_positions=positions, **shape)
     if work.architecture != "llama":
         raise ValueError(f"architecture must be gpt2 or llama, got {work.architecture!r}")
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=work.n_embd, intermediate_size=work.intermediate_size,
         num_hidden_layers=work.n_layer, num_attention_heads=work.n_head,
@@ -170,9 +168,6 @@ def prefopt_config(
     """conf/ composed for the workload on the model and data that ``prepare`` left in ``workdir``
     (no task, no generation evaluation, every sequence within the data limits), with ``overrides``
     of the configuration and ``loss`` at ``beta`` (the workload's beta when None)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
     run = [
         "name=bench_trl", "task=none", f"seed={work.seed}", f"device={work.device}",
         f"cache_dir={cache_dir}", "num_threads=null",  # torch's default threads on both sides
