@@ -95,10 +95,10 @@ def test_corrupt_reference_cache_entry_is_recomputed(tmp_path, caplog, content):
         save_file({"logps": torch.zeros(3)}, str(path))
     fresh = torch.arange(6, dtype=torch.float32).reshape(3, 2)
     with caplog.at_level(logging.WARNING):
-        table, computed = cached_table(tmp_path, "k", lambda: fresh)
-    assert computed and torch.equal(table, fresh)
+        columns, computed = cached_table(tmp_path, "k", lambda: {"logps": fresh})
+    assert computed and torch.equal(columns["logps"], fresh)
     assert str(path) in caplog.text and "corrupt" in caplog.text
-    assert torch.equal(cached_table(tmp_path, "k", lambda: None)[0], fresh)  # stored again
+    assert torch.equal(cached_table(tmp_path, "k", lambda: None)[0]["logps"], fresh)  # stored
 
 
 @pytest.mark.parametrize("content", ['{"texts": ["a"', '{"texts": ["a"]}'])

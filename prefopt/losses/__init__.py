@@ -20,6 +20,7 @@ from prefopt.losses import (  # noqa: F401  (importing a loss module registers i
     ipo,
     kto,
     kto_pair,
+    ld_dpo,
     nca_pair,
     orpo,
     r_dpo,
@@ -29,12 +30,14 @@ from prefopt.losses import (  # noqa: F401  (importing a loss module registers i
     simpo,
     slic,
     sppo_hard,
+    wpo,
 )
 from prefopt.losses.base import (
     CAPABILITY_FLAGS,
     LossOutput,
     PairedLogps,
     PreferenceLoss,
+    ResponseTokens,
     UnpairedLogps,
 )
 from prefopt.losses.combined import CombinedLoss
@@ -56,6 +59,7 @@ __all__ = [
     "LossOutput",
     "PairedLogps",
     "PreferenceLoss",
+    "ResponseTokens",
     "UnpairedLogps",
     "available_losses",
     "build_loss",

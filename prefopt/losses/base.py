@@ -23,6 +23,7 @@ from prefopt.losses.validation import (
     check_floating,
     check_lengths,
     check_present,
+    check_token_batch,
     require_positive,
 )
 
@@ -32,13 +33,43 @@ DataFormat = Literal["paired", "unpaired"]
 CAPABILITY_FLAGS = ("name", "requires_reference", "data_format", "stateful", "min_batch_size")
 
 
+#: Per-token quantities a loss may ask for in ``token_inputs`` (see :class:`ResponseTokens`).
+TOKEN_INPUTS = ("logps", "ref_logps", "log_sum_sq_probs")
+
+
+@dataclass(frozen=True)
+class ResponseTokens:
+    """Per-token quantities of a batch of pairs' responses; every tensor is (B, L).
+
+    Column j belongs to the j-th token of the response (aligned on its first token), L is the
+    longest response of the batch and entries past a response's length are 0. ``*_logps`` are the
+    policy's token log-probs (their row sums are :class:`PairedLogps`'s sums), ``ref_*_logps`` the
+    reference's, ``*_log_sum_sq_probs`` the policy's log sum_v p(v)^2 over the vocabulary at each
+    position (no gradient).
+    """
+
+    chosen_logps: Tensor | None = None  # (B, L)
+    rejected_logps: Tensor | None = None  # (B, L)
+    ref_chosen_logps: Tensor | None = None  # (B, L)
+    ref_rejected_logps: Tensor | None = None  # (B, L)
+    chosen_log_sum_sq_probs: Tensor | None = None  # (B, L)
+    rejected_log_sum_sq_probs: Tensor | None = None  # (B, L)
+
+    def fields_for(self, token_inputs: frozenset[str]) -> dict[str, Tensor | None]:
+        """The tensors that the names in ``token_inputs`` (from :data:`TOKEN_INPUTS`) stand for."""
+        names = {name: (f"chosen_{name}", f"rejected_{name}") for name in TOKEN_INPUTS}
+        names["ref_logps"] = ("ref_chosen_logps", "ref_rejected_logps")
+        return {key: getattr(self, key) for name in sorted(token_inputs) for key in names[name]}
+
+
 @dataclass(frozen=True)
 class PairedLogps:
     """Sequence log-probabilities of a batch of preference pairs; every tensor is (B,).
 
     ``*_logps`` are sums of response-token log-probs, ``*_lengths`` response token counts,
     ``ref_*`` the same sums under the reference model (None for reference-free losses) and
-    ``weights`` optional per-example weights (or soft labels for a loss that defines them).
+    ``weights`` optional per-example weights (or soft labels for a loss that defines them) and
+    ``tokens`` the per-token quantities a loss asks for in its ``token_inputs``.
     """
 
     chosen_logps: Tensor  # (B,)
@@ -48,6 +79,7 @@ class PairedLogps:
     ref_chosen_logps: Tensor | None = None  # (B,)
     ref_rejected_logps: Tensor | None = None  # (B,)
     weights: Tensor | None = None  # (B,)
+    tokens: ResponseTokens | None = None
 
 
 @dataclass(frozen=True)
@@ -88,7 +120,9 @@ class PreferenceLoss(nn.Module):
     (``"paired"`` or ``"unpaired"``), ``stateful`` and ``min_batch_size``; ``uses_lengths`` says
     whether token counts are read (then they must be given and positive); ``whole_batch`` that an
     example's loss depends on the other examples of the batch (a sort or a statistic across it), so
-    the trainer refuses to split a batch into micro-batches or over processes. ``stateful``: state is
+    the trainer refuses to split a batch into micro-batches or over processes; ``token_inputs``
+    names the per-token quantities a paired loss reads (:data:`TOKEN_INPUTS`), which the trainer
+    then computes and passes in ``PairedLogps.tokens``. ``stateful``: state is
     kept in registered buffers, updated only in training mode, so that the trainer's checkpoints
     save it with ``state_dict()``; the registry checks the flag against the built loss's
     ``state_dict()``. Hyperparameters are keyword-only ``__init__`` arguments with defaults,
@@ -102,6 +136,7 @@ class PreferenceLoss(nn.Module):
     min_batch_size: ClassVar[int]
     uses_lengths: ClassVar[bool] = False
     whole_batch: ClassVar[bool] = False
+    token_inputs: ClassVar[frozenset[str]] = frozenset()
 
     @property
     def weights_are_labels(self) -> bool:
@@ -142,8 +177,8 @@ class PreferenceLoss(nn.Module):
                 f"{self.name}: data_format is {self.data_format!r}, so it takes "
                 f"{expected.__name__}, got {type(inputs).__name__}"
             )
-        tensors = {field.name: getattr(inputs, field.name) for field in fields(inputs)}
-        check_batch(self.name, tensors, self.min_batch_size)
+        tensors = {f.name: getattr(inputs, f.name) for f in fields(inputs) if f.name != "tokens"}
+        batch_size = check_batch(self.name, tensors, self.min_batch_size)
         if isinstance(inputs, PairedLogps):
             logps = ("chosen_logps", "rejected_logps", "ref_chosen_logps", "ref_rejected_logps")
             references = ("ref_chosen_logps", "ref_rejected_logps")
@@ -162,6 +197,10 @@ class PreferenceLoss(nn.Module):
             )
         if self.uses_lengths:
             check_lengths(self.name, {key: tensors[key] for key in lengths})
+        if self.token_inputs:
+            per_token = (inputs.tokens or ResponseTokens()).fields_for(self.token_inputs)
+            check_present(self.name, per_token, "this loss reads per-token quantities")
+            check_token_batch(self.name, per_token, batch_size)
 
     def compute(self, inputs: Any) -> LossOutput:
         """The loss on validated inputs whose floating tensors are at least fp32."""
@@ -191,4 +230,10 @@ def _upcast(inputs: PairedLogps | UnpairedLogps) -> PairedLogps | UnpairedLogps:
         value = getattr(inputs, field.name)
         if isinstance(value, Tensor) and value.dtype != torch.bool:
             cast[field.name] = value.to(dtype)
+    tokens = getattr(inputs, "tokens", None)
+    if tokens is not None:
+        given = {f.name: getattr(tokens, f.name) for f in fields(tokens)}
+        cast["tokens"] = replace(
+            tokens, **{name: value.to(dtype) for name, value in given.items() if value is not None}
+        )
     return replace(inputs, **cast)

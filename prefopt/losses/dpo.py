@@ -86,7 +86,8 @@ class DPOLoss(PreferenceLoss):
         f_divergence: the divergence to the reference, one of reverse_kl (default, DPO),
             forward_kl, js_divergence, alpha_divergence.
         f_alpha: TRL's ``f_alpha_divergence_coef`` a, read only by alpha_divergence; the paper's
-            α is 1 - a. 1 (default) is the reverse KL, 0 the forward KL; TRL's default is 0.5.
+            α is 1 - a. 1 is the reverse KL, 0 the forward KL; 0.5 (default, as TRL's) is where
+            both conventions agree.
     """
 
     name = "dpo"
@@ -103,7 +104,7 @@ class DPOLoss(PreferenceLoss):
         label_smoothing: float = 0.0,
         soft_labels: bool = False,
         f_divergence: str = "reverse_kl",
-        f_alpha: float = 1.0,
+        f_alpha: float = 0.5,
     ) -> None:
         super().__init__()
         self.beta = require_positive("beta", beta)

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from prefopt.config_values import plain_dict
-from prefopt.losses.base import CAPABILITY_FLAGS, PreferenceLoss
+from prefopt.losses.base import CAPABILITY_FLAGS, TOKEN_INPUTS, PreferenceLoss
 from prefopt.losses.combined import CombinedLoss
 
 ENTRY_POINT_GROUP = "prefopt.losses"
@@ -65,6 +65,14 @@ def check_loss_class(cls: object) -> None:
     for flag in ("requires_reference", "stateful", "uses_lengths", "whole_batch"):
         if not isinstance(getattr(cls, flag), bool):
             raise ValueError(f"{cls.__name__}.{flag} must be a bool, got {getattr(cls, flag)!r}")
+    unknown = set(cls.token_inputs) - set(TOKEN_INPUTS)
+    if not isinstance(cls.token_inputs, frozenset) or unknown:
+        raise ValueError(
+            f"{cls.__name__}.token_inputs must be a frozenset of {', '.join(TOKEN_INPUTS)}, "
+            f"got {cls.token_inputs!r}"
+        )
+    if cls.token_inputs and cls.data_format != "paired":
+        raise ValueError(f"{cls.__name__}: token_inputs are given to paired losses only")
     if not isinstance(cls.min_batch_size, int) or cls.min_batch_size < 1:
         raise ValueError(
             f"{cls.__name__}.min_batch_size must be an int >= 1, got {cls.min_batch_size!r}"

@@ -77,6 +77,19 @@ def check_batch(loss_name: str, tensors: Mapping[str, Tensor | None], min_batch_
     return batch_size
 
 
+def check_token_batch(loss_name: str, tensors: Mapping[str, Tensor], batch_size: int) -> None:
+    """Every per-token tensor is 2-D with one shared shape (B, L), B the batch's size."""
+    shapes = {field: tuple(value.shape) for field, value in tensors.items()}
+    rows = {shape[0] if shape else None for shape in shapes.values()}
+    if any(len(shape) != 2 for shape in shapes.values()) or len(set(shapes.values())) > 1:
+        listed = ", ".join(f"{field}={shape}" for field, shape in shapes.items())
+        raise ValueError(f"{loss_name}: per-token inputs must share one shape (B, L), got {listed}")
+    if rows != {batch_size}:
+        raise ValueError(
+            f"{loss_name}: per-token inputs have {rows.pop()} rows for a batch of {batch_size}"
+        )
+
+
 def check_present(loss_name: str, tensors: Mapping[str, Tensor | None], why: str) -> None:
     """Every entry of ``tensors`` is given (not None); ``why`` says what needs them."""
     missing = [field for field, value in tensors.items() if value is None]

@@ -129,14 +129,57 @@ def sequence_logps(
         logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
         per_token = token_logps(logits, input_ids)  # (N, T-1)
         return (per_token * mask).sum(-1), mask.sum(-1)
+    rows, cols = mask.nonzero(as_tuple=True)  # (K,), (K,)
+    logits = _head_logits(split, input_ids, attention_mask, rows, cols)  # (K, V)
+    targets = input_ids[rows, cols + 1]  # (K,)
+    picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, -1)
+    logps = torch.zeros(input_ids.shape[0], dtype=picked.dtype, device=picked.device)
+    return logps.index_add(0, rows, picked), mask.sum(-1)  # (N,)
+
+
+def _head_logits(split, input_ids, attention_mask, rows, cols) -> torch.Tensor:
+    """(K, V) fp32 logits at positions (rows, cols) through the (backbone, lm_head) ``split``."""
     backbone, head = split
     body = backbone.__dict__.get("_prefopt_compiled", backbone)  # compile_backbone's, if any
     hidden = body(
         input_ids=input_ids, attention_mask=attention_mask, use_cache=False
     ).last_hidden_state  # (N, T, H)
+    return head(hidden[rows, cols]).float()  # (K, V): position t predicts token t+1
+
+
+def response_token_logps(
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    response_mask: torch.Tensor,
+    with_log_sum_sq_probs: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Per-token log-probs of each response, aligned on the response's first token.
+
+    input_ids, attention_mask, response_mask: (N, T). Returns ``token_logps`` (N, L) fp32, where
+    column j is the log-prob of the j-th response token and L the longest response (0 past a
+    response's end), ``lengths`` (N,) long, and with ``with_log_sum_sq_probs`` the log of the sum of
+    squared next-token probabilities over the vocabulary, log sum_v p(v)^2, at the same positions
+    (N, L) fp32 without gradient (WPO's weights), else None. Row sums of ``token_logps`` are
+    :func:`sequence_logps`'s log-probs.
+    """
+    mask = response_mask[:, 1:]  # (N, T-1): token t+1 is a response token
     rows, cols = mask.nonzero(as_tuple=True)  # (K,), (K,)
-    logits = head(hidden[rows, cols]).float()  # (K, V): position t predicts token t+1
-    targets = input_ids[rows, cols + 1]  # (K,)
-    picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, -1)
-    logps = torch.zeros(input_ids.shape[0], dtype=picked.dtype, device=picked.device)
-    return logps.index_add(0, rows, picked), mask.sum(-1)  # (N,)
+    split = _split_head(model)
+    if split is None:
+        logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+        logits = logits[rows, cols].float()  # (K, V)
+    else:
+        logits = _head_logits(split, input_ids, attention_mask, rows, cols)  # (K, V)
+    log_probs = logits - torch.logsumexp(logits, -1, keepdim=True)  # (K, V)
+    picked = log_probs.gather(-1, input_ids[rows, cols + 1].unsqueeze(-1)).squeeze(-1)  # (K,)
+    lengths = mask.sum(-1)  # (N,)
+    positions = mask.long().cumsum(-1)[rows, cols] - 1  # (K,): index within the response
+    width = int(lengths.max()) if lengths.numel() else 0
+    token_logps = picked.new_zeros((input_ids.shape[0], width)).index_put((rows, positions), picked)
+    log_sum_sq = None
+    if with_log_sum_sq_probs:
+        with torch.no_grad():
+            values = torch.logsumexp(2.0 * log_probs, -1)  # (K,)
+            log_sum_sq = values.new_zeros(token_logps.shape).index_put((rows, positions), values)
+    return token_logps, lengths, log_sum_sq

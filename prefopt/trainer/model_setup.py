@@ -86,17 +86,22 @@ def prepare_models(
             trainer.reference_batch_size,
             device,
         )
+    per_token = "ref_logps" in loss_fn.token_inputs  # the tables also hold per-token log-probs
     train_reference = None
     if loss_fn.requires_reference:
-        train_reference = build_reference(mode, pi_ref, data.train_items, "train", tables)
+        train_reference = build_reference(
+            mode, pi_ref, data.train_items, "train", tables, per_token
+        )
     heldout = {}
     for split, loss_items in data.heldout_loss_items.items():
         pairs = data.heldout_pairs.get(split, [])
-        pair_ref = build_reference(mode, pi_ref, pairs, f"{split}_pairs", tables) if pairs else None
+        pair_ref = None
+        if pairs:
+            pair_ref = build_reference(mode, pi_ref, pairs, f"{split}_pairs", tables, per_token)
         loss_ref = pair_ref
         if loss_items is not pairs:
             name = f"{split}_{loss_fn.data_format}"
-            loss_ref = build_reference(mode, pi_ref, loss_items, name, tables)
+            loss_ref = build_reference(mode, pi_ref, loss_items, name, tables, per_token)
         heldout[split] = HeldOut(pairs, loss_items, pair_ref, loss_ref)
     baseline = pi_ref
     if resolved.baseline_path != resolved.reference_path:

@@ -22,11 +22,11 @@ What comes next fits without changing callers:
   the adapter's delta is merged into the base weights and the adapter keeps the rest, so the policy is
   unchanged). A table cannot move: :func:`require_live` refuses ``cached`` with a ConfigError when the
   config is checked.
-- Per-token quantities (WPO's weights, LD-DPO's shared-prefix and tail sums): a live reference gives
-  ``token_logps(batch) -> (2B, T-1)``. A table entry is a safetensors file of named tensors with one
-  row per item; ``logps`` (N, 2) is the one read now, and another quantity is another name in the same
-  entry (``prefix_logps`` (N, 2), or ``token_logps`` (N, 2, T) right-padded), read by
-  ``CachedReference.rows(name, batch)`` and named in the cache key.
+- Per-token log-probs (LD-DPO's shared-prefix and tail sums): every reference answers
+  ``token_logps(batch) -> (2B, L)``, aligned on each response's first token. A table entry is a
+  safetensors file of named tensors with one row per item: ``logps`` (N, 2) always, and
+  ``token_logps`` (N, 2, L_max) right-padded when a loss asks for it; an entry without the column
+  is recomputed with it once and serves both kinds of loss afterwards.
 - pi_ref log-probs of freshly sampled responses (PPO, RLOO): ``logps`` of a batch without ``index``
   (never in a table). A live reference computes it as for any batch; a cached reference asks its
   ``live`` (the run's :class:`PiRef`), which loads pi_ref on the first such batch and keeps it.
@@ -49,7 +49,7 @@ from safetensors.torch import load_file, save_file
 
 from prefopt.console import progress
 from prefopt.errors import ConfigError
-from prefopt.models.logprobs import sequence_logps, token_logps
+from prefopt.models.logprobs import response_token_logps, sequence_logps
 from prefopt.trainer.batching import collate
 from prefopt.trainer.items import TrainItem, items_digest
 
@@ -64,6 +64,10 @@ class Reference(Protocol):
 
     def logps(self, batch: dict) -> torch.Tensor:
         """(2B,) pi_ref log-probs of the batch's sequences (a collated batch, or fresh samples)."""
+        ...
+
+    def token_logps(self, batch: dict) -> torch.Tensor:
+        """(2B, L) pi_ref log-prob of each response token, aligned on the response's first token."""
         ...
 
     def module(self) -> torch.nn.Module:
@@ -128,15 +132,13 @@ class LiveReference:
 
     @torch.no_grad()
     def token_logps(self, batch: dict) -> torch.Tensor:
-        """(2B, T-1) fp32 log-prob of each response token (column t predicts token t + 1), 0 on
-        prompt and padding; its row sums are :meth:`logps`."""
+        """(2B, L) fp32 log-prob of each response token, column j the j-th token of the response
+        and 0 past its end (L the batch's longest response); its row sums are :meth:`logps`."""
         with self._as_pi_ref() as model:
-            logits = model(
-                input_ids=batch["input_ids"],
-                attention_mask=batch["attention_mask"],
-                use_cache=False,
-            ).logits
-        return token_logps(logits, batch["input_ids"]) * batch["response_mask"][:, 1:]
+            logps, _, _ = response_token_logps(
+                model, batch["input_ids"], batch["attention_mask"], batch["response_mask"]
+            )
+        return logps
 
     @torch.no_grad()
     def update_from(self, policy: torch.nn.Module, alpha: float) -> None:
@@ -226,6 +228,16 @@ class CachedReference:
             return self._live().logps(batch)
         return self.rows("logps", batch)
 
+    def token_logps(self, batch: dict) -> torch.Tensor:
+        """(2B, L) cached per-token log-probs (L the batch's longest response); a fresh batch's
+        from ``live``."""
+        if batch.get("index") is None:
+            return self._live().token_logps(batch)
+        if "token_logps" not in self.columns:
+            raise ValueError("this cached reference was built without per-token log-probs")
+        width = int(batch["response_mask"][:, 1:].sum(-1).max())
+        return self.rows("token_logps", batch)[:, :width]
+
     def module(self) -> torch.nn.Module:
         """The live pi_ref's module."""
         return self._live().module()
@@ -289,20 +301,31 @@ class ReferenceTables:
     device: torch.device
     keys: dict[str, str] = field(default_factory=dict, init=False)
 
-    def table(self, items: Sequence[TrainItem], name: str, pi_ref: PiRef) -> torch.Tensor:
-        """(N, 2) table of ``items``, loaded or computed by ``pi_ref`` and stored."""
+    def columns(
+        self, items: Sequence[TrainItem], name: str, pi_ref: PiRef, per_token: bool
+    ) -> dict[str, torch.Tensor]:
+        """The table of ``items`` (``logps`` (N, 2), with ``per_token`` also ``token_logps``
+        (N, 2, L_max)), loaded or computed by ``pi_ref`` and stored."""
         key = cache_key(self.model_fingerprint, items, self.precision)
-        table, computed = cached_table(
+        names = ("logps", "token_logps") if per_token else ("logps",)
+        columns, computed = cached_table(
             self.cache_dir,
             key,
             lambda: compute_table(
-                pi_ref.live(), items, self.pad_id, self.batch_size, self.device, f"pi_ref {name}"
+                pi_ref.live(),
+                items,
+                self.pad_id,
+                self.batch_size,
+                self.device,
+                f"pi_ref {name}",
+                per_token,
             ),
+            names,
         )
         self.keys[name] = key
         verb = "computed" if computed else "loaded from cache (shared by the sweep)"
         log.info("reference log-probs for %s (%d items): %s [%s]", name, len(items), verb, key)
-        return table
+        return columns
 
 
 def build_reference(
@@ -311,10 +334,12 @@ def build_reference(
     items: Sequence[TrainItem],
     name: str,
     tables: ReferenceTables | None,
+    per_token: bool = False,
 ) -> Reference:
     """The reference that answers batches collated from ``items`` (``name`` in messages and keys).
 
-    Live modes give the run's one live reference whatever the items; ``cached`` reads ``tables``.
+    Live modes give the run's one live reference whatever the items; ``cached`` reads ``tables``
+    (with ``per_token``, tables that also hold per-token log-probs).
     """
     if mode not in REFERENCE_MODES:
         raise ConfigError(f"trainer.reference={mode} is not one of {', '.join(REFERENCE_MODES)}")
@@ -322,7 +347,8 @@ def build_reference(
         return pi_ref.live()
     if tables is None:
         raise ValueError("trainer.reference=cached needs its tables")
-    return CachedReference(tables.table(items, name, pi_ref), pi_ref.live)
+    columns = tables.columns(items, name, pi_ref, per_token)
+    return CachedReference(columns.pop("logps"), pi_ref.live, **columns)
 
 
 def cache_key(model_fingerprint: str, items: Sequence[TrainItem], precision: str) -> str:
@@ -338,9 +364,15 @@ def compute_table(
     batch_size: int,
     device: torch.device,
     desc: str,
-) -> torch.Tensor:
-    """(N, 2) reference log-probs of every item's two sequences."""
+    per_token: bool = False,
+) -> dict[str, torch.Tensor]:
+    """``logps`` (N, 2), reference log-probs of every item's two sequences; with ``per_token`` also
+    ``token_logps`` (N, 2, L_max), each response's token log-probs right-padded with 0."""
     table = torch.empty((len(items), 2), dtype=torch.float32)
+    tokens = None
+    if per_token:
+        width = max(max(len(it.first_ids), len(it.second_ids)) for it in items)
+        tokens = torch.zeros((len(items), 2, width), dtype=torch.float32)
     # Length-sorted chunks keep padding small; results are written back by item index.
     order = sorted(range(len(items)), key=lambda i: items[i].num_tokens)
     for start in progress(range(0, len(order), batch_size), desc=desc, leave=False):
@@ -351,32 +383,42 @@ def compute_table(
         b = len(indices)
         table[indices, 0] = logps[:b]
         table[indices, 1] = logps[b:]
-    return table
+        if tokens is not None:
+            per = reference.token_logps(batch).cpu()  # (2b, L)
+            tokens[indices, 0, : per.shape[1]] = per[:b]
+            tokens[indices, 1, : per.shape[1]] = per[b:]
+    return {"logps": table} if tokens is None else {"logps": table, "token_logps": tokens}
 
 
 def cached_table(
     cache_dir: str | Path,
     key: str,
     compute,
-) -> tuple[torch.Tensor, bool]:
-    """Load the table for ``key`` or compute it with ``compute()`` and store it atomically.
+    names: Sequence[str] = ("logps",),
+) -> tuple[dict[str, torch.Tensor], bool]:
+    """Load the columns ``names`` of the entry for ``key``, or compute the entry with ``compute()``
+    (a dict of columns) and store it atomically.
 
     An entry that cannot be read or holds no (N, 2) float ``logps`` (with N rows in every other
     column) is corrupt (entries are written whole, so something else changed it): it is recomputed
-    and replaced, with a warning naming it. Returns (table, was_computed).
+    and replaced, with a warning naming it. An entry without one of ``names`` is recomputed with it.
+    Returns (columns, was_computed).
     """
     path = Path(cache_dir) / "reference_logps" / f"{key}.safetensors"
     if path.exists():
         columns, problem = _read_entry(path)
-        if problem is None:
-            return columns["logps"], False
-        log.warning("reference log-prob cache %s is corrupt (%s); recomputing it", path, problem)
-    table = compute()
+        if problem is None and all(name in columns for name in names):
+            return {name: columns[name] for name in names}, False
+        if problem is not None:
+            log.warning(
+                "reference log-prob cache %s is corrupt (%s); recomputing it", path, problem
+            )
+    columns = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file({"logps": table.contiguous()}, str(tmp))
+    save_file({name: column.contiguous() for name, column in columns.items()}, str(tmp))
     os.replace(tmp, path)
-    return table, True
+    return {name: columns[name] for name in names}, True
 
 
 def _read_entry(path: Path) -> tuple[dict[str, torch.Tensor] | None, str | None]:

@@ -1,9 +1,10 @@
 """One forward of the policy and the loss plugin on a collated batch, and a step's metrics.
 
-The loss's capability flags decide everything loss-specific: ``requires_reference`` whether reference
-log-probs are fetched, ``data_format`` whether the two halves of the batch are (chosen, rejected) or
-(completion, mismatched completion). The trainer never looks at a loss's name. Training and the
-held-out pair metrics (:mod:`prefopt.eval.heldout`) share these forwards.
+The loss's capability flags decide everything loss-specific: ``requires_reference`` whether
+reference log-probs are fetched, ``data_format`` whether the two halves of the batch are (chosen,
+rejected) or (completion, mismatched completion), ``token_inputs`` which per-token quantities are
+computed. The trainer never looks at a loss's name. Training and the held-out pair metrics
+(:mod:`prefopt.eval.heldout`) share these forwards.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-from prefopt.losses import LossOutput, PairedLogps, PreferenceLoss, UnpairedLogps
-from prefopt.models.logprobs import sequence_logps
+from prefopt.losses import LossOutput, PairedLogps, PreferenceLoss, ResponseTokens, UnpairedLogps
+from prefopt.models.logprobs import response_token_logps, sequence_logps
 
 
 def loss_inputs(
@@ -23,8 +24,10 @@ def loss_inputs(
     lengths: torch.Tensor,
     ref_logps: torch.Tensor | None,
     batch: dict,
+    tokens: dict[str, torch.Tensor] | None = None,
 ) -> PairedLogps | UnpairedLogps:
-    """Split (2B,) policy and reference log-probs into the loss's input type."""
+    """Split (2B,) policy and reference log-probs, and (2B, L) per-token ``tokens`` (named as in
+    :data:`prefopt.losses.base.TOKEN_INPUTS`), into the loss's input type."""
     b = logps.shape[0] // 2
     ref_first = ref_second = None
     if ref_logps is not None:
@@ -39,6 +42,7 @@ def loss_inputs(
             ref_chosen_logps=ref_first,
             ref_rejected_logps=ref_second,
             weights=weights,
+            tokens=None if tokens is None else response_tokens(tokens, b),
         )
     if batch["desirable"] is None:
         raise ValueError("an unpaired loss needs unpaired items (with desirable labels)")
@@ -51,6 +55,42 @@ def loss_inputs(
         ref_kl_logps=ref_second,
         weights=weights,
     )
+
+
+def response_tokens(tokens: dict[str, torch.Tensor], b: int) -> ResponseTokens:
+    """(2B, L) per-token quantities split into the chosen (first B) and rejected halves."""
+    ref = tokens.get("ref_logps")
+    sq = tokens.get("log_sum_sq_probs")
+    return ResponseTokens(
+        chosen_logps=tokens["logps"][:b],
+        rejected_logps=tokens["logps"][b:],
+        ref_chosen_logps=None if ref is None else ref[:b],
+        ref_rejected_logps=None if ref is None else ref[b:],
+        chosen_log_sum_sq_probs=None if sq is None else sq[:b],
+        rejected_log_sum_sq_probs=None if sq is None else sq[b:],
+    )
+
+
+def policy_token_logps(
+    policy: torch.nn.Module,
+    batch: dict,
+    with_log_sum_sq_probs: bool,
+    autocast=contextlib.nullcontext,
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """The policy's per-token response log-probs in one forward: their row sums (2B,), the lengths
+    (2B,) and the per-token quantities ``logps`` (2B, L) (and ``log_sum_sq_probs`` when asked)."""
+    with autocast():
+        per_token, lengths, log_sq = response_token_logps(
+            policy,
+            batch["input_ids"],
+            batch["attention_mask"],
+            batch["response_mask"],
+            with_log_sum_sq_probs,
+        )
+    tokens = {"logps": per_token}
+    if log_sq is not None:
+        tokens["log_sum_sq_probs"] = log_sq
+    return per_token.sum(-1), lengths, tokens
 
 
 def policy_logps(
@@ -72,11 +112,25 @@ def forward_loss(
 ) -> tuple[LossOutput, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Policy log-probs of both halves in one forward, reference log-probs if needed, the loss.
 
+    A loss with ``token_inputs`` gets the per-token quantities it names, the reference's from one
+    reference pass whose row sums are also the sequence log-probs.
     Returns (loss output, policy logps (2B,), lengths (2B,), reference logps (2B,) or None).
     """
-    logps, lengths = policy_logps(policy, batch, autocast)
-    ref_logps = reference.logps(batch) if loss_fn.requires_reference else None
-    out = loss_fn(loss_inputs(loss_fn, logps.float(), lengths, ref_logps, batch))
+    wanted = loss_fn.token_inputs
+    tokens = None
+    if wanted:
+        logps, lengths, tokens = policy_token_logps(
+            policy, batch, "log_sum_sq_probs" in wanted, autocast
+        )
+    else:
+        logps, lengths = policy_logps(policy, batch, autocast)
+    ref_logps = None
+    if tokens is not None and "ref_logps" in wanted:
+        tokens["ref_logps"] = reference.token_logps(batch)  # (2B, L)
+        ref_logps = tokens["ref_logps"].sum(-1)
+    elif loss_fn.requires_reference:
+        ref_logps = reference.logps(batch)
+    out = loss_fn(loss_inputs(loss_fn, logps.float(), lengths, ref_logps, batch, tokens))
     return out, logps, lengths, ref_logps
 
 

@@ -2,7 +2,7 @@
 
 import torch
 
-from prefopt.losses import PairedLogps, UnpairedLogps
+from prefopt.losses import PairedLogps, ResponseTokens, UnpairedLogps
 
 # Three preference pairs. Δ_w = [0.5, -1.0, 0.2], Δ_l = [-1.0, 0.5, -0.5], Δ = [1.5, -1.5, 0.7].
 PAIRS = {
@@ -38,7 +38,32 @@ def paired(dtype=torch.float32, requires_grad=False, reference=True, **overrides
             tensors[key] = torch.tensor(value, dtype=dtype, requires_grad=requires_grad)
     if not reference:
         tensors["ref_chosen_logps"] = tensors["ref_rejected_logps"] = None
-    return PairedLogps(**tensors)
+    return PairedLogps(**tensors, tokens=spread_tokens(tensors))
+
+
+def spread(logps, lengths, width):
+    """(B, width) per-token log-probs: each sum spread evenly over its length, 0 past it."""
+    inside = torch.arange(width) < lengths.unsqueeze(1)  # (B, width)
+    return torch.where(inside, (logps / lengths).unsqueeze(1), torch.zeros(()).to(logps))
+
+
+def spread_tokens(tensors):
+    """Per-token quantities consistent with the sequence sums (differentiable through them), and
+    log sum_v p(v)^2 = -0.5 at every response position."""
+    lengths = {"chosen": tensors["chosen_lengths"], "rejected": tensors["rejected_lengths"]}
+    given = [v for v in tensors.values() if v is not None]
+    shapes = {v.shape for v in given}
+    if any(v is None for v in lengths.values()) or len(shapes) > 1 or len(shapes.pop()) != 1:
+        return None  # inputs that a test makes inconsistent on purpose
+    width = int(max(lengths["chosen"].max(), lengths["rejected"].max()))
+    fields = {}
+    for side, n in lengths.items():
+        for prefix in ("", "ref_"):
+            logps = tensors[f"{prefix}{side}_logps"]
+            fields[f"{prefix}{side}_logps"] = None if logps is None else spread(logps, n, width)
+        inside = torch.arange(width) < n.unsqueeze(1)
+        fields[f"{side}_log_sum_sq_probs"] = -0.5 * inside.to(tensors["chosen_logps"].dtype)
+    return ResponseTokens(**fields)
 
 
 def unpaired(dtype=torch.float32, requires_grad=False, **overrides):

@@ -69,7 +69,8 @@ def test_every_loss_declares_its_capabilities_in_its_own_body(name):
     for flag in (*CAPABILITY_FLAGS, "uses_lengths"):
         assert flag in cls.__dict__, (name, flag)
     assert cls.name == name
-    assert cls.min_batch_size == (2 if name == "kto" else 1)
+    assert cls.min_batch_size == (2 if name in ("kto", "aot", "aot_unpaired") else 1)
+    assert cls.whole_batch == (name in ("aot", "aot_unpaired"))  # they sort across the batch
     assert build_loss(name).hyperparameter_values() == cls.hyperparameters()
 
 

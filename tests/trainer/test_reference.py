@@ -11,7 +11,12 @@ from tiny import make_config
 
 from prefopt.errors import ConfigError
 from prefopt.models.loading import apply_lora, load_causal_lm
-from prefopt.models.logprobs import build_batch, sequence_logps
+from prefopt.models.logprobs import (
+    build_batch,
+    response_token_logps,
+    sequence_logps,
+    token_logps,
+)
 from prefopt.trainer.batching import collate
 from prefopt.trainer.items import TrainItem
 from prefopt.trainer.reference import (
@@ -122,13 +127,57 @@ def test_a_fresh_batch_goes_to_the_live_model(tiny_root, tmp_path, model_cfg, it
         CachedReference(cached.table).logps(fresh)
 
 
-def test_per_token_logps_sum_to_the_sequence_logps(tiny_root, model_cfg, items):
-    reference = LiveReference(load_causal_lm(tiny_root / "model", model_cfg))
+def test_per_token_logps_are_aligned_on_the_response_and_sum_to_the_sequence_logps(
+    tiny_root, model_cfg, items
+):
+    model = load_causal_lm(tiny_root / "model", model_cfg)
+    reference = LiveReference(model)
     batch = collate(items, range(len(items)), PAD)
-    per_token = reference.token_logps(batch)  # (2B, T-1)
-    assert per_token.shape == (2 * len(items), batch["input_ids"].shape[1] - 1)
-    assert torch.all(per_token[~batch["response_mask"][:, 1:]] == 0)
+    per_token = reference.token_logps(batch)  # (2B, L)
+    mask = batch["response_mask"][:, 1:]  # (2B, T-1)
+    lengths = mask.sum(-1)
+    assert per_token.shape == (2 * len(items), int(lengths.max()))
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    full = token_logps(logits, batch["input_ids"])  # (2B, T-1), position t predicts t + 1
+    for row in range(per_token.shape[0]):
+        n = int(lengths[row])
+        torch.testing.assert_close(per_token[row, :n], full[row][mask[row]], atol=1e-5, rtol=1e-5)
+        assert torch.all(per_token[row, n:] == 0)
     torch.testing.assert_close(per_token.sum(-1), reference.logps(batch), atol=1e-5, rtol=1e-5)
+
+
+def test_a_cached_reference_gives_the_live_per_token_logps(tiny_root, model_cfg, items, tmp_path):
+    live = LiveReference(load_causal_lm(tiny_root / "model", model_cfg))
+    pi_ref = PiRef(None, lambda: live.model, adapter_off=False)
+    tables = ReferenceTables(tmp_path, "fingerprint", "float32", PAD, 3, torch.device("cpu"))
+    plain = build_reference("cached", pi_ref, items, "train", tables)
+    assert "token_logps" not in plain.columns
+    cached = build_reference("cached", pi_ref, items, "train", tables, per_token=True)
+    batch = collate(items, [2, 0, 1], PAD)
+    torch.testing.assert_close(cached.token_logps(batch), live.token_logps(batch))
+    torch.testing.assert_close(cached.logps(batch), live.logps(batch))
+    again = build_reference("cached", pi_ref, items, "train", tables)  # the entry now has both
+    assert torch.equal(again.logps(batch), cached.logps(batch))
+    with pytest.raises(ValueError, match="without per-token log-probs"):
+        plain.token_logps(batch)
+
+
+def test_log_sum_sq_probs_is_the_log_of_the_summed_squared_probabilities(
+    tiny_root, model_cfg, items
+):
+    model = load_causal_lm(tiny_root / "model", model_cfg)
+    batch = collate(items, range(2), PAD)
+    with torch.no_grad():
+        _, lengths, log_sq = response_token_logps(
+            model, batch["input_ids"], batch["attention_mask"], batch["response_mask"], True
+        )
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    row, first = 0, int(batch["response_mask"][0].nonzero()[0])  # the first response token
+    probs = torch.softmax(logits[row, first - 1].double(), -1)  # predicts that token
+    assert log_sq[row, 0].item() == pytest.approx(torch.log((probs**2).sum()).item(), rel=1e-5)
+    assert torch.all(log_sq[row, int(lengths[row]) :] == 0)
+    assert not log_sq.requires_grad
 
 
 @pytest.mark.parametrize("mode", ["frozen_copy", "lora_disabled"])
@@ -178,7 +227,8 @@ def test_a_table_entry_holds_other_named_columns(tmp_path, items):
     path = tmp_path / "reference_logps" / f"{key}.safetensors"
     path.parent.mkdir()
     save_file({"logps": logps, "prefix_logps": prefix}, str(path))
-    table, computed = cached_table(tmp_path, key, lambda: None)
+    columns, computed = cached_table(tmp_path, key, lambda: None)
+    table = columns["logps"]
     assert not computed and torch.equal(table, logps)
     reference = CachedReference(table, prefix_logps=prefix)
     batch = collate(items, [3, 1], PAD)

@@ -101,7 +101,9 @@ def test_reference_modes_agree(tiny_root, tmp_path):
             if "lora_B" in name:
                 param.normal_()
     adapter_off = LiveReference(lora_policy, adapter_off=True)
-    cached = CachedReference(compute_table(frozen, items, pad, 5, torch.device("cpu"), "test"))
+    cached = CachedReference(
+        compute_table(frozen, items, pad, 5, torch.device("cpu"), "test")["logps"]
+    )
     batch = collate(items, range(12), pad)
     a, b, c = frozen.logps(batch), adapter_off.logps(batch), cached.logps(batch)
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
