@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from prefopt.config_values import TASK_SENTINEL, plain_dict
+from prefopt.data.control_tokens import control_token_ids
 from prefopt.eval.evaluator import Evaluator
 from prefopt.eval.judges import build_judge
 
@@ -33,6 +34,7 @@ def build_evaluator(
     ``task``: the built task when the caller has it; otherwise built from ``cfg.task`` when set.
     ``train_pairs`` ({"prompt", "chosen", "rejected"} strings) train the proxy reward model.
     ``encode_prompt`` defaults to :func:`prompt_encoder` (the data settings' BOS and truncation).
+    A loss with control tokens (``cfg.loss``) has the policy generate after its chosen token.
     """
     judge_cfg = plain_dict(cfg["judge"], "judge")
     eval_cfg = plain_dict(cfg["eval"], "eval")
@@ -63,7 +65,18 @@ def build_evaluator(
         proxy_judge=proxy_judge,
         device=device,
         encode_prompt=encode_prompt,
+        policy_suffix=policy_suffix(cfg.get("loss"), tokenizer),
     )
+
+
+def policy_suffix(loss_cfg: Mapping | None, tokenizer) -> list[int]:
+    """The ids that end the policy's prompts: the chosen control token of a conditioned loss."""
+    if not loss_cfg:
+        return []
+    from prefopt.losses import build_loss_from_config
+
+    control = build_loss_from_config(loss_cfg).control_tokens
+    return control_token_ids(tokenizer, control[:1]) if control else []
 
 
 def prompt_encoder(tokenizer, data_cfg: Mapping) -> Callable[[str], list[int]]:

@@ -80,6 +80,8 @@ class Evaluator:
     ``eval_cfg.num_prompts`` of each are used (all when null). Each prompt is judged against
     ``eval_cfg.reference_samples_per_prompt`` of pi_ref's samples. ``encode_prompt`` turns a prompt
     into token ids the way training does (default: the tokenizer without special tokens).
+    ``policy_suffix`` ends every prompt the policy samples from and is scored under (a conditioned
+    loss's chosen control token); pi_ref and the judges see the plain prompts and the responses.
     """
 
     def __init__(
@@ -94,6 +96,7 @@ class Evaluator:
         proxy_judge: Judge | None = None,
         device: str = "cpu",
         encode_prompt: Callable[[str], list[int]] | None = None,
+        policy_suffix: Sequence[int] = (),
     ):
         self.settings = SamplingSettings.from_config(eval_cfg)
         self.reference_seed = int(eval_cfg.get("reference_seed", 0))
@@ -117,6 +120,7 @@ class Evaluator:
         self.prompts, self.prompt_ids = _select_prompts(
             prompts, eval_cfg.get("num_prompts"), encode
         )
+        self.policy_suffix = list(policy_suffix)
         self._reference: dict[str, ReferenceSide] = {}
 
     @property
@@ -167,10 +171,11 @@ class Evaluator:
         start = time.perf_counter()
         ref = self.reference(split)
         prompts, prompt_ids = self.prompts[split], self.prompt_ids[split]
+        policy_prompt_ids = [[*ids, *self.policy_suffix] for ids in prompt_ids]
         samples = sample_responses(
             policy,
             self.tokenizer,
-            prompt_ids,
+            policy_prompt_ids,
             seed=derive_seed("policy", seed, step, split),
             **vars(self.settings),
         )
@@ -180,7 +185,11 @@ class Evaluator:
         lengths = content_lengths(samples)  # (N,)
         length_diff = lengths[None, :] - ref.lengths  # (K, N)
         policy_logps = response_logps(
-            policy, prompt_ids, samples, self.tokenizer.pad_token_id, self.settings.batch_size
+            policy,
+            policy_prompt_ids,
+            samples,
+            self.tokenizer.pad_token_id,
+            self.settings.batch_size,
         )
         ref_logps = response_logps(
             self.reference_model,

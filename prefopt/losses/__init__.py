@@ -12,6 +12,7 @@ from prefopt.losses import (  # noqa: F401  (importing a loss module registers i
     apo,
     bco_pair,
     cpo,
+    csft,
     discopop,
     dpo,
     dpop,

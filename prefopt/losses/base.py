@@ -122,7 +122,9 @@ class PreferenceLoss(nn.Module):
     example's loss depends on the other examples of the batch (a sort or a statistic across it), so
     the trainer refuses to split a batch into micro-batches or over processes; ``token_inputs``
     names the per-token quantities a paired loss reads (:data:`TOKEN_INPUTS`), which the trainer
-    then computes and passes in ``PairedLogps.tokens``. ``stateful``: state is
+    then computes and passes in ``PairedLogps.tokens``; ``control_tokens`` (a paired loss's
+    ``(chosen token, rejected token)`` or None) are added to the tokenizer, put first in each
+    training response, and end every prompt the policy generates from (the chosen one). ``stateful``: state is
     kept in registered buffers, updated only in training mode, so that the trainer's checkpoints
     save it with ``state_dict()``; the registry checks the flag against the built loss's
     ``state_dict()``. Hyperparameters are keyword-only ``__init__`` arguments with defaults,
@@ -137,6 +139,7 @@ class PreferenceLoss(nn.Module):
     uses_lengths: ClassVar[bool] = False
     whole_batch: ClassVar[bool] = False
     token_inputs: ClassVar[frozenset[str]] = frozenset()
+    control_tokens: ClassVar[tuple[str, str] | None] = None
 
     @property
     def weights_are_labels(self) -> bool:

@@ -73,6 +73,18 @@ def check_loss_class(cls: object) -> None:
         )
     if cls.token_inputs and cls.data_format != "paired":
         raise ValueError(f"{cls.__name__}: token_inputs are given to paired losses only")
+    tokens = cls.control_tokens
+    if tokens is not None and not (
+        isinstance(tokens, tuple)
+        and len(tokens) == 2
+        and all(isinstance(token, str) and token for token in tokens)
+        and tokens[0] != tokens[1]
+        and cls.data_format == "paired"
+    ):
+        raise ValueError(
+            f"{cls.__name__}.control_tokens must be None or, for a paired loss, two distinct "
+            f"non-empty strings (chosen, rejected), got {tokens!r}"
+        )
     if not isinstance(cls.min_batch_size, int) or cls.min_batch_size < 1:
         raise ValueError(
             f"{cls.__name__}.min_batch_size must be an int >= 1, got {cls.min_batch_size!r}"

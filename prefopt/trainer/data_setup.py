@@ -22,6 +22,7 @@ from prefopt.data import (
     read_records,
     tokenize_records,
 )
+from prefopt.data.control_tokens import add_control_tokens, control_token_ids
 from prefopt.losses import PreferenceLoss
 from prefopt.models.loading import load_tokenizer
 from prefopt.results.store import atomic_write_json
@@ -106,8 +107,23 @@ def check_overlap(overlaps: dict, records: dict, max_overlap: float, by_prompt: 
             )
 
 
-def _as_loss_items(examples: list, loss_fn: PreferenceLoss, split: str) -> list[TrainItem]:
-    """Items in the loss's data format; paired data is split into unpaired examples if needed."""
+def reserve_control_token(data_cfg: dict, loss_fn: PreferenceLoss) -> dict:
+    """The data settings with one token of each response limit left for a control token, when the
+    loss puts one first in each response (so every item still fits the configured limits)."""
+    if loss_fn.control_tokens is None:
+        return data_cfg
+    limits = ("max_response_length", "max_length")
+    return {
+        **data_cfg,
+        **{key: data_cfg[key] - 1 for key in limits if data_cfg.get(key) is not None},
+    }
+
+
+def _as_loss_items(
+    examples: list, loss_fn: PreferenceLoss, split: str, tokenizer
+) -> list[TrainItem]:
+    """Items in the loss's data format; paired data is split into unpaired examples if needed,
+    and a conditioned loss's responses start with its control tokens."""
     if not examples:
         return []
     paired = isinstance(examples[0], TokenizedPair)
@@ -117,7 +133,8 @@ def _as_loss_items(examples: list, loss_fn: PreferenceLoss, split: str) -> list[
                 f"loss {loss_fn.name!r} needs paired data, but the {split} split holds unpaired "
                 "rows (prompt/completion/label); choose an unpaired loss such as kto"
             )
-        return paired_items(examples)
+        control = loss_fn.control_tokens
+        return paired_items(examples, control and control_token_ids(tokenizer, control))
     unpaired = pairs_to_unpaired(examples) if paired else examples
     return unpaired_items(unpaired, seed=KL_PAIRING_SEED)
 
@@ -127,7 +144,8 @@ def prepare_data(
 ) -> PreparedData:
     """Read, check, tokenize every configured split; save data_report.json in the run."""
     tokenizer = load_tokenizer(resolved.model_path, cfg.model)
-    data_cfg = resolved.data_cfg
+    add_control_tokens(tokenizer, loss_fn.control_tokens)  # the policy's embeddings follow
+    data_cfg = reserve_control_token(resolved.data_cfg, loss_fn)
     splits = available_splits(data_cfg)
     if "train" not in splits:
         raise ValueError(f"data config maps no train split; configured: {splits}")
@@ -160,7 +178,7 @@ def prepare_data(
     check_overlap(overlaps, records, DataSettings.from_cfg(data_cfg).max_overlap, by_prompt)
     if not tokenized["train"]:
         raise ValueError("no training example survived the data checks (see data_report.json)")
-    train_items = _as_loss_items(tokenized["train"], loss_fn, "train")
+    train_items = _as_loss_items(tokenized["train"], loss_fn, "train", tokenizer)
     heldout_pairs, heldout_loss_items = {}, {}
     for split in HELDOUT_SPLITS:
         examples = tokenized.get(split) or []
@@ -170,10 +188,11 @@ def prepare_data(
             heldout_pairs[split] = paired_items(examples)
         if not isinstance(examples[0], TokenizedUnpaired | TokenizedPair):
             raise TypeError(f"unexpected example type {type(examples[0]).__name__}")
-        if split in heldout_pairs and loss_fn.data_format == "paired":
+        plain_pairs = loss_fn.data_format == "paired" and loss_fn.control_tokens is None
+        if split in heldout_pairs and plain_pairs:
             heldout_loss_items[split] = heldout_pairs[split]  # one list: one forward in evaluation
         else:
-            heldout_loss_items[split] = _as_loss_items(examples, loss_fn, split)
+            heldout_loss_items[split] = _as_loss_items(examples, loss_fn, split, tokenizer)
     prompts = resolved.eval_prompts
     if prompts is None:
         prompts = {

@@ -44,10 +44,18 @@ class TrainItem:
         return 2 * len(self.prompt_ids) + len(self.first_ids) + len(self.second_ids)
 
 
-def paired_items(pairs: Sequence) -> list[TrainItem]:
-    """TrainItems from TokenizedPair examples."""
+def paired_items(pairs: Sequence, control_ids: Sequence[int] | None = None) -> list[TrainItem]:
+    """TrainItems from TokenizedPair examples; with ``control_ids`` (chosen id, rejected id), each
+    response starts with its control token (a conditioned loss such as csft)."""
+    chosen_head, rejected_head = ([control_ids[0]], [control_ids[1]]) if control_ids else ([], [])
     return [
-        TrainItem(p.prompt_ids, p.chosen_ids, p.rejected_ids, weight=p.weight, meta=dict(p.meta))
+        TrainItem(
+            p.prompt_ids,
+            [*chosen_head, *p.chosen_ids],
+            [*rejected_head, *p.rejected_ids],
+            weight=p.weight,
+            meta=dict(p.meta),
+        )
         for p in pairs
     ]
 

@@ -14,7 +14,7 @@ PAIRED = [name for name in BUILT_IN if loss_class(name).data_format == "paired"]
 UNPAIRED = [name for name in BUILT_IN if loss_class(name).data_format == "unpaired"]
 # Losses that raise the chosen response and lower the rejected one everywhere near the reference.
 CHOSEN_UP_REJECTED_DOWN = [
-    name for name in PAIRED if name not in ("apo_down", "sft", "discopop", "slic")
+    name for name in PAIRED if name not in ("apo_down", "csft", "sft", "discopop", "slic")
 ]
 # Hyperparameters that keep the shared numbers off a kink (slic: δ = 1 puts pair 1 on the hinge).
 SMOOTH_AT_SHARED_NUMBERS = {"slic": {"delta": 2.0}}
@@ -86,7 +86,7 @@ def test_unpaired_gradient_raises_desirable_lowers_undesirable_and_ignores_kl_pa
 
 def test_reference_free_losses_need_no_reference_logps():
     free = [name for name in BUILT_IN if not loss_class(name).requires_reference]
-    assert sorted(free) == ["cpo", "orpo", "sft", "simpo", "slic"]
+    assert sorted(free) == ["cpo", "csft", "orpo", "sft", "simpo", "slic"]
     for name in free:
         out = build_loss(name)(paired(reference=False))
         assert torch.isfinite(out.losses).all()
