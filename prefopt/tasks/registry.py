@@ -7,9 +7,10 @@ from typing import Any
 
 from prefopt.config_values import plain_dict
 from prefopt.tasks.base import Task
+from prefopt.tasks.constraints import ConstraintsTask
 from prefopt.tasks.reviews import ReviewsTask
 
-_TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (ReviewsTask,)}
+_TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (ReviewsTask, ConstraintsTask)}
 
 
 def available_tasks() -> list[str]:

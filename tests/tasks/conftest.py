@@ -1,4 +1,4 @@
-"""Fixtures: the tiny reviews config and its artifacts, built once per test session."""
+"""Fixtures: the tiny reviews and constraints configs and their artifacts, built once per test session."""
 
 from pathlib import Path
 
@@ -50,3 +50,18 @@ def tiny_task(tiny_params):
 @pytest.fixture(scope="session")
 def tiny_artifacts(tiny_task, tmp_path_factory):
     return tiny_task.prepare(tmp_path_factory.mktemp("cache"), progress=False)
+
+
+@pytest.fixture(scope="session")
+def constraints_tiny_params() -> dict:
+    return task_params("constraints_tiny")
+
+
+@pytest.fixture(scope="session")
+def constraints_tiny_task(constraints_tiny_params):
+    return build_task(constraints_tiny_params)
+
+
+@pytest.fixture(scope="session")
+def constraints_tiny_artifacts(constraints_tiny_task, tmp_path_factory):
+    return constraints_tiny_task.prepare(tmp_path_factory.mktemp("constraints"), progress=False)

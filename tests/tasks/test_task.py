@@ -18,10 +18,12 @@ def _jsonl(path):
 
 
 def test_registry_and_config_errors(tiny_params):
-    assert available_tasks() == ["reviews"]
+    assert available_tasks() == ["constraints", "reviews"]
     task = build_task(OmegaConf.create(tiny_params))
     assert isinstance(task, Task) and task.name == "reviews"
-    with pytest.raises(ValueError, match=r"unknown task 'nope'; valid: \['reviews'\]"):
+    with pytest.raises(
+        ValueError, match=r"unknown task 'nope'; valid: \['constraints', 'reviews'\]"
+    ):
         build_task({"name": "nope"})
     with pytest.raises(ValueError, match="unknown parameters.*'bogus'.*valid.*n_train_pairs"):
         build_task({**tiny_params, "bogus": 1})

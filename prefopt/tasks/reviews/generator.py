@@ -64,7 +64,13 @@ def sample_review(
         noun = str(rng.choice(pool))
         used.append(noun)
         clauses.append(_clause(rng, noun, noun in singular, adjectives, verbs))
+    return join_sentences(rng, clauses)
+
+
+def join_sentences(rng: np.random.Generator, clauses: list[str]) -> str:
+    """Clauses grouped into sentences of one clause, or of two joined by a conjunction."""
     sentences, i = [], 0
+    n_clauses = len(clauses)
     while i < n_clauses:
         if i + 1 < n_clauses and rng.random() < _TWO_CLAUSE_SENTENCE_PROB:
             conj = str(rng.choice(lx.CONJUNCTIONS))
