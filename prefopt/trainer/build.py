@@ -47,6 +47,10 @@ class Run:
     evaluate_generations: GenerationHook | None = None  # None: pair metrics only
     select_metric: str = "win_rate"  # the validation metric that picks the best checkpoint
     provenance: dict = field(default_factory=dict)  # input hashes for provenance.json
+    step_hooks: list = field(default_factory=list)  # hook(trainer, row) after every step, first
+    checkpointed: dict = field(
+        default_factory=dict
+    )  # name -> part whose state_dict checkpoints keep
 
     @property
     def pad_id(self) -> int:
@@ -110,7 +114,15 @@ def build_run(cfg: DictConfig, run_dir: Path, loss_fn: PreferenceLoss) -> Run:
             "reference_cache": models.cache_keys,
             "model_path": resolved.model_path,
         },
+        **moving_reference(models.reference_sync),
     )
+
+
+def moving_reference(sync) -> dict:
+    """The Run fields of TR-DPO's update: a step hook whose state (the moved weights) is saved."""
+    if sync is None:
+        return {}
+    return {"step_hooks": [sync], "checkpointed": {"reference_sync": sync}}
 
 
 def check_schedule(num_items: int, settings: RunSettings, processes: int) -> Schedule:

@@ -109,6 +109,7 @@ class Trainer:
             "best": self.state.best,
             "train_seconds": self.state.train_seconds,
             "eval_seconds": self.state.eval_seconds,
+            "parts": {name: part.state_dict() for name, part in self.run.checkpointed.items()},
         }
 
     def _checkpoint(self) -> None:
@@ -133,6 +134,8 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.loss_fn.load_state_dict(state["loss"])
         self.batches.load_state_dict(state.get("batches", {}))  # older checkpoints hold none
+        for name, part in self.run.checkpointed.items():
+            part.load_state_dict(state["parts"][name])
         torch.set_rng_state(state["rng"])
         self.state = TrainState(
             step=int(state["step"]),
@@ -361,7 +364,7 @@ class Trainer:
                 row = {"split": "train", "step": step, "epoch": self._epoch(step), **metrics}
                 if step % self.settings.trainer.log_every == 0:
                     self._log(row)
-                for hook in self.hooks.on_step_end:
+                for hook in [*self.run.step_hooks, *self.hooks.on_step_end]:
                     hook(self, row)
             done = self.state.step == sched.total_steps
             evaluated = self.state.step % sched.eval_interval == 0 or done

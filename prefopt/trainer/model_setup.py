@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 
 from prefopt.eval.settings import EvalSettings
 from prefopt.losses import PreferenceLoss
+from prefopt.data.control_tokens import fit_embeddings
 from prefopt.models.loading import (
     apply_lora,
     load_causal_lm,
@@ -24,12 +25,14 @@ from prefopt.trainer.checkpoint import checkpoint_name
 from prefopt.trainer.data_setup import PreparedData
 from prefopt.trainer.reference import (
     LIVE_MODES,
+    LiveReference,
     PiRef,
     Reference,
     ReferenceTables,
     adapter_off_for,
     build_reference,
 )
+from prefopt.trainer.reference_sync import ReferenceSync
 from prefopt.trainer.settings import TrainerSettings
 from prefopt.trainer.setup import Resolved, is_main_process
 from prefopt.trainer.state import HeldOut
@@ -47,6 +50,7 @@ class PreparedModels:
     eval_reference_model: Callable[[], torch.nn.Module]  # loads the baseline of win rate and KL
     baseline_fingerprint: str  # fingerprint of that baseline (keys its cached samples)
     cache_keys: dict[str, str] = field(default_factory=dict)
+    reference_sync: ReferenceSync | None = None  # TR-DPO's update of train_reference, if on
 
 
 def prepare_models(
@@ -61,6 +65,7 @@ def prepare_models(
     device = accelerator.device
     trainer = TrainerSettings.from_config(cfg.trainer)
     policy = load_causal_lm(resolved.model_path, cfg.model)
+    fit_embeddings(policy, data.tokenizer)  # a loss's control tokens (csft) grew the tokenizer
     if cfg.model.lora.enabled:
         policy = apply_lora(policy, cfg.model.lora)
     policy.to(device)
@@ -87,8 +92,15 @@ def prepare_models(
             device,
         )
     per_token = "ref_logps" in loss_fn.token_inputs  # the tables also hold per-token log-probs
-    train_reference = None
-    if loss_fn.requires_reference:
+    train_reference, reference_sync = None, None
+    if trainer.reference_sync_every:  # TR-DPO: a copy of its own moves; evaluation keeps pi_ref
+        train_reference = LiveReference(
+            load_frozen_reference(resolved.reference_path, cfg.model).to(device)
+        )
+        reference_sync = ReferenceSync(
+            train_reference, trainer.reference_sync_every, trainer.reference_sync_alpha
+        )
+    elif loss_fn.requires_reference:
         train_reference = build_reference(
             mode, pi_ref, data.train_items, "train", tables, per_token
         )
@@ -99,7 +111,7 @@ def prepare_models(
         if pairs:
             pair_ref = build_reference(mode, pi_ref, pairs, f"{split}_pairs", tables, per_token)
         loss_ref = pair_ref
-        if loss_items is not pairs:
+        if loss_items is not pairs and loss_fn.requires_reference:
             name = f"{split}_{loss_fn.data_format}"
             loss_ref = build_reference(mode, pi_ref, loss_items, name, tables, per_token)
         heldout[split] = HeldOut(pairs, loss_items, pair_ref, loss_ref)
@@ -120,6 +132,7 @@ def prepare_models(
         baseline.module,
         model_fingerprint(resolved.baseline_path, cfg.model),
         {} if tables is None else tables.keys,
+        reference_sync,
     )
 
 

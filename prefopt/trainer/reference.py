@@ -14,14 +14,13 @@ The trainer never cares which of the three modes (``trainer.reference``) answers
 :class:`PiRef` holds the run's one live pi_ref, made on first use (a cached run whose tables all hit
 and that samples nothing loads no model) and released once nothing needs it.
 
-What comes next fits without changing callers:
+Beyond fixed pairs:
 
-- A reference that moves during training (TR-DPO: every k steps pi_ref <- alpha pi + (1 - alpha)
-  pi_ref; alpha = 1 is the hard update): ``LiveReference.update_from(policy, alpha)``, the unwrapped
-  policy, for both live modes (a frozen copy interpolates its weights; with the adapter off, alpha of
-  the adapter's delta is merged into the base weights and the adapter keeps the rest, so the policy is
-  unchanged). A table cannot move: :func:`require_live` refuses ``cached`` with a ConfigError when the
-  config is checked.
+- A reference that moves during training (TR-DPO, :mod:`prefopt.trainer.reference_sync`):
+  ``LiveReference.update_from(policy, alpha)`` interpolates a frozen copy's weights with the
+  (unwrapped) policy's, LoRA deltas merged. The training reference is then a copy of its own, so
+  evaluation keeps scoring against the original pi_ref; a table and the adapter-off base cannot
+  move that way, and the config check refuses them.
 - Per-token log-probs (LD-DPO's shared-prefix and tail sums): every reference answers
   ``token_logps(batch) -> (2B, L)``, aligned on each response's first token. A table entry is a
   safetensors file of named tensors with one row per item: ``logps`` (N, 2) always, and
@@ -73,16 +72,6 @@ class Reference(Protocol):
     def module(self) -> torch.nn.Module:
         """pi_ref as a causal LM, for sampling and KL."""
         ...
-
-
-def require_live(mode: str, need: str) -> None:
-    """Refuse ``trainer.reference=cached`` for ``need`` (a moving reference, say), which a table
-    computed once cannot serve."""
-    if mode not in LIVE_MODES:
-        raise ConfigError(
-            f"trainer.reference={mode} reads pi_ref from a table computed once; {need} needs a "
-            f"live reference: trainer.reference={' or '.join(LIVE_MODES)}"
-        )
 
 
 class AdapterDisabledModel(torch.nn.Module):
@@ -142,28 +131,17 @@ class LiveReference:
 
     @torch.no_grad()
     def update_from(self, policy: torch.nn.Module, alpha: float) -> None:
-        """Move pi_ref towards the (unwrapped) policy: pi_ref <- alpha pi + (1 - alpha) pi_ref.
-
-        A frozen copy interpolates each weight with the policy's (merged weights for a LoRA policy).
-        With the adapter off, pi_ref is the policy's base: alpha of the adapter's delta goes into the
-        base weights and the adapter's B keeps 1 - alpha of it, so the policy itself is unchanged.
-        """
+        """Move a frozen copy towards the (unwrapped) policy: pi_ref <- alpha pi + (1 - alpha)
+        pi_ref, each weight interpolated with the policy's (merged weights for a LoRA policy)."""
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha={alpha} is not in [0, 1]")
-        if not self.adapter_off:
-            targets = dict(self.model.named_parameters())
-            for name, weight in _merged_weights(policy).items():
-                if name not in targets:
-                    raise ValueError(f"the policy's weight {name} is not in the reference model")
-                targets[name].lerp_(weight.to(targets[name]), alpha)
-            return
-        if policy is not self.model:
-            raise ValueError("an adapter-off reference moves with its own policy only")
-        for layer in _lora_layers(policy):
-            for name in layer.active_adapters:
-                base = layer.get_base_layer()
-                base.weight += alpha * layer.get_delta_weight(name).to(base.weight)
-                layer.lora_B[name].weight *= 1.0 - alpha
+        if self.adapter_off:
+            raise ValueError("the adapter-off reference is the policy's own base; it cannot move")
+        targets = dict(self.model.named_parameters())
+        for name, weight in _merged_weights(policy).items():
+            if name not in targets:
+                raise ValueError(f"the policy's weight {name} is not in the reference model")
+            targets[name].lerp_(weight.to(targets[name]), alpha)
 
 
 def _lora_layers(model: torch.nn.Module) -> list[torch.nn.Module]:

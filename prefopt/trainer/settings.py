@@ -55,6 +55,8 @@ class TrainerSettings(CheckedGroup):
     compile: bool = key(FLAG)
     reference: str = key(choice(REFERENCE_MODES))
     reference_batch_size: int = key(integer(1))
+    reference_sync_every: int = key(integer(0))
+    reference_sync_alpha: float = key(number(0.0, 1.0))
     log_every: int = key(integer(1))
     keep_checkpoints: int = key(integer(1))
     save_policy: bool = key(FLAG)

@@ -46,6 +46,22 @@ def check_config(cfg: DictConfig) -> PreferenceLoss:
             "trainer.reference=lora_disabled needs model.lora.enabled=true "
             "(the reference is the base model with the LoRA adapter switched off)"
         )
+    if trainer.reference_sync_every and trainer.reference != "frozen_copy":
+        raise ConfigError(
+            f"trainer.reference_sync_every={trainer.reference_sync_every} moves pi_ref during "
+            f"training (TR-DPO), which trainer.reference={trainer.reference} cannot: "
+            + (
+                "its log-probs come from a table computed once"
+                if trainer.reference == "cached"
+                else "its pi_ref is the policy's own base, which evaluation also scores against"
+            )
+            + "; use trainer.reference=frozen_copy"
+        )
+    if trainer.reference_sync_every and not loss_fn.requires_reference:
+        raise ConfigError(
+            f"trainer.reference_sync_every={trainer.reference_sync_every}: loss "
+            f"{loss_fn.name!r} reads no reference, so there is nothing to move; set it to 0"
+        )
     micro = trainer.micro_batch_size_for(processes)
     if micro < loss_fn.min_batch_size:
         raise ConfigError(
