@@ -65,18 +65,18 @@ def build_evaluator(
         proxy_judge=proxy_judge,
         device=device,
         encode_prompt=encode_prompt,
-        policy_suffix=policy_suffix(cfg.get("loss"), tokenizer),
+        control_ids=control_ids(cfg.get("loss"), tokenizer),
     )
 
 
-def policy_suffix(loss_cfg: Mapping | None, tokenizer) -> list[int]:
-    """The ids that end the policy's prompts: the chosen control token of a conditioned loss."""
+def control_ids(loss_cfg: Mapping | None, tokenizer) -> list[int]:
+    """The (good, bad) control token ids of a conditioned loss (csft); none for another loss."""
     if not loss_cfg:
         return []
     from prefopt.losses import build_loss_from_config
 
     control = build_loss_from_config(loss_cfg).control_tokens
-    return control_token_ids(tokenizer, control[:1]) if control else []
+    return control_token_ids(tokenizer, control) if control else []
 
 
 def prompt_encoder(tokenizer, data_cfg: Mapping) -> Callable[[str], list[int]]:

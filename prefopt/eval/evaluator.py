@@ -80,8 +80,9 @@ class Evaluator:
     ``eval_cfg.num_prompts`` of each are used (all when null). Each prompt is judged against
     ``eval_cfg.reference_samples_per_prompt`` of pi_ref's samples. ``encode_prompt`` turns a prompt
     into token ids the way training does (default: the tokenizer without special tokens).
-    ``policy_suffix`` ends every prompt the policy samples from and is scored under (a conditioned
-    loss's chosen control token); pi_ref and the judges see the plain prompts and the responses.
+    ``control_ids`` are a conditioned loss's (good, bad) control tokens: the good one ends every
+    prompt the policy samples from and is scored under, and the policy never draws either (pi_ref
+    has no embedding for them); pi_ref and the judges see the plain prompts and the responses.
     """
 
     def __init__(
@@ -96,7 +97,7 @@ class Evaluator:
         proxy_judge: Judge | None = None,
         device: str = "cpu",
         encode_prompt: Callable[[str], list[int]] | None = None,
-        policy_suffix: Sequence[int] = (),
+        control_ids: Sequence[int] = (),
     ):
         self.settings = SamplingSettings.from_config(eval_cfg)
         self.reference_seed = int(eval_cfg.get("reference_seed", 0))
@@ -120,7 +121,7 @@ class Evaluator:
         self.prompts, self.prompt_ids = _select_prompts(
             prompts, eval_cfg.get("num_prompts"), encode
         )
-        self.policy_suffix = list(policy_suffix)
+        self.control_ids = list(control_ids)
         self._reference: dict[str, ReferenceSide] = {}
 
     @property
@@ -171,12 +172,13 @@ class Evaluator:
         start = time.perf_counter()
         ref = self.reference(split)
         prompts, prompt_ids = self.prompts[split], self.prompt_ids[split]
-        policy_prompt_ids = [[*ids, *self.policy_suffix] for ids in prompt_ids]
+        policy_prompt_ids = [[*ids, *self.control_ids[:1]] for ids in prompt_ids]
         samples = sample_responses(
             policy,
             self.tokenizer,
             policy_prompt_ids,
             seed=derive_seed("policy", seed, step, split),
+            banned_ids=self.control_ids,
             **vars(self.settings),
         )
         rewards = self._score(self.judge, prompts, samples.texts)

@@ -49,8 +49,10 @@ def sample_responses(
     top_k: int = 0,
     top_p: float = 1.0,
     batch_size: int = 64,
+    banned_ids: Sequence[int] = (),
 ) -> Samples:
-    """Sample one response per prompt; the same seed gives the same samples."""
+    """Sample one response per prompt; the same seed gives the same samples. ``banned_ids`` are
+    never drawn (a conditioned policy's control tokens, which pi_ref's vocabulary lacks)."""
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
     if temperature <= 0:
@@ -67,7 +69,7 @@ def sample_responses(
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    warp = _LogitsWarp(temperature, top_k, top_p)
+    warp = _LogitsWarp(temperature, top_k, top_p, banned_ids)
     response_ids: list[list[int]] = []
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
@@ -84,13 +86,19 @@ def sample_responses(
 
 
 class _LogitsWarp:
-    """softmax(logits / temperature) restricted to the top-k tokens and the top-p nucleus."""
+    """softmax(logits / temperature) restricted to the top-k tokens and the top-p nucleus, the
+    ``banned`` token ids left out first."""
 
-    def __init__(self, temperature: float, top_k: int, top_p: float):
+    def __init__(self, temperature: float, top_k: int, top_p: float, banned: Sequence[int] = ()):
         self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
+        self.banned = list(banned)
 
     def probs(self, logits: torch.Tensor) -> torch.Tensor:
         """(b, V) fp32 logits -> (b, V) sampling probabilities."""
+        if self.banned:
+            logits = logits.index_fill(
+                -1, torch.tensor(self.banned, device=logits.device), -torch.inf
+            )
         if self.temperature != 1.0:
             logits = logits / self.temperature
         if self.top_k > 0:
