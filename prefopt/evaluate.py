@@ -222,18 +222,20 @@ def _score(
     def evaluate_generations(model, split_name: str, step: int) -> dict:
         return evaluator.evaluate(model, split_name, step, int(cfg.seed), samples_path=samples_path)
 
+    settings = RunSettings.from_config(cfg, accelerator.num_processes, data.items_per_pair)
     run = Run(
         run_dir=scratch,
         policy=models.policy,
         loss_fn=loss_fn,
-        batches=FixedBatches(data.train_items, int(cfg.trainer.batch_size), int(cfg.seed)),
+        batches=FixedBatches(data.train_items, settings.trainer.batch_size, int(cfg.seed)),
         reference=models.train_reference,
         heldout=models.heldout,
         tokenizer=data.tokenizer,
         accelerator=accelerator,
         evaluate_generations=evaluate_generations if generates else None,
+        settings=settings,
     )
-    trainer = Trainer(run, RunSettings.from_config(cfg, accelerator.num_processes))
+    trainer = Trainer(run, settings)
     load_checkpoint_weights(point.weights_dir, accelerator.unwrap_model(trainer.policy))
     loss_state = load_loss_state(point.weights_dir)
     if loss_state:  # a loss with state (BCO's running mean) scores with the trainer's

@@ -47,6 +47,7 @@ class Run:
     evaluate_generations: GenerationHook | None = None  # None: pair metrics only
     select_metric: str = "win_rate"  # the validation metric that picks the best checkpoint
     provenance: dict = field(default_factory=dict)  # input hashes for provenance.json
+    settings: RunSettings | None = None  # the checked trainer and eval groups, batch in pairs
     step_hooks: list = field(default_factory=list)  # hook(trainer, row) after every step, first
     checkpointed: dict = field(
         default_factory=dict
@@ -66,12 +67,13 @@ class RunSettings:
     eval: EvalSettings
 
     @classmethod
-    def from_config(cls, cfg: DictConfig, processes: int = 1) -> RunSettings:
-        """Both groups of ``cfg``, checked for a launch of ``processes`` processes."""
-        return cls(
-            TrainerSettings.from_config(cfg.trainer, processes=processes),
-            EvalSettings.from_config(cfg.eval),
-        )
+    def from_config(
+        cls, cfg: DictConfig, processes: int = 1, items_per_pair: int = 1
+    ) -> RunSettings:
+        """Both groups of ``cfg``, checked for a launch of ``processes`` processes, the batch in
+        pairs of the data where each pair gave ``items_per_pair`` training items."""
+        trainer = TrainerSettings.from_config(cfg.trainer, processes=processes)
+        return cls(trainer.per_pair(items_per_pair), EvalSettings.from_config(cfg.eval))
 
 
 def build_run(cfg: DictConfig, run_dir: Path, loss_fn: PreferenceLoss) -> Run:
@@ -88,11 +90,12 @@ def build_run(cfg: DictConfig, run_dir: Path, loss_fn: PreferenceLoss) -> Run:
     # run's precision in a singleton unless it is reset (the process group is kept).
     AcceleratorState._reset_state(reset_partial_state=False)
     accelerator = Accelerator(mixed_precision=cfg.trainer.precision, cpu=device.type == "cpu")
-    settings = RunSettings.from_config(cfg, accelerator.num_processes)
+    RunSettings.from_config(cfg, accelerator.num_processes)  # checked before any work
     cache_dir = Path(cfg.cache_dir).expanduser().resolve()
     task, resolved = resolve_task(cfg, cache_dir)
     check_context(cfg, resolved)
     data = data_setup.prepare_data(cfg, resolved, loss_fn, run_dir)
+    settings = RunSettings.from_config(cfg, accelerator.num_processes, data.items_per_pair)
     check_schedule(len(data.train_items), settings, accelerator.num_processes)
     models = model_setup.prepare_models(cfg, resolved, loss_fn, data, cache_dir, accelerator)
     evaluate_generations, select_metric = model_setup.generation_hook(
@@ -103,6 +106,7 @@ def build_run(cfg: DictConfig, run_dir: Path, loss_fn: PreferenceLoss) -> Run:
         policy=models.policy,
         loss_fn=loss_fn,
         batches=FixedBatches(data.train_items, settings.trainer.batch_size, int(cfg.seed)),
+        settings=settings,
         reference=models.train_reference,
         heldout=models.heldout,
         tokenizer=data.tokenizer,

@@ -49,6 +49,7 @@ class PreparedData:
     train_records: list  # raw training records (the proxy reward model trains on them)
     eval_prompts: dict[str, list[str]]
     hashes: dict[str, str]
+    items_per_pair: int = 1  # 2 where an unpaired loss's training items split the data's pairs
 
 
 def hold_out_validation(train: list) -> tuple[list, list]:
@@ -202,6 +203,16 @@ def prepare_data(
         }
     hashes = {"train": items_digest(train_items)}
     hashes.update({f"{s}_pairs": items_digest(v) for s, v in heldout_pairs.items()})
+    split_pairs = loss_fn.data_format == "unpaired" and isinstance(
+        tokenized["train"][0], TokenizedPair
+    )
     return PreparedData(
-        tokenizer, train_items, heldout_pairs, heldout_loss_items, records["train"], prompts, hashes
+        tokenizer,
+        train_items,
+        heldout_pairs,
+        heldout_loss_items,
+        records["train"],
+        prompts,
+        hashes,
+        items_per_pair=2 if split_pairs else 1,
     )

@@ -10,9 +10,9 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
+from prefopt.data.control_tokens import fit_embeddings
 from prefopt.eval.settings import EvalSettings
 from prefopt.losses import PreferenceLoss
-from prefopt.data.control_tokens import fit_embeddings
 from prefopt.models.loading import (
     apply_lora,
     load_causal_lm,

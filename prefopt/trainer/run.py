@@ -22,7 +22,7 @@ from prefopt.results.identity import RunIdentity, bind_run
 from prefopt.results.lock import run_lock
 from prefopt.results.store import atomic_write_json, atomic_write_text, read_json
 from prefopt.trainer import model_setup
-from prefopt.trainer.build import RunSettings, build_run
+from prefopt.trainer.build import build_run
 from prefopt.trainer.checkpoint import list_checkpoints
 from prefopt.trainer.interrupt import StopRequest, graceful_stop
 from prefopt.trainer.loop import Hooks, StepHook, Trainer
@@ -117,7 +117,7 @@ def _train(
 ) -> tuple[dict, dict]:
     run = build_run(cfg, run_dir, loss_fn)
     accelerator = run.accelerator
-    settings = RunSettings.from_config(cfg, accelerator.num_processes)
+    settings = run.settings
     sink = build_sink(cfg, run_dir) if accelerator.is_main_process else None
     trainer = Trainer(run, settings, Hooks(on_step_end=list(on_step_end), sink=sink))
     summary = trainer.fit(stop)

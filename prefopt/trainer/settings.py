@@ -6,7 +6,7 @@ is touched, naming it: ``trainer.epochs=0: expected a positive integer``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from prefopt.config_keys import (
     FLAG,
@@ -24,6 +24,7 @@ from prefopt.trainer.reference import REFERENCE_MODES
 SCHEDULES = ("constant", "linear", "cosine")
 OPTIMIZERS = ("adamw", "rmsprop", "sgd")
 PRECISIONS = ("no", "bf16", "fp16")
+BATCH_COUNTS = ("pairs", "items")  # what batch_size counts when an unpaired loss splits pairs
 
 # An int counts optimiser steps, a float is a fraction of all of them (0.1: the first tenth).
 WARMUP = Rule(
@@ -60,6 +61,7 @@ class TrainerSettings(CheckedGroup):
     log_every: int = key(integer(1))
     keep_checkpoints: int = key(integer(1))
     save_policy: bool = key(FLAG)
+    batch_counts: str = key(choice(BATCH_COUNTS))
 
     def check(self, processes: int = 1) -> None:
         """The batch splits evenly over ``processes`` (``micro_batch_size`` items per forward on
@@ -75,6 +77,16 @@ class TrainerSettings(CheckedGroup):
             raise self.error(
                 f"warmup={self.warmup} steps is longer than trainer.max_steps={self.max_steps}"
             )
+
+    def per_pair(self, items_per_pair: int) -> TrainerSettings:
+        """These settings with ``batch_size`` (and ``micro_batch_size``) counted in pairs: each
+        pair of the data gave ``items_per_pair`` training items (an unpaired loss on paired data),
+        so a step takes that many times the items and every loss takes the same steps over the same
+        pairs. ``batch_counts=items`` keeps the counts as written."""
+        if self.batch_counts == "items" or items_per_pair == 1:
+            return self
+        micro = self.micro_batch_size and self.micro_batch_size * items_per_pair
+        return replace(self, batch_size=self.batch_size * items_per_pair, micro_batch_size=micro)
 
     def micro_batch_size_for(self, processes: int) -> int:
         """Items per forward on each of ``processes`` processes."""
