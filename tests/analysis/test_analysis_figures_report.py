@@ -4,11 +4,14 @@ import math
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 from fabricate import PEAK_STEP, planted_win_rate
+from scipy import stats
 
 from prefopt.analysis import (
     find_overfitting,
+    mean_curve,
     overfitting_summary,
     pareto_frontier,
     plot_frontier,
@@ -24,35 +27,85 @@ from prefopt.results import load_sweep
 from prefopt.results.sweep import load_best_of_n
 
 
-def test_find_overfitting_on_a_planted_hump():
-    steps = [10, 20, 30, 40, 50, 60, 70]
-    wins = [0.50, 0.60, 0.70, 0.72, 0.71, 0.69, 0.60]
-    # peak 0.72 at step 40; 0.71 and 0.70 are within 0.02 of it, 0.69 is not.
-    assert find_overfitting(steps, wins, margin=0.02) == (40.0, 0.72, 60.0)
-    assert find_overfitting(steps, wins, margin=0.2) == (40.0, 0.72, None)
+def test_find_overfitting_on_a_planted_step_down():
+    steps = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+    wins = [0.70] * 6 + [0.60] * 4
+    # The 7-evaluation moving average (4 at the first, 5, 6, then 7) is 0.70 over the first three
+    # evaluations: the running peak is 0.70. Means of the 3 evaluations from the fifth, sixth and
+    # seventh on: 0.70*2/3 + 0.60/3, 0.70/3 + 0.60*2/3, 0.60.
+    means = [(2 * 0.70 + 0.60) / 3, (0.70 + 2 * 0.60) / 3, 0.60]
+    assert 0.70 - means[0] < 1.9 * 0.02 < 0.70 - means[1]  # se 0.02: the sixth evaluation
+    assert find_overfitting(steps, wins, 0.02) == (10.0, 0.70, 60.0)
+    assert 0.70 - means[1] < 1.9 * 0.04 < 0.70 - means[2]  # se 0.04: the seventh
+    assert find_overfitting(steps, wins, 0.04) == (10.0, 0.70, 70.0)
+    assert find_overfitting(steps, wins, 0.02, margin=0.11) == (10.0, 0.70, None)  # a 10-pt drop
+    errors = np.full(len(steps), 0.02)
+    errors[5:8] = 0.04  # the root mean square of the window's own errors decides
+    assert find_overfitting(steps, wins, errors)[2] == 70.0
     shuffled = np.random.default_rng(0).permutation(len(steps))
-    peak = find_overfitting(np.array(steps)[shuffled], np.array(wins)[shuffled], 0.02)
-    assert peak == (40.0, 0.72, 60.0)
+    steps, wins = np.array(steps)[shuffled], np.array(wins)[shuffled]
+    assert find_overfitting(steps, wins, errors[shuffled]) == (10.0, 0.70, 70.0)
 
 
 def test_find_overfitting_edge_cases():
-    assert find_overfitting([1, 2, 3], [0.5, 0.6, 0.7], 0.01) == (3.0, 0.7, None)  # still rising
-    assert find_overfitting([1, 2, 3], [0.6, float("nan"), 0.5], 0.05) == (1.0, 0.6, 3.0)
-    assert find_overfitting([1, 2], [0.6, 0.6], 0.0) == (1.0, 0.6, 2.0)  # first of tied peaks
+    rising = [0.5, 0.6, 0.7, 0.8, 0.9]
+    assert find_overfitting([1, 2, 3, 4, 5], rising, 0.0) == (5.0, 0.9, None)
+    falling = [0.9, float("nan"), 0.5, 0.5, 0.5]  # the NaN is left out: 4 evaluations remain
+    assert find_overfitting([1, 2, 3, 4, 5], falling, 0.01) == (1.0, 0.9, 3.0)
+    assert find_overfitting([1, 2, 3], [0.9, 0.5, 0.5], 0.01)[2] is None  # too short to tell
     with pytest.raises(ValueError, match="margin"):
-        find_overfitting([1], [0.5], -0.1)
+        find_overfitting([1], [0.5], 0.01, margin=-0.1)
     with pytest.raises(ValueError, match="not NaN"):
-        find_overfitting([1], [float("nan")], 0.1)
+        find_overfitting([1], [float("nan")], 0.01)
+    with pytest.raises(ValueError, match="standard error"):
+        find_overfitting([1, 2], [0.5, 0.6], [0.01, float("nan")])
 
 
-def test_find_overfitting_recovers_the_planted_peak_of_a_noise_free_curve():
+def test_flat_noise_that_fooled_the_old_rule_is_no_onset():
+    # the curve sits 2.5 points below its best evaluation (an onset by the old 2-point rule), well
+    # within 1.9 standard errors of 1.85 points
+    wins = [0.70, 0.725, 0.70, 0.70, 0.70, 0.70, 0.70, 0.70, 0.70]
+    assert find_overfitting(range(9), wins, 0.0185)[2] is None
+
+
+def test_find_overfitting_on_the_noise_free_planted_curve():
     steps = np.arange(0, 101, 5)
     wins = [planted_win_rate("ipo", 0.5, 1e-4, s) for s in steps]
-    peak_step, peak, onset = find_overfitting(steps, wins, margin=0.02)
+    peak_step, peak, onset = find_overfitting(steps, wins, 0.005)
     assert peak_step == PEAK_STEP["ipo"]
     assert peak == pytest.approx(0.5 + 0.25 + 0.1)
-    # after the peak the planted curve falls 0.003 per step: 0.02 below it 7 steps later
-    assert onset == PEAK_STEP["ipo"] + 10
+    # after the peak the curve falls 0.003 per step: the onset comes after it, later for larger
+    # standard errors
+    later = find_overfitting(steps, wins, 0.01)[2]
+    assert PEAK_STEP["ipo"] < onset < later
+
+
+def test_mean_curve_bands_by_hand():
+    def rows(step, wins, half):
+        return [
+            {"step": step, "win_rate": w, "win_rate_ci_low": w - h, "win_rate_ci_high": w + h}
+            for w, h in zip(wins, half, strict=True)
+        ]
+
+    z = stats.norm.ppf(0.975)
+    frame = pd.DataFrame(
+        rows(0, [0.5], [z * 0.02])  # one seed: its own interval
+        + rows(1, [0.6, 0.7], [z * 0.02] * 2)  # two: their spread, 0.0707 / sqrt(2)
+        + rows(2, [0.6] * 3, [z * 0.03] * 3)  # three alike: the floor sqrt(3 * 0.03^2) / 3
+        + [{"step": 3, "win_rate": 0.98, "win_rate_ci_low": 0.94, "win_rate_ci_high": 1.0}]
+    )
+    curve = mean_curve(frame, "win_rate").set_index("step")
+    assert list(curve["n"]) == [1, 2, 3, 1]
+    assert curve["mean"].tolist() == pytest.approx([0.5, 0.65, 0.6, 0.98])
+    spread = math.sqrt(0.05**2 * 2) / math.sqrt(2)
+    expected_se = [0.02, spread, math.sqrt(3 * 0.03**2) / 3, 0.04 / z]  # the clipped side ignored
+    assert curve["se"].tolist() == pytest.approx(expected_se)
+    quantile = [z, z, stats.t.ppf(0.975, 2), z]  # a t quantile only from 3 seeds on
+    half = np.array(quantile) * np.array(expected_se)
+    assert curve["low"].to_numpy() == pytest.approx(curve["mean"].to_numpy() - half)
+    assert curve["high"].to_numpy() == pytest.approx(curve["mean"].to_numpy() + half)
+    kl = pd.DataFrame({"step": [0, 0], "kl": [1.0, 1.0], "kl_se": [0.3, 0.4]})
+    assert mean_curve(kl, "kl")["se"].iloc[0] == pytest.approx(0.25)  # a logged se is used
 
 
 def test_overfitting_summary_on_the_sweep(planted):
@@ -100,6 +153,17 @@ def test_every_figure_has_labelled_axes_and_a_legend(planted):
         assert figure.legends or name == "heatmaps", name
         plt.close(figure)
     assert "Epoch" in [axis.get_xlabel() for axis in figures["overfitting"].axes]
+
+
+def test_overfitting_figure_marks_bands_from_fewer_than_three_seeds(planted):
+    rows = selected_setting_rows(load_sweep(planted.root))
+    labels = {}
+    for name, runs in {"all": rows, "one seed": rows[rows["seed"] == rows["seed"].min()]}.items():
+        figure = plot_overfitting(runs)
+        labels[name] = [text.get_text() for text in figure.legends[0].get_texts()]
+        plt.close(figure)
+    assert "95% CI" in labels["all"]
+    assert any("< 3 seeds" in label for label in labels["one seed"])
 
 
 def test_figures_reject_bad_arguments(planted):
