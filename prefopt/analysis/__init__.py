@@ -7,13 +7,29 @@ analysis.method_table(frame).to_markdown()
 analysis.save_figure(analysis.plot_overfitting(analysis.selected_setting_rows(frame)), "out", "of")
 """
 
+from prefopt.analysis.expected_validation import (
+    expected_max,
+    expected_validation,
+    plot_expected_validation,
+)
 from prefopt.analysis.frontier import pareto_frontier, plot_frontier
 from prefopt.analysis.heatmaps import cell_values, methods_with_grid, plot_heatmaps
+from prefopt.analysis.matched_kl import win_rate_at_kl
 from prefopt.analysis.overfitting import (
     find_overfitting,
     mean_curve,
     overfitting_summary,
     plot_overfitting,
+)
+from prefopt.analysis.seed_tests import (
+    SeedComparison,
+    compare_methods,
+    compare_seeds,
+    detectable_effect,
+    holm,
+    permutation_test,
+    welch_power,
+    welch_test,
 )
 from prefopt.analysis.selection import (
     checkpoint_rows,
@@ -29,10 +45,17 @@ from prefopt.analysis.trajectories import plot_logps, plot_proxy_gold
 
 __all__ = [
     "MethodTable",
+    "SeedComparison",
     "cell_values",
     "checkpoint_rows",
+    "compare_methods",
+    "compare_seeds",
     "crossed_bootstrap_ci",
+    "detectable_effect",
+    "expected_max",
+    "expected_validation",
     "find_overfitting",
+    "holm",
     "hyperparameter_columns",
     "mean_curve",
     "method_table",
@@ -40,7 +63,9 @@ __all__ = [
     "overfitting_summary",
     "paired_prompt_test",
     "pareto_frontier",
+    "permutation_test",
     "plot_setting_curves",
+    "plot_expected_validation",
     "plot_frontier",
     "plot_heatmaps",
     "plot_logps",
@@ -50,4 +75,7 @@ __all__ = [
     "select_hyperparameters",
     "selected_setting_rows",
     "t_interval",
+    "welch_power",
+    "welch_test",
+    "win_rate_at_kl",
 ]
