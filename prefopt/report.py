@@ -33,6 +33,7 @@ from prefopt.analysis import (  # noqa: E402
     selected_setting_rows,
 )
 from prefopt.analysis.heatmaps import MIN_AXIS_VALUES  # noqa: E402
+from prefopt.analysis.overfitting import DROP_RUN, MIN_DROP, ONSET_SE  # noqa: E402
 from prefopt.analysis.selection import CHECKPOINTS, START  # noqa: E402
 from prefopt.console import setup_console  # noqa: E402
 from prefopt.results import load_sweep  # noqa: E402
@@ -57,7 +58,7 @@ def write_report(
     sweep_dir: str | Path,
     out_dir: str | Path | None = None,
     checkpoint: str = "best",
-    margin: float = 0.02,
+    margin: float = MIN_DROP,
     x: str = "step",
     method: str = "loss.name",
     baseline: str = "dpo",
@@ -240,8 +241,9 @@ def _table_section(frame, out_dir, checkpoint, method, baseline, n_boot, select_
 def _peak_lines(chosen: pd.DataFrame, margin: float, x: str, method: str) -> list[str]:
     summary = overfitting_summary(chosen, margin, x, method)
     lines = [
-        f"Peak of the mean validation win rate and onset of overfitting (first evaluation at "
-        f"least {100 * margin:g} points below the peak):",
+        f"Peak of the mean validation win rate and onset of overfitting (the first evaluation "
+        f"from which the mean of the next {DROP_RUN} stays more than {ONSET_SE:g} standard errors, "
+        f"and at least {100 * margin:g} points, below the smoothed running peak):",
         "",
         f"| Method | Peak {x} | Peak win rate (%) | Onset {x} | Runs |",
         "|---|---|---|---|---|",
@@ -273,7 +275,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("sweep_dir", help="directory holding the sweep's run directories")
     parser.add_argument("--out", default=None, help="where report.md goes (default: sweep_dir)")
     parser.add_argument("--checkpoint", choices=CHECKPOINTS, default="best")
-    parser.add_argument("--margin", type=float, default=0.02, help="win-rate drop for onset")
+    parser.add_argument(
+        "--margin", type=float, default=MIN_DROP, help="smallest win-rate drop for an onset"
+    )
     parser.add_argument("--x", choices=("step", "epoch"), default="step")
     parser.add_argument("--method", default="loss.name", help="config key naming the method")
     parser.add_argument("--baseline", default="dpo", help="method the paired test compares to")

@@ -1,10 +1,13 @@
 """Held-out preference metrics that compare across losses.
 
 Whatever the loss, each held-out pair is scored with the same DPO-style implicit reward, the log-ratio
-against pi_ref: Δ_w = log pi(y_w|x) - log pi_ref(y_w|x), Δ_l likewise. reward_accuracy = mean[Δ_w > Δ_l],
-reward_margin = mean[Δ_w - Δ_l]. The held-out loss is the run's own loss on the same pairs (in its own
-data format), computed by the training step's forward (:func:`prefopt.trainer.step.forward_loss`), for
-a paired loss in the same pass as the implicit rewards. bayes_accuracy = mean[max(p, 1 - p)] over pairs
+against pi_ref: Δ_w = log pi(y_w|x) - log pi_ref(y_w|x), Δ_l likewise. reward_accuracy = mean[Δ_w > Δ_l]
+(a tie counts one half), reward_margin = mean[Δ_w - Δ_l]: the definitions of the training rows
+(:func:`prefopt.trainer.step.metric_sums`), as are loss_reward_accuracy and loss_reward_margin, of the
+loss's own rewards (a paired loss that gives one per pair). The held-out loss is the run's own loss on
+the same pairs (in its own data format), computed by the training step's forward
+(:func:`prefopt.trainer.step.forward_loss`), for a paired loss in the same pass as the implicit
+rewards. bayes_accuracy = mean[max(p, 1 - p)] over pairs
 whose true preference probability p is known: the accuracy ceiling of any model on these labels.
 """
 
@@ -17,7 +20,7 @@ import torch
 from prefopt.losses import PreferenceLoss
 from prefopt.trainer.batching import collate, to_device
 from prefopt.trainer.items import TrainItem
-from prefopt.trainer.step import forward_loss, policy_logps
+from prefopt.trainer.step import accuracy_and_margin, forward_loss, policy_logps
 
 
 @torch.no_grad()
@@ -40,7 +43,7 @@ def heldout_metrics(
     policy.eval()
     loss_fn.eval()
     shared = loss_items is pairs
-    deltas_w, deltas_l, chosen, rejected, losses = [], [], [], [], []
+    deltas_w, deltas_l, chosen, rejected, losses, own_margins = [], [], [], [], [], []
     # Length-sorted chunks keep padding small; every metric is a mean over all pairs.
     order = sorted(range(len(pairs)), key=lambda i: pairs[i].num_tokens)
     for start in range(0, len(order), batch_size):
@@ -48,6 +51,8 @@ def heldout_metrics(
         if shared:  # the loss and the implicit rewards from one forward
             out, logps, _, ref = forward_loss(policy, loss_fn, pair_reference, batch)
             losses.append(out.losses)
+            if out.chosen_rewards.numel() == out.rejected_rewards.numel() == len(out.losses):
+                own_margins.append(out.chosen_rewards - out.rejected_rewards)
         else:
             (logps, _), ref = policy_logps(policy, batch), None
         if ref is None:  # a reference-free loss, or the loss's items are not these pairs
@@ -65,15 +70,20 @@ def heldout_metrics(
     policy.train(was_training)
     loss_fn.train(was_training)
     dw, dl = torch.cat(deltas_w), torch.cat(deltas_l)  # (N,)
+    correct, margin = accuracy_and_margin(dw - dl)
     metrics = {
         "loss": torch.cat(losses).mean().item(),
-        "reward_accuracy": (dw > dl).float().mean().item(),
-        "reward_margin": (dw - dl).mean().item(),
+        "reward_accuracy": correct.item() / len(dw),
+        "reward_margin": margin.item() / len(dw),
         "chosen_rewards": dw.mean().item(),
         "rejected_rewards": dl.mean().item(),
         "chosen_logps": torch.cat(chosen).mean().item(),
         "rejected_logps": torch.cat(rejected).mean().item(),
     }
+    if own_margins:
+        correct, margin = accuracy_and_margin(torch.cat(own_margins))
+        metrics["loss_reward_accuracy"] = correct.item() / len(dw)
+        metrics["loss_reward_margin"] = margin.item() / len(dw)
     probs = [it.meta.get("preference_prob") for it in pairs]
     if probs and all(p is not None for p in probs):
         p = torch.tensor(probs, dtype=torch.float64)

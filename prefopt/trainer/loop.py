@@ -273,12 +273,13 @@ class Trainer:
         autocast = self.acc.autocast if precision else contextlib.nullcontext
         context = contextlib.nullcontext() if sync else self.acc.no_sync(self.policy)
         with context:
-            out, logps, _, _ = forward_loss(
+            out, logps, _, ref_logps = forward_loss(
                 self.policy, self.loss_fn, self.run.reference, inputs, autocast
             )
             loss = out.losses.sum() / self.settings.trainer.batch_size * self.acc.num_processes
             self.acc.backward(loss)
-        return loss.detach().float(), metric_sums(out, logps)
+        paired = self.loss_fn.data_format == "paired"
+        return loss.detach().float(), metric_sums(out, logps, ref_logps, paired)
 
     def _check_finite(
         self, step: int, values: StepValues, batch: GlobalBatch, chunks: list[list[int]]

@@ -134,23 +134,48 @@ def forward_loss(
     return out, logps, lengths, ref_logps
 
 
-def metric_sums(out: LossOutput, logps: torch.Tensor) -> dict[str, torch.Tensor]:
-    """A micro-batch's training metrics as 0-dim fp32 sums over its B items, left on the device.
+def accuracy_and_margin(margin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sums over (B,) margins r_w - r_l: #[margin > 0] + #[margin = 0] / 2 (a tie is half right)
+    and the sum of the margins."""
+    margin = margin.detach().float()
+    return ((margin > 0).float() + 0.5 * (margin == 0).float()).sum(), margin.sum()
 
-    loss, chosen_logps and rejected_logps (the first and second halves of the (2B,) log-probs);
-    reward_accuracy = #[r_w > r_l] and reward_margin = sum (r_w - r_l) where the loss gives one
-    reward per pair; each of the loss's own metrics as its mean times B.
+
+def metric_sums(
+    out: LossOutput, logps: torch.Tensor, ref_logps: torch.Tensor | None, paired: bool
+) -> dict[str, torch.Tensor]:
+    """A micro-batch's training metrics as 0-dim fp32 sums over its B items, left on the device.
+    Each name means what it means in a held-out row (:mod:`prefopt.eval.heldout`):
+
+    - loss;
+    - paired data: chosen_logps, rejected_logps (the (2B,) log-probs' halves); unpaired data:
+      completion_logps and kl_logps (the completions and their mismatched KL sequences);
+    - reward_accuracy and reward_margin: of the DPO log-ratio Δ = log pi - log pi_ref, comparable
+      across losses (paired data with a reference only);
+    - loss_reward_accuracy and loss_reward_margin: of the loss's own rewards, where it gives one
+      per pair (their scale and form are the loss's: β Δ for DPO, length-normalised for SimPO);
+    - each of the loss's own metrics as its mean times B.
+
+    Accuracies count a tie (margin 0, as at pi = pi_ref) as half right.
     """
     b = logps.shape[0] // 2
+    first, second = (
+        ("chosen_logps", "rejected_logps") if paired else ("completion_logps", "kl_logps")
+    )
     sums = {
         "loss": out.losses.detach().sum(),
-        "chosen_logps": logps[:b].detach().sum(),
-        "rejected_logps": logps[b:].detach().sum(),
+        first: logps[:b].detach().sum(),
+        second: logps[b:].detach().sum(),
     }
-    if out.chosen_rewards.numel() == out.rejected_rewards.numel() == b:
-        margin = (out.chosen_rewards - out.rejected_rewards).detach()  # (B,)
-        sums["reward_accuracy"] = (margin > 0).float().sum()
-        sums["reward_margin"] = margin.sum()
+    if paired and ref_logps is not None:
+        deltas = logps.detach().float() - ref_logps.float()  # (2B,)
+        sums["reward_accuracy"], sums["reward_margin"] = accuracy_and_margin(
+            deltas[:b] - deltas[b:]
+        )
+    if paired and out.chosen_rewards.numel() == out.rejected_rewards.numel() == b:
+        sums["loss_reward_accuracy"], sums["loss_reward_margin"] = accuracy_and_margin(
+            out.chosen_rewards - out.rejected_rewards
+        )
     for name, value in out.metrics.items():
         sums[name] = value.detach().float().mean() * b
     return {name: value.float() for name, value in sums.items()}

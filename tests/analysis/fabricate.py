@@ -5,7 +5,7 @@ while its training loss keeps falling. Per-prompt samples are drawn so that the 
 reference with the planted probability: policy_reward = reference_reward + d, d ~ N(Phi^-1(p), 1).
 One run failed, one is still running and one has a config but no summary (incomplete).
 With `eval_at_start`, every run is also evaluated at step 0, where the policy is pi_ref itself: win
-rate 0.5 in expectation, KL 0 and reward accuracy 0 (every implicit-reward margin is 0). The loss
+rate 0.5 in expectation, KL 0 and reward accuracy 0.5 (every implicit-reward margin is 0: a tie). The loss
 "orpo" is planted below pi_ref from its first step, so its best checkpoint is then the start.
 """
 
@@ -225,7 +225,7 @@ def _eval_row(run_dir, loss, beta, lr, step, split, n_prompts, rng) -> dict:
         "bayes_accuracy": BAYES_ACCURACY,
     }
     if step == 0:  # pi_ref itself: every implicit-reward margin is 0
-        row.update(reward_accuracy=0.0, reward_margin=0.0, chosen_rewards=0.0, rejected_rewards=0.0)
+        row.update(reward_accuracy=0.5, reward_margin=0.0, chosen_rewards=0.0, rejected_rewards=0.0)
     return row
 
 
