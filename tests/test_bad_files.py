@@ -33,7 +33,7 @@ from prefopt.models.loading import (
     model_context_length,
 )
 from prefopt.models.sampling import Samples
-from prefopt.trainer.reference import cached_table
+from prefopt.trainer.reference_tables import cached_table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "trainer"))
 from tiny import build_model_dir, write_pairs  # noqa: E402

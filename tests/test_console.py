@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from prefopt import console
 from prefopt.trainer.items import TrainItem
-from prefopt.trainer.reference import compute_table
+from prefopt.trainer.reference_tables import compute_table
 
 PACKAGE = Path(__file__).resolve().parents[1] / "prefopt"
 

@@ -28,11 +28,11 @@ from prefopt.trainer.reference import (
     LiveReference,
     PiRef,
     Reference,
-    ReferenceTables,
     adapter_off_for,
     build_reference,
 )
 from prefopt.trainer.reference_sync import ReferenceSync
+from prefopt.trainer.reference_tables import ReferenceTables
 from prefopt.trainer.settings import TrainerSettings
 from prefopt.trainer.setup import Resolved, is_main_process
 from prefopt.trainer.state import HeldOut

@@ -18,15 +18,8 @@ from prefopt.models.logprobs import (
 )
 from prefopt.trainer.batching import collate
 from prefopt.trainer.items import TrainItem
-from prefopt.trainer.reference import (
-    CachedReference,
-    LiveReference,
-    PiRef,
-    ReferenceTables,
-    build_reference,
-    cache_key,
-    cached_table,
-)
+from prefopt.trainer.reference import CachedReference, LiveReference, PiRef, build_reference
+from prefopt.trainer.reference_tables import ReferenceTables, cache_key, cached_table
 
 PAD = 0
 

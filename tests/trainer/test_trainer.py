@@ -17,7 +17,8 @@ from prefopt.trainer import run as run_module
 from prefopt.trainer.batching import collate
 from prefopt.trainer.data_setup import prepare_data
 from prefopt.trainer.loop import NonFiniteError
-from prefopt.trainer.reference import CachedReference, LiveReference, compute_table
+from prefopt.trainer.reference import CachedReference, LiveReference
+from prefopt.trainer.reference_tables import compute_table
 from prefopt.trainer.setup import Resolved
 from prefopt.trainer.step import forward_loss
 
