@@ -1,0 +1,251 @@
+"""The comparison protocol: bracketed tuning at equal budgets, selection on validation,
+confirmation on test with fresh seeds, and the study's data in one file.
+
+    python experiments/protocol.py pilot   --study compare task=reviews_tiny   # coarse grid, 1 seed
+    python experiments/protocol.py trials  --study compare                     # T random trials
+    python experiments/protocol.py select  --study compare                     # best per loss
+    python experiments/protocol.py confirm --study compare                     # fresh seeds, test
+    python experiments/protocol.py export  --study compare   # results/compare/runs.parquet
+    python experiments/protocol.py report  --study compare   # table and figures from that file
+
+Each loss's search space is conf/experiment/search/<loss>.yaml (search_space.py). The pilot runs
+its coarse grid with the selection seed and says, per loss, whether its best lies strictly inside
+the space or which axis to widen. `trials` draws T settings per loss (log-uniform, seeded) into
+multirun/<study>/trials.json, so a resumed study runs the same trials, and launches them as one
+Hydra multirun per loss (each trial a generated config under multirun/<study>/trial_conf).
+Tuning runs score validation only for selection (test is scored once, at the final step, since
+prefopt has no setting that turns it off; no choice reads it); every run of every phase takes at
+most --max-steps optimiser steps, its checkpoint chosen on validation. `confirm` reruns each
+loss's selected setting with seeds never equal to the selection seed. A launching subcommand
+prints its runs times the measured time per run first; --dry-run prints that plan only.
+Runs that finished are skipped by prefopt.train, so every phase resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+import yaml
+from search_space import inside_verdicts, load_space, stored_trials
+from study import train
+
+from prefopt.losses import available_losses
+
+SELECTION_SEED = 0  # training seed of pilot and trial runs; confirmation seeds never equal it
+TRIALS_SEED = 0  # seed of the trial draws (with the loss's name)
+MAX_STEPS = 250  # optimiser steps of every run of every loss (trainer.max_steps)
+PARALLEL_JOBS = 2  # runs at a time under launcher=joblib (conf/launcher/joblib.yaml's n_jobs)
+ESTIMATED_RUN_SECONDS = 300.0  # stated time per run when the study has no finished run to measure
+TUNING_TEST_AT = "final"  # eval.test_at of tuning runs: test once at the end, never at every eval
+MULTIRUN = Path("multirun")
+RESULTS = Path("results")
+PHASES = ("pilot", "trials", "confirm")
+
+
+def study_dir(study: str) -> Path:
+    """The study's sweep root: multirun/<study>/{pilot,trials,confirm}/<loss>/<run>."""
+    return MULTIRUN / study
+
+
+def common_overrides(study: str, phase: str, loss: str, max_steps: int) -> list[str]:
+    """Overrides every run of a phase shares: its sweep folder, loss, step budget and launcher."""
+    overrides = [f"name={study}/{phase}", f"loss={loss}", f"trainer.max_steps={max_steps}"]
+    if phase != "confirm":
+        overrides.append(f"eval.test_at={TUNING_TEST_AT}")
+    return [*overrides, "launcher=joblib"]
+
+
+def pilot_commands(study: str, losses: list[str], max_steps: int) -> dict[str, list[str]]:
+    """Each loss's pilot multirun: its grid, the selection seed."""
+    commands = {}
+    for loss in losses:
+        grid = [
+            f"{key}={','.join(repr(v) for v in values)}"
+            for key, values in load_space(loss).pilot.items()
+        ]
+        commands[loss] = [
+            *common_overrides(study, "pilot", loss, max_steps),
+            *grid,
+            f"seed={SELECTION_SEED}",
+        ]
+    return commands
+
+
+def trial_name(loss: str, index: int) -> str:
+    """The generated config of a loss's index-th trial (+trial=<name>)."""
+    return f"{loss}_{index:02d}"
+
+
+def write_trial_configs(conf_dir: Path, trials: dict[str, list[dict]]) -> None:
+    """One `# @package _global_` config per trial under conf_dir/trial/, from the stored trials."""
+    (conf_dir / "trial").mkdir(parents=True, exist_ok=True)
+    for loss, settings in trials.items():
+        for index, setting in enumerate(settings):
+            nested: dict = {}
+            for key, value in setting.items():
+                group, name = key.split(".", 1)
+                nested.setdefault(group, {})[name] = value
+            text = "# @package _global_\n" + yaml.safe_dump(nested, sort_keys=True)
+            (conf_dir / "trial" / f"{trial_name(loss, index)}.yaml").write_text(text)
+
+
+def trial_commands(study: str, losses: list[str], max_steps: int) -> dict[str, list[str]]:
+    """Each loss's multirun over its stored trials (drawn and stored on the first call)."""
+    root = study_dir(study)
+    spaces = [load_space(loss) for loss in losses]
+    trials = stored_trials(root / "trials.json", spaces, TRIALS_SEED)
+    conf_dir = (root / "trial_conf").resolve()
+    write_trial_configs(conf_dir, trials)
+    return {
+        loss: [
+            *common_overrides(study, "trials", loss, max_steps),
+            f"hydra.searchpath=[file://{conf_dir}]",
+            "+trial=" + ",".join(trial_name(loss, i) for i in range(len(trials[loss]))),
+            f"seed={SELECTION_SEED}",
+        ]
+        for loss in losses
+    }
+
+
+def confirmation_seeds(n_seeds: int) -> list[int]:
+    """`n_seeds` fresh seeds, none equal to the selection seed."""
+    return [SELECTION_SEED + offset for offset in range(1, n_seeds + 1)]
+
+
+def confirm_commands(study: str, losses: list[str], max_steps: int) -> dict[str, list[str]]:
+    """Each loss's selected setting with its fresh seeds, scored on test."""
+    selected = select_settings(study_dir(study) / "trials", losses)
+    commands = {}
+    for loss in losses:
+        if loss not in selected:
+            print(f"{loss}: no finished trial to select from; not confirmed")
+            continue
+        seeds = confirmation_seeds(load_space(loss).confirm_seeds)
+        commands[loss] = [
+            *common_overrides(study, "confirm", loss, max_steps),
+            *(f"{key}={value!r}" for key, value in selected[loss].items()),
+            f"seed={','.join(str(s) for s in seeds)}",
+        ]
+    return commands
+
+
+def count_runs(overrides: list[str]) -> int:
+    """Runs of one multirun: the product of the comma-separated values of its sweep overrides."""
+    runs = 1
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if not key.startswith("hydra.") and "[" not in value:
+            runs *= len(value.split(","))
+    return runs
+
+
+def measured_run_seconds(study: str) -> tuple[float, str]:
+    """The median train + eval seconds of the study's finished runs, or the stated estimate."""
+    from prefopt.results.sweep import find_run_dirs, read_summary
+
+    root = study_dir(study)
+    seconds = []
+    if root.is_dir():
+        for run_dir in find_run_dirs(root):
+            summary = read_summary(run_dir) or {}
+            if summary.get("status") == "finished" and "train_seconds" in summary:
+                seconds.append(summary["train_seconds"] + summary.get("eval_seconds", 0.0))
+    if seconds:
+        return statistics.median(seconds), f"median of {len(seconds)} finished runs"
+    return ESTIMATED_RUN_SECONDS, "stated estimate, no finished run yet"
+
+
+def print_plan(phase: str, study: str, commands: dict[str, list[str]]) -> int:
+    """Each loss's runs, then runs x time per run; returns the number of runs."""
+    total = 0
+    for loss, overrides in commands.items():
+        runs = count_runs(overrides)
+        total += runs
+        print(f"{phase} {loss}: {runs} runs: python -m prefopt.train -m {' '.join(overrides)}")
+    seconds, source = measured_run_seconds(study)
+    hours = total * seconds / 3600
+    print(
+        f"{phase}: {total} runs x {seconds:.0f} s per run ({source}) = {hours:.2f} h of runs, "
+        f"{hours / PARALLEL_JOBS:.2f} h at {PARALLEL_JOBS} at a time"
+    )
+    return total
+
+
+def launch(phase: str, study: str, commands: dict[str, list[str]], extra, dry_run: bool) -> None:
+    """Print the plan; unless a dry run, run each loss's multirun (no confirmation asked)."""
+    commands = {loss: [*overrides, *extra] for loss, overrides in commands.items()}
+    print_plan(phase, study, commands)
+    if dry_run:
+        print("dry run: nothing launched")
+        return
+    for overrides in commands.values():
+        train(*overrides)
+
+
+def select_settings(sweep: Path, losses: list[str]) -> dict[str, dict[str, float]]:
+    """Each loss's setting (its space's keys -> values) with the best mean validation score at
+    each run's best validation checkpoint; a loss without a finished run is left out."""
+    from prefopt.analysis.selection import checkpoint_rows, select_hyperparameters
+    from prefopt.report import selection_metric
+    from prefopt.results import load_sweep
+
+    if not sweep.is_dir():
+        return {}
+    frame = load_sweep(sweep)
+    metric = selection_metric(frame)
+    if metric is None:
+        return {}
+    selected = {}
+    for loss in losses:
+        runs = frame[frame["loss.name"] == loss]
+        keys = list(load_space(loss).space)
+        if runs.empty or not set(keys) <= set(runs.columns):
+            continue
+        best = select_hyperparameters(checkpoint_rows(runs, "best", metric), hyperparameters=keys)
+        if not best.empty:
+            selected[loss] = {key: float(best[key].iloc[0]) for key in keys}
+    return selected
+
+
+def print_verdicts(sweep: Path, losses: list[str]) -> dict[str, dict[str, str]]:
+    """Each loss's best setting in `sweep` and, per axis, whether it lies strictly inside."""
+    verdicts = {}
+    for loss, setting in select_settings(sweep, losses).items():
+        verdicts[loss] = inside_verdicts(load_space(loss), setting)
+        values = ", ".join(f"{key}={value:.3g}" for key, value in setting.items())
+        flags = "; ".join(f"{key}: {text}" for key, text in verdicts[loss].items())
+        print(f"{loss}: best {values} -- {flags}")
+    return verdicts
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("phase", choices=(*PHASES, "select", "export", "report"), help="what to do")
+    parser.add_argument("--study", default="compare", help="multirun/<study>, results/<study>")
+    parser.add_argument("--losses", nargs="+", default=available_losses(), help="default: all")
+    parser.add_argument("--max-steps", type=int, default=MAX_STEPS, help="steps of every run")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan, launch nothing")
+    parser.add_argument("extra", nargs="*", help="more overrides for every run (task=...)")
+    args = parser.parse_args(argv)
+    if args.phase in PHASES:
+        build = {"pilot": pilot_commands, "trials": trial_commands, "confirm": confirm_commands}
+        commands = build[args.phase](args.study, args.losses, args.max_steps)
+        launch(args.phase, args.study, commands, args.extra, args.dry_run)
+        if args.phase == "pilot" and not args.dry_run:
+            print_verdicts(study_dir(args.study) / "pilot", args.losses)
+    elif args.phase == "select":
+        print_verdicts(study_dir(args.study) / "trials", args.losses)
+    else:
+        from study_data import export_study, report_study
+
+        data = RESULTS / args.study / "runs.parquet"
+        if args.phase == "export":
+            export_study(study_dir(args.study), data)
+        else:
+            report_study(data, RESULTS / args.study)
+
+
+if __name__ == "__main__":
+    main()

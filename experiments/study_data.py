@@ -1,0 +1,180 @@
+"""A study's compact data in one Parquet file, and its report rebuilt from that file alone.
+
+The file holds two kinds of records (column `record`): "row", every logged metrics row of every
+run with its flattened config, overrides, status and `phase` (pilot, trials, confirm); and
+"prompt", the per-prompt scores (win, rewards, length) of the test split at each run's checkpoint
+chosen on validation, the checkpoint the tables read. The report writes the tables (headline
+losses, then the others against DPO, seed-level tests), expected validation performance over the
+trials and the win rate at matched KL, from the file; the run directories are not read.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+PROMPT_SPLIT = "test"  # split whose per-prompt scores are kept: the one the tables report
+PROMPT_FIELDS = ("prompt_index", "win", "policy_reward", "reference_reward", "policy_length")
+CONFIG_METADATA = b"prefopt_config_columns"  # Parquet metadata key: the frame's config columns
+BASELINE = "dpo"  # the method every other is compared with
+
+
+def _selection_metric(frame: pd.DataFrame) -> str:
+    from prefopt.report import selection_metric
+
+    metric = selection_metric(frame)
+    if metric is None:
+        raise ValueError("no finished run has a validation win rate or reward accuracy")
+    return metric
+
+
+def prompt_records(frame: pd.DataFrame) -> pd.DataFrame:
+    """The PROMPT_SPLIT samples of each run at its best validation checkpoint (where scored)."""
+    from prefopt.analysis.selection import checkpoint_rows
+    from prefopt.results.sweep import load_samples
+
+    chosen = checkpoint_rows(frame, "best", _selection_metric(frame))
+    tables = []
+    for row in chosen.itertuples():
+        samples = load_samples(row.run_dir, row.step, PROMPT_SPLIT)
+        if samples is None:
+            continue
+        kept = samples[[c for c in PROMPT_FIELDS if c in samples]]
+        tables.append(kept.assign(run_id=row.run_id, split=PROMPT_SPLIT, step=row.step))
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+def _parquet_column(column: pd.Series) -> pd.Series:
+    """A column Parquet can store: numbers stay, mixed or nested values become JSON text."""
+    if column.dtype != object:
+        return column
+    values = column.dropna()
+    if values.map(lambda v: isinstance(v, str)).all() or values.map(type).nunique() == 0:
+        return column
+    return column.map(lambda v: None if v is None else json.dumps(v, default=str))
+
+
+def export_study(root: Path, path: Path) -> Path:
+    """Write the study under `root` (multirun/<study>) to the Parquet file `path`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from prefopt.results import load_sweep
+    from prefopt.results.sweep import config_columns
+
+    frame = load_sweep(root)
+    frame["phase"] = frame["run_id"].str.split("/").str[0]
+    columns = config_columns(frame)
+    prompts = prompt_records(frame)
+    data = pd.concat(
+        [frame.drop(columns="run_dir").assign(record="row"), prompts.assign(record="prompt")],
+        ignore_index=True,
+    )
+    data = data.apply(_parquet_column)
+    data.attrs = {}
+    table = pa.Table.from_pandas(data, preserve_index=False)
+    metadata = {**(table.schema.metadata or {}), CONFIG_METADATA: json.dumps(columns).encode()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table.replace_schema_metadata(metadata), path, compression="zstd")
+    runs = frame["run_id"].nunique()
+    print(f"wrote {path}: {runs} runs, {len(prompts)} prompt scores, {path.stat().st_size} bytes")
+    return path
+
+
+def read_study(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(metrics rows with their config columns, prompt records) of a study's Parquet file."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    data = table.to_pandas()
+    rows = data[data["record"] == "row"].drop(columns=["record", *PROMPT_FIELDS], errors="ignore")
+    rows = rows.reset_index(drop=True)
+    rows.attrs["config_columns"] = json.loads(table.schema.metadata[CONFIG_METADATA])
+    prompts = data.loc[data["record"] == "prompt", ["run_id", "split", "step", *PROMPT_FIELDS]]
+    return rows, prompts.dropna(axis=1, how="all")
+
+
+def _with_samples(rows: pd.DataFrame, prompts: pd.DataFrame, scratch: Path) -> pd.DataFrame:
+    """`rows` whose run_dir points at samples files rebuilt under `scratch` from the prompt
+    records (the layout prefopt.results.sweep.load_samples reads; `win` kept as `preference`)."""
+    for (run_id, split, step), group in prompts.groupby(["run_id", "split", "step"]):
+        path = scratch / run_id / "samples" / f"step_{int(step):07d}_{split}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        group.drop(columns=["run_id", "split", "step"]).assign(preference=group["win"]).to_json(
+            path, orient="records", lines=True
+        )
+    rebuilt = rows.assign(run_dir=[str(scratch / run_id) for run_id in rows["run_id"]])
+    rebuilt.attrs = rows.attrs
+    return rebuilt
+
+
+def _markdown(frame: pd.DataFrame) -> list[str]:
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    for row in frame.itertuples(index=False):
+        cells = [f"{v:.3g}" if isinstance(v, float) else str(v) for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def report_study(path: Path, out: Path) -> Path:
+    """report.md, table_headline.tex, table_others.tex and figures/ under `out`, from `path`."""
+    from search_space import load_space
+
+    from prefopt.analysis import (
+        checkpoint_rows,
+        method_table,
+        plot_expected_validation,
+        save_figure,
+        win_rate_at_kl,
+    )
+
+    rows, prompts = read_study(path)
+    metric = _selection_metric(rows)
+    lines = [f"# Study report: {out.name}", "", f"From {path.name} alone; selected on validation "]
+    lines[-1] += f"{metric}, reported on {PROMPT_SPLIT}.\n"
+    losses = sorted(rows["loss.name"].dropna().unique())
+    headline = [loss for loss in losses if load_space(loss).headline]
+    groups = {"headline": headline, "others": [x for x in losses if x not in headline]}
+    with tempfile.TemporaryDirectory() as scratch:
+        frame = _with_samples(rows, prompts, Path(scratch))
+        confirm = frame[frame["phase"] == "confirm"]
+        for name, members in groups.items():
+            part = confirm[confirm["loss.name"].isin({*members, BASELINE})]
+            if part.empty:
+                continue
+            part.attrs = frame.attrs
+            family = [loss for loss in members if loss != BASELINE]
+            table = method_table(part, select_metric=metric, baseline=BASELINE, family=family)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / f"table_{name}.tex").write_text(table.to_latex())
+            lines += [f"## Confirmation, {name} losses", "", table.to_markdown(), ""]
+        trials = frame[frame["phase"] == "trials"]
+        if not trials.empty:
+            trials.attrs = frame.attrs
+            chosen = checkpoint_rows(trials, "best", metric, report_split="validation")
+            scores = {loss: 100 * runs["score"] for loss, runs in chosen.groupby("loss.name")}
+            save_figure(plot_expected_validation(scores), out / "figures", "expected_validation")
+            lines += [
+                "## Expected validation performance",
+                "",
+                "![EVP](figures/expected_validation.png)",
+            ]
+            if {"kl", "win_rate_ci_low", "win_rate_ci_high"} <= set(chosen.columns):
+                points = chosen.rename(
+                    columns={"win_rate_ci_low": "ci_low", "win_rate_ci_high": "ci_high"}
+                )
+                matched = win_rate_at_kl(points, method="loss.name")
+                lines += [
+                    "",
+                    "## Validation win rate at matched KL (nats)",
+                    "",
+                    *_markdown(matched),
+                ]
+    out.mkdir(parents=True, exist_ok=True)
+    report = out / "report.md"
+    report.write_text("\n".join(lines).rstrip() + "\n")
+    print(f"wrote {report}")
+    return report

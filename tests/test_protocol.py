@@ -1,0 +1,173 @@
+"""The comparison protocol's driver (experiments/protocol.py) on spaces, plans and a fabricated
+run store; nothing is trained."""
+
+import dataclasses
+import json
+import math
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "experiments"))
+sys.path.insert(0, str(ROOT / "tests" / "analysis"))
+
+import protocol  # noqa: E402
+import search_space  # noqa: E402
+import study_data  # noqa: E402
+from fabricate import fabricate_sweep  # noqa: E402
+
+from prefopt.losses import available_losses  # noqa: E402
+
+HEADLINE = {"dpo", "ipo", "kto", "orpo", "simpo", "sft"}
+
+
+@pytest.mark.parametrize("loss", available_losses())
+def test_every_registered_loss_has_a_space_with_its_trial_count(loss):
+    space = search_space.load_space(loss)
+    assert space.headline == (loss in HEADLINE)
+    assert space.trials == (16 if loss in HEADLINE else 8)
+    assert space.confirm_seeds == (10 if loss in HEADLINE else 5)
+    assert "trainer.lr" in space.space
+
+
+def test_old_optimum_corners_lie_strictly_inside():
+    corners = {"dpo": 0.3, "ipo": 2.0, "kto": 0.3, "orpo": 0.5}
+    for loss, beta in corners.items():
+        space = search_space.load_space(loss)
+        verdicts = search_space.inside_verdicts(space, {"loss.beta": beta, "trainer.lr": 1e-3})
+        assert set(verdicts.values()) == {"inside"}, (loss, verdicts)
+
+
+def test_trials_are_stored_and_read_back_not_redrawn(tmp_path, monkeypatch):
+    path = tmp_path / "trials.json"
+    spaces = [search_space.load_space("dpo"), search_space.load_space("ld_dpo")]
+    first = search_space.stored_trials(path, spaces, seed=3)
+    assert path.is_file() and len(first["dpo"]) == 16 and len(first["ld_dpo"]) == 8
+
+    def redraw(*_):
+        raise AssertionError("a stored loss was drawn again")
+
+    monkeypatch.setattr(search_space, "draw_trials", redraw)
+    assert search_space.stored_trials(path, spaces, seed=3) == first
+    with pytest.raises(ValueError, match="fixed once drawn"):
+        search_space.stored_trials(path, spaces, seed=4)
+
+
+def test_draws_are_reproducible_and_differ_by_seed():
+    space = search_space.load_space("dpo")
+    assert search_space.draw_trials(space, 0) == search_space.draw_trials(space, 0)
+    assert search_space.draw_trials(space, 0) != search_space.draw_trials(space, 1)
+
+
+@pytest.mark.parametrize("loss", ["dpo", "discopop", "sft"])
+def test_draws_lie_inside_the_space_uniformly_in_log_scale(loss):
+    space = dataclasses.replace(search_space.load_space(loss), trials=4000)
+    draws = search_space.draw_trials(space, 0)
+    for key, (low, high) in space.space.items():
+        where = [(math.log(d[key]) - math.log(low)) / math.log(high / low) for d in draws]
+        assert min(where) > 0 and max(where) < 1
+        # log-uniform: the mean position is 1/2 (a linear-uniform draw would give about 0.8)
+        assert abs(sum(where) / len(where) - 0.5) < 0.02
+        assert abs(sum(w < 0.5 for w in where) / len(where) - 0.5) < 0.03
+
+
+def test_confirmation_seeds_never_include_the_selection_seed():
+    for n_seeds in range(1, 13):
+        seeds = protocol.confirmation_seeds(n_seeds)
+        assert len(set(seeds)) == n_seeds
+        assert protocol.SELECTION_SEED not in seeds
+
+
+def test_a_best_at_a_corner_is_flagged_with_the_axis_to_widen():
+    space = search_space.load_space("dpo")
+    (low_beta, _), (_, high_lr) = space.space["loss.beta"], space.space["trainer.lr"]
+    verdicts = search_space.inside_verdicts(space, {"loss.beta": low_beta, "trainer.lr": high_lr})
+    assert verdicts["loss.beta"].startswith("widen low")
+    assert verdicts["trainer.lr"].startswith("widen high")
+    ld = search_space.load_space("ld_dpo")
+    at_limit = search_space.inside_verdicts(
+        ld, {"loss.beta": 0.3, "loss.ld_alpha": 1.0, "trainer.lr": 1e-3}
+    )
+    assert at_limit["loss.ld_alpha"].startswith("at hard limit (high")
+    assert at_limit["loss.beta"] == at_limit["trainer.lr"] == "inside"
+
+
+def _calls(monkeypatch, tmp_path):
+    monkeypatch.setattr(protocol, "MULTIRUN", tmp_path / "multirun")
+    launched = []
+    monkeypatch.setattr(protocol, "train", lambda *overrides: launched.append(overrides))
+    return launched
+
+
+def test_dry_run_launches_nothing_and_prints_the_plan(monkeypatch, tmp_path, capsys):
+    launched = _calls(monkeypatch, tmp_path)
+    for phase in ("pilot", "trials"):
+        protocol.main([phase, "--study", "s", "--losses", "dpo", "ld_dpo", "--dry-run"])
+    assert launched == []
+    out = capsys.readouterr().out
+    assert "pilot: 36 runs x 300 s per run (stated estimate" in out  # 3 x 3 + 3 x 3 x 3
+    assert "trials: 24 runs x" in out  # 16 + 8
+    assert "dry run: nothing launched" in out
+
+
+def test_trials_launch_one_multirun_per_loss_at_equal_steps_without_test(monkeypatch, tmp_path):
+    launched = _calls(monkeypatch, tmp_path)
+    protocol.main(["trials", "--study", "s", "--losses", "dpo", "kto", "--max-steps", "7"])
+    assert len(launched) == 2
+    for overrides in launched:
+        assert "trainer.max_steps=7" in overrides and "launcher=joblib" in overrides
+        assert f"eval.test_at={protocol.TUNING_TEST_AT}" in overrides
+        assert f"seed={protocol.SELECTION_SEED}" in overrides
+    trials = [o for o in launched[0] if o.startswith("+trial=")][0].split("=")[1].split(",")
+    assert len(trials) == 16
+    conf = tmp_path / "multirun" / "s" / "trial_conf" / "trial" / f"{trials[3]}.yaml"
+    stored = protocol.yaml.safe_load(conf.read_text())
+    drawn = json.loads((tmp_path / "multirun" / "s" / "trials.json").read_text())["dpo"]
+    assert trials[3] == "dpo_03"
+    assert drawn["trials"][3] == {
+        "loss.beta": stored["loss"]["beta"],
+        "trainer.lr": stored["trainer"]["lr"],
+    }
+
+
+def test_selection_and_confirmation_commands_on_a_fabricated_study(monkeypatch, tmp_path):
+    launched = _calls(monkeypatch, tmp_path)
+    fabricate_sweep(tmp_path / "multirun" / "s" / "trials", seeds=(0,), unfinished=False)
+    selected = protocol.select_settings(tmp_path / "multirun" / "s" / "trials", ["dpo", "ipo"])
+    assert selected["dpo"] == {"loss.beta": 0.1, "trainer.lr": 1e-4}  # the planted best
+    protocol.main(["confirm", "--study", "s", "--losses", "dpo", "ipo"])
+    seeds = [o for o in launched[0] if o.startswith("seed=")][0]
+    assert seeds == "seed=" + ",".join(str(s) for s in range(1, 11))
+    assert "loss.beta=0.1" in launched[0] and "trainer.lr=0.0001" in launched[0]
+    assert not any(o.startswith("eval.test_at") for o in launched[0])  # test is scored
+
+
+def test_export_then_report_from_the_file_alone(tmp_path):
+    from prefopt.analysis import method_table
+    from prefopt.results import load_sweep
+
+    root = tmp_path / "multirun" / "s"
+    fabricate_sweep(root / "trials", seeds=(0,), unfinished=False)
+    fabricate_sweep(root / "confirm", betas=(0.1,), lrs=(1e-4,), seeds=(1, 2, 3), unfinished=False)
+    original = method_table(load_sweep(root / "confirm"), n_boot=200).data.set_index("method")
+    data = study_data.export_study(root, tmp_path / "results" / "s" / "runs.parquet")
+    assert data.stat().st_size < 5_000_000
+    shutil.rmtree(root)
+    rows, prompts = study_data.read_study(data)
+    assert set(rows["phase"]) == {"trials", "confirm"} and not prompts.empty
+    with tempfile.TemporaryDirectory() as scratch:
+        rebuilt_frame = study_data._with_samples(rows, prompts, Path(scratch))
+        confirm = rebuilt_frame[rebuilt_frame["phase"] == "confirm"]
+        confirm.attrs = rebuilt_frame.attrs
+        rebuilt = method_table(confirm, n_boot=200).data.set_index("method")
+    for column in ("n_seeds", "win_rate", "setting"):
+        assert rebuilt[column].to_dict() == original[column].to_dict()
+    report = study_data.report_study(data, tmp_path / "results" / "s")
+    text = report.read_text()
+    assert "Confirmation, headline losses" in text and "matched KL" in text
+    assert (tmp_path / "results" / "s" / "figures" / "expected_validation.png").is_file()
+    assert (tmp_path / "results" / "s" / "table_headline.tex").is_file()
