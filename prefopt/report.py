@@ -12,7 +12,7 @@ report's file of it is removed; runs that did not finish are listed.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -63,8 +63,12 @@ def write_report(
     method: str = "loss.name",
     baseline: str = "dpo",
     n_boot: int = 2000,
+    family: Sequence[str] | None = None,
 ) -> Path:
-    """Write report.md (and figures/, table.tex) for the sweep; returns the report's path."""
+    """Write report.md (and figures/, table.tex) for the sweep; returns the report's path.
+
+    `family`: the methods the table compares with `baseline` at the seed level (Holm over them),
+    declared before the runs; None: every other method of the sweep."""
     sweep_dir = Path(sweep_dir)
     out_dir = Path(out_dir) if out_dir is not None else sweep_dir
     figures = out_dir / "figures"
@@ -74,7 +78,9 @@ def write_report(
         lines.append(f"No run has a `{method}` in its config: no table or figure by method.")
         return _write(out_dir, lines)
     select_metric = selection_metric(frame)
-    lines += _table_section(frame, out_dir, checkpoint, method, baseline, n_boot, select_metric)
+    lines += _table_section(
+        frame, out_dir, checkpoint, method, baseline, n_boot, select_metric, family
+    )
     if select_metric is None:
         chosen, scope = frame, "every setting (averaged)"
     else:
@@ -223,7 +229,7 @@ def _run_section(frame: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _table_section(frame, out_dir, checkpoint, method, baseline, n_boot, select_metric):
+def _table_section(frame, out_dir, checkpoint, method, baseline, n_boot, select_metric, family):
     lines = ["## Methods", ""]
     if select_metric is None:
         return lines + [
@@ -231,7 +237,13 @@ def _table_section(frame, out_dir, checkpoint, method, baseline, n_boot, select_
             "",
         ]
     table = method_table(
-        frame, checkpoint, method, baseline, n_boot=n_boot, select_metric=select_metric
+        frame,
+        checkpoint,
+        method,
+        baseline,
+        n_boot=n_boot,
+        select_metric=select_metric,
+        family=family,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "table.tex").write_text(table.to_latex())
@@ -280,7 +292,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--x", choices=("step", "epoch"), default="step")
     parser.add_argument("--method", default="loss.name", help="config key naming the method")
-    parser.add_argument("--baseline", default="dpo", help="method the paired test compares to")
+    parser.add_argument("--baseline", default="dpo", help="method the tests compare to")
+    parser.add_argument(
+        "--family",
+        nargs="+",
+        default=None,
+        help="methods compared with the baseline, Holm over them (default: every other method)",
+    )
     parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples")
     args = parser.parse_args(argv)
     setup_console()
@@ -293,6 +311,7 @@ def main(argv: list[str] | None = None) -> None:
         args.method,
         args.baseline,
         args.n_boot,
+        args.family,
     )
     print(f"wrote {path}")
 

@@ -5,8 +5,17 @@ on test. Win rate, judge reward and length come from the per-prompt samples file
 selected run has them, with a crossed bootstrap over seeds and prompts; every other column (and
 those when samples are missing) uses a Student t interval over seeds. KL is an estimate from samples
 that can fall below 0: it is shown as mean ± standard error (`stats.seed_mean_se`), clipped at 0
-and marked ‡ where the estimate is negative. The p column is a Wilcoxon signed-rank test of
-per-prompt win scores (means over seeds) against the baseline method.
+and marked ‡ where the estimate is negative. An interval from fewer than 3 seeds is marked §:
+with one seed it covers prompts only, with two the seed spread rests on one degree of freedom.
+
+Methods are compared with the baseline at the seed level (`seed_tests.compare_methods`): Welch's
+t on the per-seed test values of the selection metric, checked by the studentized permutation
+test over seeds, both Holm-adjusted over the family of comparisons the call declares (every
+method against the baseline unless given), with the power of Welch's test at a stated effect for
+the observed seed spreads and the effect it detects with 80% power; "n/a" where a side has fewer
+than 2 seeds. The Wilcoxon signed-rank test of per-prompt win scores (means over seeds) against
+the baseline stays as a second column: it is conditional on the trained models, it asks whether
+these trained models differ, not whether the methods do.
 
 A method whose selected checkpoint is the start of training (step 0, pi_ref itself) in some seed is
 marked † with a note: its numbers are the untrained model's. Bold marks a column's best among the
@@ -15,11 +24,13 @@ other methods, and only where at least two of them differ at the digits shown.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from prefopt.analysis.seed_tests import MAX_EXACT_RELABELINGS, TARGET_POWER, compare_methods
 from prefopt.analysis.selection import (
     START,
     checkpoint_rows,
@@ -37,6 +48,18 @@ from prefopt.results.sweep import load_samples
 
 START_MARK = "†"  # after a method whose selected checkpoint is the start in some seed
 CLIPPED_MARK = "‡"  # after an estimate below 0 of a quantity that is never negative, shown as 0
+FEW_SEEDS_MARK = "§"  # after an interval from fewer than MIN_INTERVAL_SEEDS seeds
+MIN_INTERVAL_SEEDS = 3  # fewer seeds: the interval misses (1) or barely measures (2) seed spread
+POWER_EFFECT = 4.0  # display units (points of a rate): the stated effect of the power column
+SEED_TEST_FIELDS = (  # data columns of the seed-level comparison with the baseline
+    "difference",
+    "welch_p",
+    "welch_p_holm",
+    "permutation_p",
+    "permutation_p_holm",
+    "power",
+    "detectable_effect",
+)
 
 
 @dataclass(frozen=True)
@@ -73,13 +96,20 @@ COLUMNS = (
 @dataclass
 class MethodTable:
     """Numbers (`data`: one row per method, `n_seeds`, `n_at_start` (seeds whose checkpoint is the
-    start), `<metric>` and its spread fields, see `Column.spread_fields`), the text around them
-    (`caption`, `notes` under the table); `to_markdown()` and `to_latex()` render it."""
+    start), `<metric>` and its spread fields, see `Column.spread_fields`, the seed-level
+    comparison with the baseline (`SEED_TEST_FIELDS`, NaN outside the family) and `prompt_p`), the
+    text around them (`caption`, `notes` under the table); `to_markdown()` and `to_latex()` render
+    it. `baseline`, `family` (the methods compared with it), `seed_metric` and `effect` (of the
+    power column, in the table's units of `seed_metric`)."""
 
     data: pd.DataFrame
     columns: tuple[Column, ...]
     caption: str
     bayes_accuracy: float
+    baseline: Hashable
+    family: tuple[Hashable, ...]
+    seed_metric: str  # the metric of the seed-level tests (the selection metric)
+    effect: float
     unfinished: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -104,7 +134,17 @@ class MethodTable:
         return best[0] if best else None
 
     def _cells(self, bold, render) -> tuple[list[str], list[list[str]]]:
-        header = ["Method", "Setting", "Seeds", *[c.header for c in self.columns], "p vs base"]
+        header = [
+            "Method",
+            "Setting",
+            "Seeds",
+            *[c.header for c in self.columns],
+            "p seeds (Holm)",
+            "p perm. (Holm)",
+            f"Power at Δ {self.effect:g} (%)",
+            f"Δ at {100 * TARGET_POWER:.0f}% power",
+            "p prompts (cond.)",
+        ]
         best = {c.metric: self.best_methods(c.metric) for c in self.columns}
         rows = []
         for _, row in self.data.iterrows():
@@ -113,14 +153,30 @@ class MethodTable:
             for column in self.columns:
                 text = render(*_cell_parts(row, column))
                 cells.append(bold(text) if row["method"] in best[column.metric] else text)
-            cells.append("—" if np.isnan(row["p_value"]) else f"{row['p_value']:.3f}")
+            cells += self._seed_test_cells(row)
+            cells.append("—" if np.isnan(row["prompt_p"]) else _p_text(row["prompt_p"]))
             rows.append(cells)
         if not np.isnan(self.bayes_accuracy):
-            ceiling = ["Bayes-optimal (ceiling)", "", ""] + ["" for _ in self.columns] + [""]
+            ceiling = ["Bayes-optimal (ceiling)", "", ""] + ["" for _ in self.columns] + [""] * 5
             accuracy = [c.metric for c in self.columns].index("reward_accuracy")
             ceiling[3 + accuracy] = f"{100 * self.bayes_accuracy:.1f}"
             rows.append(ceiling)
         return header, rows
+
+    def _seed_test_cells(self, row) -> list[str]:
+        """p seeds, p perm., power, detectable effect: "base" for the baseline, "—" outside the
+        family, "n/a" where a side has fewer than 2 seeds (or no spread)."""
+        if row["method"] == self.baseline:
+            return ["base"] * 4
+        if row["method"] not in self.family:
+            return ["—"] * 4
+        p_values = [row["welch_p_holm"], row["permutation_p_holm"]]
+        cells = ["n/a" if np.isnan(p) else _p_text(p) for p in p_values]
+        power, effect = row["power"], row["detectable_effect"]
+        digits = next((c.digits for c in self.columns if c.metric == self.seed_metric), 2)
+        cells.append("n/a" if np.isnan(power) else f"{100 * power:.0f}")
+        cells.append("n/a" if np.isnan(effect) else f"{effect:.{digits}f}")
+        return cells
 
     def to_markdown(self) -> str:
         header, rows = self._cells(lambda t: f"**{t}**", _plain_cell)
@@ -160,10 +216,17 @@ def method_table(
     columns: tuple[Column, ...] = COLUMNS,
     n_boot: int = 2000,
     select_metric: str = "win_rate",
+    family: Sequence[Hashable] | None = None,
+    effect: float = POWER_EFFECT,
 ) -> MethodTable:
     """The paper table of a sweep frame from `load_sweep` (all splits); settings and checkpoints
     maximise the mean `select_metric` on `select_split` (reward_accuracy for a sweep that did not
-    generate)."""
+    generate).
+
+    `family`: the methods compared with `baseline` at the seed level, declared before the runs
+    (Holm corrects over all of them, a method without a finished run included); None: every other
+    method of the frame. `effect`: the difference, in the table's units of `select_metric`, at
+    which the power of each comparison is reported."""
     if select_metric not in frame:
         raise ValueError(f"select_metric {select_metric!r} is not a column of the frame")
     checkpoints = checkpoint_rows(frame, checkpoint, select_metric, select_split, report_split)
@@ -192,15 +255,24 @@ def method_table(
             row[column.metric] = interval.mean * column.scale
             row[f"{column.metric}_low"] = interval.low * column.scale
             row[f"{column.metric}_high"] = interval.high * column.scale
-        row["p_value"] = _p_value(prompt_scores, name, baseline)
+        row["prompt_p"] = _p_value(prompt_scores, name, baseline)
         rows.append(row)
     for name in sorted(set(frame[method].dropna()) - set(selected[method])):
         rows.append(
             {"method": name, "setting": "no finished run", "n_seeds": 0, "n_at_start": 0}
-            | {"p_value": np.nan}
+            | {"prompt_p": np.nan}
         )
-    data = pd.DataFrame(rows).reindex(
-        columns=["method", "setting", "n_seeds", "n_at_start", "p_value"]
+    if family is None:
+        family = sorted(set(frame[method].dropna()) - {baseline})
+    family = tuple(family)
+    scale = next((c.scale for c in columns if c.metric == select_metric), 1.0)
+    seed_values = {name: scale * runs[select_metric] for name, runs in selected.groupby(method)}
+    seed_tests = _seed_tests(seed_values, family, baseline, effect)
+    data = pd.DataFrame(rows)
+    for name in SEED_TEST_FIELDS:
+        data[name] = data["method"].map(seed_tests[name]).astype(float)
+    data = data.reindex(
+        columns=["method", "setting", "n_seeds", "n_at_start", *SEED_TEST_FIELDS, "prompt_p"]
         + [f"{c.metric}{s}" for c in columns for s in ("", *c.spread_fields)]
     )
     unfinished = _unfinished_runs(frame)
@@ -211,11 +283,35 @@ def method_table(
     )
     bayes_accuracy = float(np.nanmean(bayes)) if len(bayes) else float("nan")
     selection = f"{select_split} {select_metric.replace('_', ' ')}"
+    tests = _seed_test_caption(baseline, family, effect, scale, select_metric, report_split)
     caption = _caption(
-        data, columns, checkpoint, baseline, selection, report_split, confidence, unfinished
+        data, columns, checkpoint, baseline, selection, report_split, confidence, unfinished, tests
     )
     notes = _notes(data, columns, checkpoint)
-    return MethodTable(data, columns, caption, bayes_accuracy, unfinished, notes)
+    return MethodTable(
+        data,
+        columns,
+        caption,
+        bayes_accuracy,
+        baseline,
+        family,
+        select_metric,
+        effect,
+        unfinished,
+        notes,
+    )
+
+
+def _seed_tests(seed_values, family, baseline, effect: float) -> pd.DataFrame:
+    """`SEED_TEST_FIELDS` of each family method against `baseline`, indexed by method, Holm over
+    the family; a method without runs has no seeds."""
+    if not family:
+        return pd.DataFrame(columns=list(SEED_TEST_FIELDS), dtype=float)
+    seed_means = {name: seed_values.get(name, []) for name in (*family, baseline)}
+    comparisons = [(name, baseline) for name in family]
+    return compare_methods(seed_means, comparisons, effect).set_index("method")[
+        list(SEED_TEST_FIELDS)
+    ]
 
 
 def _prompt_scores(runs: pd.DataFrame, split: str) -> dict[str, np.ndarray] | None:
@@ -274,7 +370,7 @@ def _unfinished_runs(frame: pd.DataFrame) -> list[str]:
 
 
 def _caption(
-    data, columns, checkpoint, baseline, selection, report_split, confidence, unfinished
+    data, columns, checkpoint, baseline, selection, report_split, confidence, unfinished, tests
 ) -> str:
     seeds = ", ".join(f"{m} {n}" for m, n in zip(data["method"], data["n_seeds"], strict=True))
     with_se = [
@@ -293,16 +389,37 @@ def _caption(
         f"checkpoint selected on {selection} (mean over seeds). Mean and "
         f"{100 * confidence:.0f}% CI: crossed bootstrap over seeds and prompts for win rate, judge "
         f"reward and length, Student t over seeds otherwise{se_text}. Best in bold where at least "
-        f"two methods differ at the digits shown, never a method marked {START_MARK}. p: Wilcoxon "
-        f"signed-rank test paired by prompt against {baseline}. Seeds per method: {seeds}."
+        f"two methods differ at the digits shown, never a method marked {START_MARK}.{tests} "
+        f"Seeds per method: {seeds}."
     )
     if unfinished:
         text += f" Not finished, left out: {'; '.join(unfinished)}."
     return text
 
 
+def _seed_test_caption(baseline, family, effect, scale, select_metric, split) -> str:
+    """The caption's sentences on the seed-level and the prompt-paired tests."""
+    metric = select_metric.replace("_", " ")
+    units = " points" if scale == 100.0 else ""
+    declared = ", ".join(str(name) for name in family) or "none"
+    return (
+        f" p seeds: Welch's t on the per-seed {split} {metric} of each method against {baseline}; "
+        "p perm.: the studentized permutation test over seeds (exact over every relabeling of the "
+        f"seeds up to {MAX_EXACT_RELABELINGS:,} of them); both Holm-adjusted over the family of "
+        f"{len(family)} {'comparison' if len(family) == 1 else 'comparisons'} declared against "
+        f"{baseline} ({declared}). Power: of Welch's "
+        f"test at a difference of {effect:g}{units} for the observed seed spreads; Δ: the "
+        f"difference it detects with {100 * TARGET_POWER:.0f}% power. n/a: fewer than 2 seeds "
+        f"for the method or for {baseline} (or no spread between seeds); —: not in the family. "
+        f"p prompts (cond.): Wilcoxon signed-rank test of per-prompt win scores paired by prompt "
+        f"against {baseline}, conditional on the trained models: it says whether these trained "
+        "models differ, not whether the methods do."
+    )
+
+
 def _notes(data: pd.DataFrame, columns: tuple[Column, ...], checkpoint: str) -> list[str]:
-    """Footnotes for the marks: methods at their start (†), estimates clipped at 0 (‡)."""
+    """Footnotes for the marks: methods at their start (†), estimates clipped at 0 (‡),
+    intervals from fewer than MIN_INTERVAL_SEEDS seeds (§)."""
     notes = []
     at_start = data[data["n_at_start"] > 0]
     if not at_start.empty:
@@ -333,6 +450,14 @@ def _notes(data: pd.DataFrame, columns: tuple[Column, ...], checkpoint: str) -> 
             f"negative estimate is sampling noise (or a fault, if far below 0 against its SE): "
             f"{values}."
         )
+    few = data[(data["n_seeds"] > 0) & (data["n_seeds"] < MIN_INTERVAL_SEEDS)]
+    if not few.empty:
+        names = ", ".join(f"{row.method} ({row.n_seeds})" for row in few.itertuples())
+        notes.append(
+            f"{FEW_SEEDS_MARK} Interval from fewer than {MIN_INTERVAL_SEEDS} seeds: {names}. With "
+            "one seed it covers the prompts only, not the spread between seeds; with two, the "
+            "seed spread rests on one degree of freedom."
+        )
     return notes
 
 
@@ -342,14 +467,19 @@ def _cell_parts(row, column: Column) -> tuple[str, str]:
     if np.isnan(mean):
         return "—", ""
     digits = column.digits
+    mark = FEW_SEEDS_MARK if row["n_seeds"] < MIN_INTERVAL_SEEDS else ""
     text = f"{mean:.{digits}f}"
     if column.se_metric:
         if column.nonnegative and row[f"{column.metric}_estimate"] < 0:
             text += CLIPPED_MARK
         se = row[f"{column.metric}_se"]
-        return text, "" if np.isnan(se) else f"± {se:.{digits}f}"
+        return text, "" if np.isnan(se) else f"± {se:.{digits}f}{mark}"
     low, high = row[f"{column.metric}_low"], row[f"{column.metric}_high"]
-    return text, "" if np.isnan(low) else f"[{low:.{digits}f}, {high:.{digits}f}]"
+    return text, "" if np.isnan(low) else f"[{low:.{digits}f}, {high:.{digits}f}]{mark}"
+
+
+def _p_text(p: float) -> str:
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def _plain_cell(mean: str, spread: str) -> str:
@@ -367,6 +497,8 @@ def _latex_symbols(text: str) -> str:
         ("±", r"$\pm$"),
         (START_MARK, r"\textsuperscript{\dag}"),
         (CLIPPED_MARK, r"\textsuperscript{\ddag}"),
+        (FEW_SEEDS_MARK, r"\textsuperscript{\S}"),
+        ("Δ", r"$\Delta$"),
     ):
         text = text.replace(char, latex)
     return text

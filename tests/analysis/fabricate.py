@@ -20,14 +20,16 @@ import numpy as np
 import yaml
 from scipy import stats
 
-# planted peak win rate minus 0.5 (orpo's is negative: a trough, the policy gets worse than pi_ref)
-LOSS_QUALITY = {"dpo": 0.15, "ipo": 0.25, "simpo": 0.08, "orpo": -0.3}
-PEAK_STEP = {"dpo": 40, "ipo": 60, "simpo": 30, "orpo": 10}  # planted step of the win-rate peak
+# planted peak win rate minus 0.5 (orpo's is negative: a trough, the policy gets worse than pi_ref);
+# rdpo is planted equal to dpo in everything: a method with no effect
+LOSS_QUALITY = {"dpo": 0.15, "ipo": 0.25, "simpo": 0.08, "orpo": -0.3, "rdpo": 0.15}
+PEAK_STEP = {"dpo": 40, "ipo": 60, "simpo": 30, "orpo": 10, "rdpo": 40}  # step of the peak
 BEST_CONFIG = {  # (beta, lr)
     "dpo": (0.1, 1e-4),
     "ipo": (0.5, 1e-4),
     "simpo": (0.5, 5e-4),
     "orpo": (0.1, 1e-4),
+    "rdpo": (0.1, 1e-4),
 }
 CONFIG_BONUS = 0.1  # planted gain of a loss's best (beta, lr) over its other configs
 BAYES_ACCURACY = 0.8  # planted Bayes-optimal accuracy of the held-out pairs

@@ -95,14 +95,34 @@ def test_kl_is_shown_with_its_standard_error_and_clipped_at_zero(tmp_path):
     assert data.loc["ipo", "kl_se"] == 0.02
     markdown = table.to_markdown()
     kl = column(markdown, "KL (nats)")
-    assert kl["ipo"] == "0.00‡ ± 0.02"
+    assert kl["ipo"] == "0.00‡ ± 0.02§"  # § : one seed
     dpo = checkpoint_rows(frame).set_index("loss.name").loc["dpo"]
-    assert kl["dpo"] == f"{dpo['kl']:.2f} ± {dpo['kl_se']:.2f}"
+    assert kl["dpo"] == f"{dpo['kl']:.2f} ± {dpo['kl_se']:.2f}§"
     note = next(line for line in markdown.splitlines() if line.startswith("‡ "))
     assert "ipo -0.03 (SE 0.02)" in note and "shown as 0" in note
     assert "-0.03" not in "".join(table_lines(markdown)["ipo"])
     latex = table.to_latex()
     assert r"0.00\textsuperscript{\ddag}" in latex and r"$\pm$" in latex
+
+
+def test_one_seed_has_no_seed_level_p_and_its_intervals_are_marked(start_sweep, tmp_path):
+    table = method_table(load_sweep(start_sweep.root), n_boot=100)
+    markdown = table.to_markdown()
+    seeds_p, prompts_p = column(markdown, "p seeds (Holm)"), column(markdown, "p prompts (cond.)")
+    assert seeds_p["dpo"] == "base" and seeds_p["ipo"] == "n/a" and seeds_p["orpo†"] == "n/a"
+    assert column(markdown, "Power at Δ 4 (%)")["ipo"] == "n/a"
+    # the prompt-paired test still has its 40 prompts: a number, not n/a
+    assert float(prompts_p["ipo"].lstrip("<")) == pytest.approx(
+        table.data.set_index("method").loc["ipo", "prompt_p"], abs=1e-3
+    )
+    assert column(markdown, "Win rate (%)")["dpo"].endswith("]§")
+    note = next(line for line in markdown.splitlines() if line.startswith("§ "))
+    assert "dpo (1), ipo (1), orpo (1)" in note and "covers the prompts only" in note
+    # the report passes the declared family on: one comparison, rdpo's cells outside it
+    text = write_report(start_sweep.root, tmp_path, n_boot=100, family=("ipo",)).read_text()
+    assert "family of 1 comparison declared against dpo (ipo)" in text
+    methods = text.split("## Methods", 1)[1].split("\n## ", 1)[0]
+    assert column(methods, "p seeds (Holm)")["orpo†"] == "—"
 
 
 def test_seed_mean_se_by_hand():
