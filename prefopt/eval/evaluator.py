@@ -1,25 +1,31 @@
 """Win rate against pi_ref on held-out prompts, with the numbers around it.
 
-For each prompt x_i of a split, the policy samples y_i, and pi_ref's K cached samples
-y'_i1 .. y'_iK (K = eval_cfg.reference_samples_per_prompt, drawn independently, once per sweep) are
-the reference. The judge gives one preference per comparison, p_ij = P(y_i better than y'_ij) (ties
-half), and the prompt's preference is their mean p_i = (1/K) sum_j p_ij: still one number per prompt,
-so the t interval over prompts stays valid, and the luck of one fixed reference draw, shared by every
-evaluation of every run, shrinks as K grows. ``Evaluator.evaluate`` returns:
+For each prompt x_i of a split, the policy draws k samples y_i1 .. y_ik and pi_ref's m cached samples
+y'_i1 .. y'_im (drawn independently, once per sweep) are the reference; k and m are
+eval_cfg.policy_samples_per_prompt and reference_samples_per_prompt, or on the test split
+test_policy_samples_per_prompt and test_reference_samples_per_prompt when set. The judge gives one
+preference per comparison, p_iab = P(y_ia better than y'_ib) (ties half), and the prompt's
+preference is their mean p_i = (1/(k m)) sum_ab p_iab: still one number per prompt, so the t interval
+over prompts stays valid, and the luck of the draws on either side shrinks: the per-prompt variance
+from the draws is about 1/(12k) + 1/(12m) for comparable policies. ``Evaluator.evaluate`` returns:
 
 - win_rate = mean_i p_i, win_rate_ci_low / win_rate_ci_high (95% t interval over prompts);
-- lc_win_rate: the win rate at zero length difference (AlpacaEval-style logistic fit over the N*K
-  comparisons, each with its own length difference |y_i| - |y'_ij|);
-- win_rate_short / win_rate_long: mean p_ij over the comparisons where y_i is no longer / longer
-  than y'_ij; long_frac, the share of comparisons in the second;
-- judge_reward, ref_judge_reward: mean rewards (pointwise judges only; pi_ref's over all N*K);
-- kl, kl_se = mean and standard error of log pi(y_i|x_i) - log pi_ref(y_i|x_i); named logratio,
-  logratio_se unless y_i was drawn at temperature 1 without top-k/top-p;
-- length, ref_length (tokens, EOS not counted), truncated_frac (no EOS), distinct_1, distinct_2;
-- the judge's response metrics averaged (e.g. grammatical) and pi_ref's as ref_<name> (over all N*K);
+- lc_win_rate: the win rate at zero length difference (AlpacaEval-style logistic fit over the N*k*m
+  comparisons, each with its own length difference |y_ia| - |y'_ib|);
+- win_rate_short / win_rate_long: mean p_iab over the comparisons where y_ia is no longer / longer
+  than y'_ib; long_frac, the share of comparisons in the second;
+- judge_reward, ref_judge_reward: mean rewards (pointwise judges only; over all N*k and N*m samples);
+- kl, kl_se = mean over all N*k samples of log pi(y|x) - log pi_ref(y|x) and its standard error
+  over prompts (of the prompts' means); named logratio, logratio_se unless y was drawn at
+  temperature 1 without top-k/top-p;
+- length, ref_length (tokens, EOS not counted), truncated_frac (no EOS), over all samples;
+  distinct_1, distinct_2 over one sample per prompt (the mean over the k such sets: pooling more
+  responses would lower it);
+- the judge's response metrics averaged (e.g. grammatical) and pi_ref's as ref_<name> (over all);
 - proxy_reward, ref_proxy_reward with a proxy judge; eval_seconds.
 
-A pointwise judge scores pi_ref's samples once; a pairwise judge is called K times per evaluation.
+A pointwise judge scores pi_ref's samples once; a pairwise judge is called m times per evaluation,
+each call comparing the N*k policy samples with one of pi_ref's m sets.
 """
 
 from __future__ import annotations
@@ -53,33 +59,50 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BEST_OF_N = (1, 2, 4, 8, 16)
 DEFAULT_REFERENCE_SAMPLES = 4  # pi_ref samples per prompt when the config does not say
+DEFAULT_POLICY_SAMPLES = 1  # policy samples per prompt when the config does not say
+TEST_SPLIT = "test"  # the split that eval_cfg's test_*_samples_per_prompt apply to
+
+
+@dataclass(frozen=True)
+class SampleCounts:
+    """Samples per prompt on one split: ``policy`` = k of the evaluated policy, ``reference`` = m
+    of pi_ref."""
+
+    policy: int
+    reference: int
 
 
 @dataclass
 class ReferenceSide:
-    """pi_ref's K samples per prompt on one split and what the judges said about them (computed
-    once). Sample j of prompt i is ``samples`` entry j * N + i; arrays are (K, N)."""
+    """pi_ref's m samples per prompt on one split and what the judges said about them (computed
+    once). Sample j of prompt i is ``samples`` entry j * N + i; arrays are (m, N)."""
 
-    samples: Samples  # K * N samples in K blocks of the N prompts
-    lengths: np.ndarray  # (K, N) response tokens, EOS not counted
-    rewards: np.ndarray | None  # (K, N) judge rewards; None for a pairwise judge
-    proxy_rewards: np.ndarray | None  # (K, N) proxy judge rewards, when a proxy judge is given
-    metrics: dict[str, float]  # the judge's response metrics, averaged over all K * N samples
+    samples: Samples  # m * N samples in m blocks of the N prompts
+    lengths: np.ndarray  # (m, N) response tokens, EOS not counted
+    rewards: np.ndarray | None  # (m, N) judge rewards; None for a pairwise judge
+    proxy_rewards: np.ndarray | None  # (m, N) proxy judge rewards, when a proxy judge is given
+    metrics: dict[str, float]  # the judge's response metrics, averaged over all m * N samples
 
     @property
     def texts(self) -> list[list[str]]:
-        """(K, N) response texts: ``texts[j][i]`` is sample j of prompt i."""
-        n = self.lengths.shape[1]
-        return [self.samples.texts[j * n : (j + 1) * n] for j in range(self.lengths.shape[0])]
+        """(m, N) response texts: ``texts[j][i]`` is sample j of prompt i."""
+        return blocks_of(self.samples.texts, self.lengths.shape[0])
+
+
+def blocks_of(items: Sequence, count: int) -> list[list]:
+    """``items`` (count * N, in ``count`` blocks of the N prompts) as ``count`` lists of N."""
+    n = len(items) // count
+    return [list(items[j * n : (j + 1) * n]) for j in range(count)]
 
 
 class Evaluator:
     """Evaluates policies against pi_ref on the prompts of each split.
 
     ``prompts`` maps a split name ("validation", "test") to its prompt strings; the first
-    ``eval_cfg.num_prompts`` of each are used (all when null). Each prompt is judged against
-    ``eval_cfg.reference_samples_per_prompt`` of pi_ref's samples. ``encode_prompt`` turns a prompt
-    into token ids the way training does (default: the tokenizer without special tokens).
+    ``eval_cfg.num_prompts`` of each are used (all when null). Each prompt's k policy samples are
+    judged against m of pi_ref's (``samples_per_prompt[split]``, module docstring).
+    ``encode_prompt`` turns a prompt into token ids the way training does (default: the tokenizer
+    without special tokens).
     ``control_ids`` are a conditioned loss's (good, bad) control tokens: the good one ends every
     prompt the policy samples from and is scored under, and the policy never draws either (pi_ref
     has no embedding for them); pi_ref and the judges see the plain prompts and the responses.
@@ -101,9 +124,21 @@ class Evaluator:
     ):
         self.settings = SamplingSettings.from_config(eval_cfg)
         self.reference_seed = int(eval_cfg.get("reference_seed", 0))
-        self.reference_samples = _positive_int(
-            eval_cfg.get("reference_samples_per_prompt", DEFAULT_REFERENCE_SAMPLES),
-            "reference_samples_per_prompt",
+        counts = SampleCounts(
+            policy=_positive_int(
+                eval_cfg.get("policy_samples_per_prompt", DEFAULT_POLICY_SAMPLES),
+                "policy_samples_per_prompt",
+            ),
+            reference=_positive_int(
+                eval_cfg.get("reference_samples_per_prompt", DEFAULT_REFERENCE_SAMPLES),
+                "reference_samples_per_prompt",
+            ),
+        )
+        test_counts = SampleCounts(
+            policy=_positive_int_or(eval_cfg, "test_policy_samples_per_prompt", counts.policy),
+            reference=_positive_int_or(
+                eval_cfg, "test_reference_samples_per_prompt", counts.reference
+            ),
         )
         self.best_of_n_samples = eval_cfg.get("best_of_n_samples")
         self.judge = judge
@@ -121,6 +156,9 @@ class Evaluator:
         self.prompts, self.prompt_ids = _select_prompts(
             prompts, eval_cfg.get("num_prompts"), encode
         )
+        self.samples_per_prompt = {
+            split: test_counts if split == TEST_SPLIT else counts for split in self.prompts
+        }
         self.control_ids = list(control_ids)
         self._reference: dict[str, ReferenceSide] = {}
 
@@ -130,11 +168,11 @@ class Evaluator:
 
     # ---------------------------------------------------------------- pi_ref's side
     def reference(self, split: str) -> ReferenceSide:
-        """pi_ref's K samples per prompt on ``split`` (from the disk cache when there) and their
+        """pi_ref's m samples per prompt on ``split`` (from the disk cache when there) and their
         judgements."""
         self._check_split(split)
         if split not in self._reference:
-            k = self.reference_samples
+            m = self.samples_per_prompt[split].reference
             samples = cached_samples(
                 self.reference_model,
                 self.tokenizer,
@@ -144,16 +182,16 @@ class Evaluator:
                 cache_dir=self.cache_dir,
                 model_key=self.baseline_fingerprint,
                 label=f"pi_ref samples for split {split!r}",
-                samples_per_prompt=k,
+                samples_per_prompt=m,
             )
-            prompts = list(self.prompts[split]) * k  # (K * N,) in the samples' block order
+            prompts = list(self.prompts[split]) * m  # (m * N,) in the samples' block order
             rewards = self._score(self.judge, prompts, samples.texts)
             proxy_rewards = self._score(self.proxy_judge, prompts, samples.texts)
             self._reference[split] = ReferenceSide(
                 samples=samples,
-                lengths=content_lengths(samples).reshape(k, -1),
-                rewards=None if rewards is None else rewards.reshape(k, -1),
-                proxy_rewards=None if proxy_rewards is None else proxy_rewards.reshape(k, -1),
+                lengths=content_lengths(samples).reshape(m, -1),
+                rewards=None if rewards is None else rewards.reshape(m, -1),
+                proxy_rewards=None if proxy_rewards is None else proxy_rewards.reshape(m, -1),
                 metrics=self._response_metrics(prompts, samples.texts),
             )
         return self._reference[split]
@@ -171,7 +209,9 @@ class Evaluator:
         docstring); the sampling seed comes from (seed, step, split), apart from training's."""
         start = time.perf_counter()
         ref = self.reference(split)
-        prompts, prompt_ids = self.prompts[split], self.prompt_ids[split]
+        k, n = self.samples_per_prompt[split].policy, len(self.prompts[split])
+        prompts = list(self.prompts[split]) * k  # (k * N,) in the samples' block order
+        prompt_ids = self.prompt_ids[split] * k  # (k * N,)
         policy_prompt_ids = [[*ids, *self.control_ids[:1]] for ids in prompt_ids]
         samples = sample_responses(
             policy,
@@ -180,12 +220,12 @@ class Evaluator:
             seed=derive_seed("policy", seed, step, split),
             banned_ids=self.control_ids,
             **vars(self.settings),
-        )
-        rewards = self._score(self.judge, prompts, samples.texts)
-        comparisons = self._comparisons(prompts, samples.texts, rewards, ref)  # (K, N) p_ij
-        preferences = comparisons.mean(axis=0)  # (N,) p_i
-        lengths = content_lengths(samples)  # (N,)
-        length_diff = lengths[None, :] - ref.lengths  # (K, N)
+        )  # k blocks of the N prompts: sample a of prompt i is entry a * N + i
+        rewards = self._score(self.judge, prompts, samples.texts)  # (k * N,)
+        comparisons = self._comparisons(prompts, samples.texts, rewards, ref, k)  # (k, m, N)
+        preferences = comparisons.mean(axis=(0, 1))  # (N,) p_i
+        lengths = content_lengths(samples).reshape(k, n)  # (k, N)
+        length_diff = lengths[:, None, :] - ref.lengths[None, :, :]  # (k, m, N)
         policy_logps = response_logps(
             policy,
             policy_prompt_ids,
@@ -200,24 +240,28 @@ class Evaluator:
             self.tokenizer.pad_token_id,
             self.settings.batch_size,
         )
-        logratios = policy_logps - ref_logps  # (N,)
+        logratios = (policy_logps - ref_logps).reshape(k, n)  # (k, N)
 
         win, low, high = win_rate_ci(preferences)
         metrics = {"win_rate": win, "win_rate_ci_low": low, "win_rate_ci_high": high}
-        each_p, each_diff = comparisons.ravel(), length_diff.ravel()  # (K * N,) per comparison
+        each_p, each_diff = comparisons.ravel(), length_diff.ravel()  # (k * m * N,) per comparison
         metrics["lc_win_rate"] = length_controlled_win_rate(each_p, each_diff)
         metrics.update(length_bucket_win_rates(each_p, each_diff))
         if rewards is not None:
             metrics["judge_reward"] = float(rewards.mean())
             metrics["ref_judge_reward"] = float(ref.rewards.mean())
         name = "kl" if self.settings.samples_the_model else "logratio"
-        metrics[name], metrics[f"{name}_se"] = mean_and_se(logratios)
+        metrics[name], metrics[f"{name}_se"] = mean_and_se(logratios.mean(axis=0))  # over prompts
         metrics["length"] = float(lengths.mean())
         metrics["ref_length"] = float(ref.lengths.mean())
         metrics["truncated_frac"] = float(1.0 - np.mean(samples.finished))
-        content = [ids[: int(n)] for ids, n in zip(samples.response_ids, lengths, strict=True)]
-        metrics["distinct_1"] = distinct_n(content, 1)
-        metrics["distinct_2"] = distinct_n(content, 2)
+        content = [
+            ids[: int(c)] for ids, c in zip(samples.response_ids, lengths.ravel(), strict=True)
+        ]
+        for size in (1, 2):
+            metrics[f"distinct_{size}"] = float(
+                np.mean([distinct_n(block, size) for block in blocks_of(content, k)])
+            )
         for key, value in self._response_metrics(prompts, samples.texts).items():
             _add_new_key(metrics, key, value)
         for key, value in ref.metrics.items():
@@ -228,7 +272,14 @@ class Evaluator:
             metrics["ref_proxy_reward"] = float(ref.proxy_rewards.mean())
         if samples_path is not None:
             write_samples(
-                Path(samples_path), prompts, samples, ref, rewards, comparisons, lengths, logratios
+                Path(samples_path),
+                self.prompts[split],
+                samples,
+                ref,
+                None if rewards is None else rewards.reshape(k, n),
+                comparisons,
+                lengths,
+                logratios,
             )
         metrics["eval_seconds"] = time.perf_counter() - start
         return metrics
@@ -243,7 +294,7 @@ class Evaluator:
         on disk), picks the judge's best of the first n, and reports its mean reward, its win rate
         against pi_ref's evaluation sample, the KL bound log n - (n-1)/n and the plug-in estimate
         from the M samples' rewards (lower when rewards tie). The win rate is judged as in
-        :meth:`evaluate`: against each of pi_ref's K evaluation samples, averaged.
+        :meth:`evaluate`: against each of pi_ref's m evaluation samples, averaged.
         """
         if not self.judge.pointwise:
             raise ValueError(f"best-of-n needs a pointwise judge; {self.judge.name!r} is pairwise")
@@ -285,19 +336,20 @@ class Evaluator:
         if split not in self.prompts:
             raise ValueError(f"unknown split {split!r}; this evaluator has {self.splits}")
 
-    def _comparisons(self, prompts, texts, rewards, ref: ReferenceSide) -> np.ndarray:
-        """p_ij = P(policy's y_i better than pi_ref's y'_ij) (K, N): from the rewards for a
-        pointwise judge, else one ``compare`` call per reference set j."""
+    def _comparisons(self, prompts, texts, rewards, ref: ReferenceSide, k: int) -> np.ndarray:
+        """p_iab = P(policy's y_ia better than pi_ref's y'_ib) (k, m, N) for the k * N policy
+        samples (k blocks of the N prompts): from the rewards for a pointwise judge, else one
+        ``compare`` call per reference set b, over all k * N policy samples."""
         if self.judge.pointwise:
-            return preferences_from_scores(rewards[None, :], ref.rewards)  # (K, N)
-        return np.stack(
-            [
-                check_preferences(
-                    self.judge.compare(prompts, texts, ref_texts), len(prompts), self.judge.name
-                )
-                for ref_texts in ref.texts
-            ]
-        )
+            policy = rewards.reshape(k, 1, -1)  # (k, 1, N)
+            return preferences_from_scores(policy, ref.rewards[None, :, :])  # (k, m, N)
+        per_set = [
+            check_preferences(
+                self.judge.compare(prompts, texts, ref_texts * k), len(prompts), self.judge.name
+            ).reshape(k, -1)  # (k, N)
+            for ref_texts in ref.texts
+        ]
+        return np.stack(per_set, axis=1)  # (k, m, N)
 
     def _score(self, judge: Judge | None, prompts, texts) -> np.ndarray | None:
         """The judge's checked rewards (N,), or None for no judge or a pairwise one."""
@@ -327,6 +379,12 @@ def _positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def _positive_int_or(eval_cfg: Mapping, name: str, fallback: int) -> int:
+    """``eval_cfg[name]`` as a positive int, or ``fallback`` when absent or null."""
+    value = eval_cfg.get(name)
+    return fallback if value is None else _positive_int(value, name)
 
 
 def _select_prompts(prompts, num_prompts, encode):

@@ -50,7 +50,14 @@ class EvalSettings(CheckedGroup):
     batch_size: int = key(integer(1))
     num_prompts: int | None = key(optional(integer(1), "all of them"))
     reference_seed: int = key(integer(0))
+    policy_samples_per_prompt: int = key(integer(1))
     reference_samples_per_prompt: int = key(integer(1))
+    test_policy_samples_per_prompt: int | None = key(
+        optional(integer(1), "policy_samples_per_prompt")
+    )
+    test_reference_samples_per_prompt: int | None = key(
+        optional(integer(1), "reference_samples_per_prompt")
+    )
     baseline_name_or_path: str | None = key(optional(NAME, "pi_ref"))
     best_of_n_ns: tuple[int, ...] = key(
         sequence_of(integer(1), "a list of positive integers ([] for no best-of-n baseline)")

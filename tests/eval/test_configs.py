@@ -47,9 +47,15 @@ def test_eval_config_builds_an_evaluator(model_dir, tokenizer, tmp_path):
     eval_cfg = OmegaConf.load(CONF / "eval" / "default.yaml")
     evaluator = Evaluator(
         eval_cfg, GoldJudge(StandInTask()), tokenizer, load_model(model_dir),
-        {"validation": PROMPTS}, tmp_path, "pi_ref",
+        {"validation": PROMPTS, "test": PROMPTS}, tmp_path, "pi_ref",
     )  # fmt: skip
     assert evaluator.settings.samples_the_model
     limit = eval_cfg.num_prompts or len(PROMPTS)
     assert len(evaluator.prompts["validation"]) == min(len(PROMPTS), limit)
-    assert evaluator.reference_samples == eval_cfg.reference_samples_per_prompt
+    validation, test = (evaluator.samples_per_prompt[split] for split in ("validation", "test"))
+    assert validation.policy == eval_cfg.policy_samples_per_prompt
+    assert validation.reference == eval_cfg.reference_samples_per_prompt
+    assert test.policy == (eval_cfg.test_policy_samples_per_prompt or validation.policy)
+    assert test.reference == (eval_cfg.test_reference_samples_per_prompt or validation.reference)
+    # the floor for a gold judge on test: 8 policy samples against 64 of pi_ref's
+    assert test.policy >= 8 and test.reference >= 64

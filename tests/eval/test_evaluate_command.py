@@ -30,6 +30,8 @@ TINY_RUN = [
     "eval.at_start=false",
     "eval.max_new_tokens=16",
     "eval.reference_samples_per_prompt=2",
+    "eval.test_policy_samples_per_prompt=2",  # k > 1 on test: the trainer's several samples again
+    "eval.test_reference_samples_per_prompt=3",
     "eval.best_of_n_ns=[1,2]",
     "device=cpu",
 ]

@@ -111,48 +111,106 @@ def test_metrics_agree_with_the_samples_file(model_dir, tokenizer, tmp_path):
     assert metrics["kl"] > 0  # a different policy is away from pi_ref
 
 
-def test_each_prompt_is_judged_against_k_reference_samples(model_dir, tokenizer, tmp_path):
-    k = 3
-    evaluator = make_evaluator(model_dir, tokenizer, tmp_path, reference_samples_per_prompt=k)
+def test_k_policy_samples_are_judged_against_m_reference_samples(model_dir, tokenizer, tmp_path):
+    k, m = 2, 3
+    evaluator = make_evaluator(
+        model_dir,
+        tokenizer,
+        tmp_path,
+        policy_samples_per_prompt=k,
+        reference_samples_per_prompt=m,
+    )
+    policy = perturbed_copy(model_dir)
     path = tmp_path / "samples.jsonl"
-    metrics = evaluator.evaluate(perturbed_copy(model_dir), "validation", 2, 0, samples_path=path)
+    metrics = evaluator.evaluate(policy, "validation", 2, 0, samples_path=path)
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert len(rows) == len(PROMPTS)
     for r in rows:
-        assert len(r["reference_all"]) == len(r["preference_all"]) == k
-        assert r["reference"] == r["reference_all"][0]
+        assert len(r["reference_all"]) == m and len(r["policy_all"]) == k
+        assert [len(p) for p in r["preference_all"]] == [m] * k
+        assert r["reference"] == r["reference_all"][0] and r["policy"] == r["policy_all"][0]
         assert r["reference_reward"] == r["reference_reward_all"][0]
         assert r["reference_length"] == r["reference_length_all"][0]
-    # k independent draws: for most prompts the k reference responses are not all the same
+        assert r["policy_token_ids"] == r["policy_token_ids_all"][0]
+        assert r["policy_finished"] == r["policy_finished_all"][0]
+    # independent draws on both sides: most prompts' samples are not all the same
     assert np.mean([len(set(r["reference_all"])) > 1 for r in rows]) > 0.5
-    # word count judge, worked out from the texts: p_ij = 1, 0.5 or 0; p_i = mean_j p_ij
+    assert np.mean([len(set(r["policy_all"])) > 1 for r in rows]) > 0.5
+    # word count judge, worked out from the texts: p_iab = 1, 0.5 or 0; p_i = mean_ab p_iab
     words = lambda text: len(text.split())  # noqa: E731
     each = np.array(
         [
-            [np.sign(words(r["policy"]) - words(ref)) / 2 + 0.5 for ref in r["reference_all"]]
+            [
+                [np.sign(words(y) - words(ref)) / 2 + 0.5 for ref in r["reference_all"]]
+                for y in r["policy_all"]
+            ]
             for r in rows
         ]
-    )  # (N, K)
+    )  # (N, k, m)
     assert [r["reference_reward_all"] for r in rows] == [
         [words(ref) for ref in r["reference_all"]] for r in rows
     ]
+    assert [r["policy_reward_all"] for r in rows] == [
+        [words(y) for y in r["policy_all"]] for r in rows
+    ]
     assert each.tolist() == [r["preference_all"] for r in rows]
-    per_prompt = each.mean(axis=1)  # (N,)
+    per_prompt = each.mean(axis=(1, 2))  # (N,)
     assert [r["preference"] for r in rows] == pytest.approx(per_prompt.tolist())
-    assert (each.min(axis=1) < each.max(axis=1)).any()  # the k comparisons do differ
+    assert (each.min(axis=(1, 2)) < each.max(axis=(1, 2))).any()  # the comparisons do differ
     half = stats.t.ppf(0.975, len(rows) - 1) * per_prompt.std(ddof=1) / np.sqrt(len(rows))
     assert metrics["win_rate"] == pytest.approx(per_prompt.mean())
     assert metrics["win_rate_ci_low"] == pytest.approx(max(0.0, per_prompt.mean() - half))
     assert metrics["win_rate_ci_high"] == pytest.approx(min(1.0, per_prompt.mean() + half))
-    # pi_ref's metrics average all N * K samples; length buckets count comparisons
+    # both sides' metrics average all their samples; length buckets count comparisons
+    policies = [y for r in rows for y in r["policy_all"]]
     references = [ref for r in rows for ref in r["reference_all"]]
+    assert metrics["judge_reward"] == pytest.approx(np.mean([words(t) for t in policies]))
     assert metrics["ref_judge_reward"] == pytest.approx(np.mean([words(t) for t in references]))
-    ref_lengths = np.array([r["reference_length_all"] for r in rows])  # (N, K)
+    assert [r["policy_reward"] for r in rows] == pytest.approx(
+        [np.mean(r["policy_reward_all"]) for r in rows]
+    )
+    policy_lengths = np.array([r["policy_length_all"] for r in rows])  # (N, k)
+    ref_lengths = np.array([r["reference_length_all"] for r in rows])  # (N, m)
+    assert metrics["length"] == pytest.approx(policy_lengths.mean())
+    assert [r["policy_length"] for r in rows] == pytest.approx(policy_lengths.mean(axis=1))
     assert metrics["ref_length"] == pytest.approx(ref_lengths.mean())
-    longer = np.array([r["policy_length"] for r in rows])[:, None] > ref_lengths  # (N, K)
+    finished = np.array([r["policy_finished_all"] for r in rows])  # (N, k)
+    assert metrics["truncated_frac"] == pytest.approx(1.0 - finished.mean())
+    longer = policy_lengths[:, :, None] > ref_lengths[:, None, :]  # (N, k, m)
     assert metrics["long_frac"] == pytest.approx(longer.mean())
     assert metrics["win_rate_long"] == pytest.approx(each[longer].mean())
     assert metrics["win_rate_short"] == pytest.approx(each[~longer].mean())
+    # KL over all k * N samples, its standard error over the prompts' means
+    logratios = np.array([r["logratio_all"] for r in rows])  # (N, k)
+    assert [r["logratio"] for r in rows] == pytest.approx(logratios.mean(axis=1))
+    by_prompt = logratios.mean(axis=1)  # (N,)
+    assert metrics["kl"] == pytest.approx(by_prompt.mean())
+    assert metrics["kl_se"] == pytest.approx(by_prompt.std(ddof=1) / np.sqrt(len(rows)))
+    # the first of the k policy samples are the samples a single-sample evaluation draws
+    single = make_evaluator(model_dir, tokenizer, tmp_path, reference_samples_per_prompt=m)
+    single.evaluate(policy, "validation", 2, 0, samples_path=tmp_path / "single.jsonl")
+    first = [json.loads(line) for line in (tmp_path / "single.jsonl").read_text().splitlines()]
+    assert [r["policy"] for r in first] == [r["policy"] for r in rows]
+
+
+def test_the_test_split_has_its_own_sample_counts(model_dir, tokenizer, tmp_path):
+    counts = {
+        "policy_samples_per_prompt": 1,
+        "reference_samples_per_prompt": 2,
+        "test_policy_samples_per_prompt": 3,
+        "test_reference_samples_per_prompt": 4,
+    }
+    evaluator = make_evaluator(model_dir, tokenizer, tmp_path, **counts)
+    for split, (k, m) in {"validation": (1, 2), "test": (3, 4)}.items():
+        path = tmp_path / f"{split}.jsonl"
+        evaluator.evaluate(load_model(model_dir), split, 0, 0, samples_path=path)
+        row = json.loads(path.read_text().splitlines()[0])
+        assert (len(row["policy_all"]), len(row["reference_all"])) == (k, m)
+    # null test counts are the validation ones
+    unset = {**counts, "test_policy_samples_per_prompt": None}
+    unset["test_reference_samples_per_prompt"] = None
+    fallback = make_evaluator(model_dir, tokenizer, tmp_path, **unset).samples_per_prompt["test"]
+    assert (fallback.policy, fallback.reference) == (1, 2)
 
 
 class CountingPairwiseJudge(Judge):
@@ -173,25 +231,35 @@ class CountingPairwiseJudge(Judge):
 
 def test_a_pairwise_judge_is_called_once_per_reference_set(model_dir, tokenizer, tmp_path):
     judge = CountingPairwiseJudge()
-    pairwise = make_evaluator(
-        model_dir, tokenizer, tmp_path, judge=judge, reference_samples_per_prompt=3
-    )
+    counts = {"policy_samples_per_prompt": 2, "reference_samples_per_prompt": 3}
+    pairwise = make_evaluator(model_dir, tokenizer, tmp_path, judge=judge, **counts)
     policy = perturbed_copy(model_dir)
     metrics = pairwise.evaluate(policy, "test", step=0, seed=0)
     reference = pairwise.reference("test")
-    assert judge.calls == reference.texts and len(judge.calls) == 3
+    # each call compares all k * N policy samples with one of pi_ref's m sets
+    assert judge.calls == [texts * 2 for texts in reference.texts] and len(judge.calls) == 3
     assert "judge_reward" not in metrics
     # the same preferences as the word-count judge, which scores each response once
-    pointwise = make_evaluator(model_dir, tokenizer, tmp_path, reference_samples_per_prompt=3)
+    pointwise = make_evaluator(model_dir, tokenizer, tmp_path, **counts)
     expected = pointwise.evaluate(policy, "test", step=0, seed=0)
     for key in ("win_rate", "win_rate_ci_low", "lc_win_rate", "long_frac"):
         assert metrics[key] == pytest.approx(expected[key])
 
 
-def test_reference_samples_per_prompt_must_be_a_positive_integer(model_dir, tokenizer, tmp_path):
-    for bad in (0, 2.5, None, True):
-        with pytest.raises(ValueError, match="reference_samples_per_prompt"):
-            make_evaluator(model_dir, tokenizer, tmp_path, reference_samples_per_prompt=bad)
+@pytest.mark.parametrize(
+    "name",
+    [
+        "policy_samples_per_prompt",
+        "reference_samples_per_prompt",
+        "test_policy_samples_per_prompt",
+        "test_reference_samples_per_prompt",
+    ],
+)
+def test_samples_per_prompt_must_be_a_positive_integer(model_dir, tokenizer, tmp_path, name):
+    nullable = name.startswith("test_")
+    for bad in (0, 2.5, True) if nullable else (0, 2.5, None, True):
+        with pytest.raises(ValueError, match=name):
+            make_evaluator(model_dir, tokenizer, tmp_path, **{name: bad})
 
 
 def test_a_policy_tuned_towards_the_judge_wins_and_moves_away(model_dir, tokenizer, tmp_path):
