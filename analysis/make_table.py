@@ -15,7 +15,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("sweep_dir", help="directory holding the sweep's run directories")
     parser.add_argument("--checkpoint", choices=CHECKPOINTS, default="best")
-    parser.add_argument("--baseline", default="dpo", help="method the paired test compares to")
+    parser.add_argument("--baseline", default="dpo", help="method the seed-level tests compare to")
     parser.add_argument("--latex", action="store_true", help="LaTeX instead of Markdown")
     args = parser.parse_args()
     table = method_table(load_sweep(args.sweep_dir), args.checkpoint, baseline=args.baseline)
