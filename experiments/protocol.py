@@ -38,7 +38,7 @@ TRIALS_SEED = 0  # seed of the trial draws (with the loss's name)
 MAX_STEPS = 250  # optimiser steps of every run of every loss (trainer.max_steps)
 PARALLEL_JOBS = 2  # runs at a time under launcher=joblib (conf/launcher/joblib.yaml's n_jobs)
 ESTIMATED_RUN_SECONDS = 300.0  # stated time per run when the study has no finished run to measure
-TUNING_TEST_AT = "final"  # eval.test_at of tuning runs: test once at the end, never at every eval
+TUNING_TEST_AT = "never"  # eval.test_at of tuning runs: validation only; test is for confirmation
 MULTIRUN = Path("multirun")
 RESULTS = Path("results")
 PHASES = ("pilot", "trials", "confirm")

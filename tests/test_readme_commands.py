@@ -67,6 +67,8 @@ CHEAP_EVAL = {
     "max_new_tokens": 8,
     "num_prompts": 8,
     "reference_samples_per_prompt": 2,
+    "test_policy_samples_per_prompt": 1,
+    "test_reference_samples_per_prompt": 2,
     "best_of_n_ns": [1, 2],
 }
 EXPERIMENTS = {

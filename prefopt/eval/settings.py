@@ -21,7 +21,7 @@ from prefopt.config_keys import (
     sequence_of,
 )
 
-TEST_AT = ("best_and_final", "final", "every")  # when the trainer scores the test split
+TEST_AT = ("best_and_final", "final", "every", "never")  # when the trainer scores the test split
 
 # An int counts optimiser steps, a float epochs (0.25: four times an epoch); 0 is off, as for
 # trainer.max_grad_norm and eval.top_k: no evaluation between the first and the last step.

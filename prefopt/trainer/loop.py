@@ -196,7 +196,8 @@ class Trainer:
 
         ``eval.test_at``: ``best_and_final`` (default) scores the test split once at the end, on
         the final weights and on the best validation checkpoint's; ``final`` only on the final
-        weights; ``every`` at every evaluation.
+        weights; ``every`` at every evaluation; ``never`` not at all (a tuning run that selects on
+        validation and leaves test to its confirmation runs).
         """
         step = self.state.step
         validation = self.evaluate(["validation"], step)["validation"]
@@ -225,7 +226,7 @@ class Trainer:
 
     def _score_test(self) -> None:
         """Test the final weights and, under best_and_final, the best checkpoint's weights."""
-        if "test" not in self.run.heldout:
+        if "test" not in self.run.heldout or self.settings.eval.test_at == "never":
             return
         final_step, best_step = self.state.step, self.state.best.get("step")
         if self._test_row(final_step) is None:

@@ -275,6 +275,20 @@ def test_test_split_scored_at_the_best_and_final_checkpoints(tiny_root, tmp_path
         torch.testing.assert_close(saved[name], tensor)
 
 
+def test_a_tuning_run_never_scores_the_test_split(tiny_root, tmp_path):
+    cfg = make_config(tiny_root, tmp_path / "cache", {"name": "dpo", "beta": 0.1}, max_steps=4)
+    cfg.data.splits = {
+        "train": "train.jsonl",
+        "validation": "validation.jsonl",
+        "test": "validation.jsonl",
+    }
+    cfg.eval.test_at = "never"
+    summary = run_module.run_training(cfg, tmp_path / "run")
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert summary["status"] == "finished" and {r["split"] for r in rows} == {"train", "validation"}
+    assert summary["best"]["test"] == {}
+
+
 def test_cached_reference_loads_no_reference_model_once_its_caches_exist(
     tiny_root, tmp_path, monkeypatch
 ):
