@@ -1,4 +1,5 @@
-"""Pre-training a small causal LM from scratch on samples of a task's language (pi_ref).
+"""Pre-training a small causal LM from scratch on samples of a task's language (pi_ref), and
+fine-tuning one the same way on demonstrations (SFT).
 
 Each step draws a fresh batch of (prompt, response) pairs and minimises the mean next-token
 negative log-likelihood of the response tokens (EOS included), prompt tokens being context only:
@@ -51,8 +52,9 @@ def pretrain(
     batch_size: int,
     lr: float,
     progress: bool = True,
+    desc: str = "pre-training pi_ref",
 ) -> list[float]:
-    """Train ``model`` in place; return the loss of every step."""
+    """Train ``model`` in place; return the loss of every step (``desc`` names the progress bar)."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     warmup = max(1, steps // 20)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -60,7 +62,7 @@ def pretrain(
     )
     model.train()
     losses = []
-    bar = console.progress(range(steps), desc="pre-training pi_ref", enabled=progress)
+    bar = console.progress(range(steps), desc=desc, enabled=progress)
     for _ in bar:
         prompts, responses = sample_batch(batch_size)
         prompt_ids = tokenizer(prompts)["input_ids"]

@@ -1,5 +1,6 @@
 """The default constraints config against the default reviews config (slow: builds both pi_refs,
-about 5 minutes on 2 cores): no cliff dominates its reward, and its length preference differs."""
+about 5 minutes on 2 cores): no cliff dominates its reward, its SFT pi_ref follows requests better
+than the base model, and its length preference differs from the reviews task's."""
 
 import json
 import math
@@ -11,6 +12,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from prefopt.models.sampling import sample_responses
 from prefopt.tasks import build_task
 from prefopt.tasks.cliffs import cliff_variance_share
+from prefopt.tasks.constraints.task import BASE_FIELDS
+from prefopt.tasks.synthetic import settings_hash
 
 pytestmark = pytest.mark.slow
 
@@ -29,27 +32,43 @@ def default_builds(preset_params, tmp_path_factory):
 
 def test_build_time_fluency_and_cliff_share(default_builds):
     _, artifacts = default_builds["constraints"]
-    assert artifacts.info["seconds"] < 300
+    assert artifacts.info["seconds"] < 480
     assert artifacts.info["pi_ref"]["grammatical"] >= 0.9
     assert artifacts.info["pi_ref"]["cliff_variance_share"] < MAX_CLIFF_SHARE
 
 
-def test_cliff_share_on_fresh_samples_for_test_prompts(default_builds):
-    task, artifacts = default_builds["constraints"]
-    model = AutoModelForCausalLM.from_pretrained(artifacts.model_dir)
-    tokenizer = AutoTokenizer.from_pretrained(artifacts.model_dir)
+def _test_samples(task, artifacts, model_dir, seed):
+    """Samples of the model in ``model_dir`` for each test prompt, twice; their metrics, rewards."""
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
     lines = artifacts.prompt_files["test"].read_text().splitlines()
     prompts = [json.loads(line)["prompt"] for line in lines] * 2
     texts = sample_responses(
-        model, tokenizer, tokenizer(prompts)["input_ids"], max_new_tokens=48, seed=31
+        model, tokenizer, tokenizer(prompts)["input_ids"], max_new_tokens=48, seed=seed
     ).texts
-    metrics = task.response_metrics(prompts, texts)
+    return task.response_metrics(prompts, texts), task.gold_reward(prompts, texts)
+
+
+def test_cliff_share_on_fresh_samples_for_test_prompts(default_builds):
+    task, artifacts = default_builds["constraints"]
+    metrics, rewards = _test_samples(task, artifacts, artifacts.model_dir, seed=31)
     outcomes = np.where(
         metrics["grammatical"], "complete", np.where(metrics["unfinished"], "unfinished", "bad")
     )
-    rewards = task.gold_reward(prompts, texts)
     assert cliff_variance_share(rewards, outcomes) < MAX_CLIFF_SHARE
     assert np.nanmean(metrics["constraints_met"]) < 0.8  # headroom: pi_ref is far from optimal
+
+
+def test_the_sft_pi_ref_scores_higher_than_the_base_model(default_builds):
+    task, artifacts = default_builds["constraints"]
+    stages = artifacts.root.parent / "stages"
+    base = stages / f"constraints-pretrained-{settings_hash(task, BASE_FIELDS)}"
+    rewards = {}
+    for name, model_dir in (("sft", artifacts.model_dir), ("base", base)):
+        _, rewards[name] = _test_samples(task, artifacts, model_dir, seed=32)
+    gain = rewards["sft"].mean() - rewards["base"].mean()
+    se = np.sqrt((rewards["sft"].var() + rewards["base"].var()) / rewards["sft"].size)
+    assert gain > 3 * se, (rewards["sft"].mean(), rewards["base"].mean())
 
 
 def test_the_chosen_response_is_longer_less_often_than_on_reviews(default_builds):

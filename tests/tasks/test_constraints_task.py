@@ -1,5 +1,6 @@
-"""The constraints task end to end on the tiny config: registry, preset, build, files, cache, and the
-build facts it reports (the cliff share measured on pi_ref's samples, the chosen-longer share)."""
+"""The constraints task end to end on the tiny config: registry, preset, build, files, pi_ref the SFT
+model, cache by stage, and the build facts it reports (the cliff share measured on pi_ref's samples,
+the chosen-longer share)."""
 
 import json
 
@@ -12,15 +13,18 @@ from prefopt.tasks import available_tasks, build_task
 from prefopt.tasks.cliffs import cliff_variance_share
 from prefopt.tasks.constraints import ConstraintsTask
 from prefopt.tasks.constraints.prompts import parse_prompt
+from prefopt.tasks.constraints.task import BASE_FIELDS, SFT_FIELDS
 from prefopt.tasks.preferences import bradley_terry_prob
-from prefopt.tasks.synthetic import sample_split_pairs
+from prefopt.tasks.synthetic import sample_split_pairs, settings_hash
 
 # The values constraints_tiny changes: a pi_ref and data small enough to build in seconds.
 TINY_SIZES = {
     "n_layer": 1,
     "n_embd": 32,
-    "pretrain_steps": 150,
+    "pretrain_steps": 120,
     "pretrain_batch_size": 64,
+    "sft_steps": 30,
+    "sft_batch_size": 64,
     "n_validation_prompts": 16,
     "n_test_prompts": 32,
     "n_train_pairs": 64,
@@ -36,8 +40,10 @@ def _jsonl(path):
 def test_registered_beside_reviews(constraints_tiny_params):
     assert {"constraints", "reviews"} <= set(available_tasks())
     assert isinstance(build_task(constraints_tiny_params), ConstraintsTask)
-    with pytest.raises(ValueError, match="unknown parameters.*'target_clauses'.*follow_prob"):
+    with pytest.raises(ValueError, match="unknown parameters.*'target_clauses'.*sft_steps"):
         build_task({**constraints_tiny_params, "target_clauses": 3})  # a reviews setting
+    with pytest.raises(ValueError, match=r"reference 'base'; valid: \['sft', 'pretrained'\]"):
+        build_task({**constraints_tiny_params, "reference": "base"})
 
 
 def test_constraints_tiny_composes_as_constraints_with_the_tiny_sizes(compose_config):
@@ -132,7 +138,33 @@ def test_cache_reuse_and_seeds(constraints_tiny_artifacts, constraints_tiny_para
     )
 
 
-def test_a_data_only_change_reuses_the_trained_pi_ref(
+def _stage(artifacts, task, stage, fields):
+    """A model stage's directory in the cache of ``artifacts``."""
+    stages = artifacts.root.parent / "stages"
+    return stages / f"constraints-{stage}-{settings_hash(task, fields)}"
+
+
+def test_pi_ref_is_the_sft_model_and_the_base_model_is_selectable(
+    constraints_tiny_artifacts, constraints_tiny_task, constraints_tiny_params
+):
+    artifacts, task = constraints_tiny_artifacts, constraints_tiny_task
+    weights = "model.safetensors"
+    sft = _stage(artifacts, task, "sft", BASE_FIELDS + SFT_FIELDS)
+    base = _stage(artifacts, task, "pretrained", BASE_FIELDS)
+    assert artifacts.info["reference"] == "sft" and "sft_final_loss" in artifacts.info
+    assert (artifacts.model_dir / weights).read_bytes() == (sft / weights).read_bytes()
+    assert (sft / weights).read_bytes() != (base / weights).read_bytes()
+    pretrained_params = {**constraints_tiny_params, "reference": "pretrained"}
+    pretrained = build_task(pretrained_params).prepare(artifacts.root.parents[1], progress=False)
+    assert pretrained.info["reference"] == "pretrained" and "sft_final_loss" not in pretrained.info
+    assert (pretrained.model_dir / weights).read_bytes() == (base / weights).read_bytes()
+    assert pretrained.info["pretrain_final_loss"] == artifacts.info["pretrain_final_loss"]
+    assert (  # the pairs are sampled from pi_ref
+        pretrained.data_files["train"].read_bytes() != artifacts.data_files["train"].read_bytes()
+    )
+
+
+def test_each_stage_is_rebuilt_only_when_its_settings_change(
     constraints_tiny_artifacts, constraints_tiny_params, monkeypatch
 ):
     from prefopt.tasks.constraints import task as constraints_task
@@ -146,13 +178,15 @@ def test_a_data_only_change_reuses_the_trained_pi_ref(
 
     monkeypatch.setattr(constraints_task, "pretrain", counted)
     cache = constraints_tiny_artifacts.root.parents[1]
-    penalised = {**constraints_tiny_params, "length_penalty": 0.1}
-    changed = build_task(penalised).prepare(cache, progress=False)
-    assert calls == []  # pi_ref comes from the stage the first build cached
+    params = constraints_tiny_params
+    changed = build_task({**params, "length_penalty": 0.1}).prepare(cache, progress=False)
+    assert calls == []  # pi_ref comes from the stages the first build cached
     assert changed.config_hash != constraints_tiny_artifacts.config_hash
     weights = "model.safetensors"
     assert (changed.model_dir / weights).read_bytes() == (
         constraints_tiny_artifacts.model_dir / weights
     ).read_bytes()
-    build_task({**constraints_tiny_params, "follow_prob": 0.9}).prepare(cache, progress=False)
-    assert calls == [constraints_tiny_params["pretrain_steps"]]  # pi_ref depends on follow_prob
+    build_task({**params, "sft_follow_prob": 0.9}).prepare(cache, progress=False)
+    assert calls == [params["sft_steps"]]  # SFT again, on the cached base model
+    build_task({**params, "pretrain_follow_prob": 0.1}).prepare(cache, progress=False)
+    assert calls == [params["sft_steps"], params["pretrain_steps"], params["sft_steps"]]

@@ -15,9 +15,9 @@ each word of distance by ``length_penalty``, whether the best response is longer
 depending on the prompt.
 
 An unfinished response (a proper prefix of a review; also one cut at ``max_new_tokens``) scores
-``unfinished_reward`` and an ungrammatical one ``ungrammatical_reward``: cliff values, set near the
-lowest rewards of valid reviews so that they do not dominate the reward's variance
-(``prefopt/tasks/cliffs.py``).
+``unfinished_reward`` and an ungrammatical one ``ungrammatical_reward``: cliff values, by default
+-0.5, the reward of a review that meets no constraint and misses the length by 10 words, so that
+they do not dominate the reward's variance (``prefopt/tasks/cliffs.py``).
 """
 
 from __future__ import annotations
