@@ -147,15 +147,16 @@ def write_pair_data(
     facts: dict = {"unpaired_threshold": threshold, "splits": {}}
     for index, split in enumerate(SPLITS):
         label_rng = np.random.default_rng([cfg.seed, 2, index])
+        flip_rate = cfg.flip_rate if split == "train" else 0.0  # noise in the training labels only
         records, bayes = pair_records(
-            sampled[split], label_rng, temperature=cfg.label_temperature, flip_rate=cfg.flip_rate
+            sampled[split], label_rng, temperature=cfg.label_temperature, flip_rate=flip_rate
         )
         unpaired = unpaired_records(
             sampled[split],
             label_rng,
             threshold=threshold,
             temperature=cfg.label_temperature,
-            flip_rate=cfg.flip_rate,
+            flip_rate=flip_rate,
         )
         write_jsonl(layout.data_files[split], records)
         write_jsonl(layout.unpaired_files[split], unpaired)

@@ -11,6 +11,8 @@ TINY_RUN = [
     "trainer.batch_size=8",
     "eval.eval_every=2",
     "eval.reference_samples_per_prompt=2",
+    "eval.test_policy_samples_per_prompt=1",
+    "eval.test_reference_samples_per_prompt=2",
     "eval.best_of_n_ns=[1,2]",
     "device=cpu",
 ]

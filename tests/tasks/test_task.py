@@ -127,6 +127,10 @@ def test_a_data_only_change_reuses_the_trained_pi_ref(tiny_artifacts, tiny_param
     assert (
         flipped.data_files["train"].read_bytes() != tiny_artifacts.data_files["train"].read_bytes()
     )
+    for split in ("validation", "test"):  # label noise is in the training labels only
+        assert (
+            flipped.data_files[split].read_bytes() == tiny_artifacts.data_files[split].read_bytes()
+        )
     assert flipped.info["pretrain_final_loss"] == tiny_artifacts.info["pretrain_final_loss"]
     build_task({**tiny_params, "pretrain_steps": 20}).prepare(cache, progress=False)
     assert calls == [20]  # a setting pi_ref depends on trains a new one
