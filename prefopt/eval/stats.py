@@ -7,12 +7,14 @@ interval, and one p_ij per (prompt, reference sample) comparison to the length s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 from scipy import optimize, special, stats
 
 CONFIDENCE = 0.95  # two-sided level of every interval reported here
+LC_MIN_SIDE_SHARE = 0.1  # share of comparisons needed on each side of 0 length difference for LC
 
 
 def mean_and_se(values: np.ndarray) -> tuple[float, float]:
@@ -42,12 +44,17 @@ def length_controlled_win_rate(preferences: np.ndarray, length_diff: np.ndarray)
 
     Fits P(win_i) = sigmoid(a + b * tanh(d_i / std(d))) to the soft labels p_i by maximum likelihood
     (d_i = policy length - reference length, a tiny ridge keeps a finite when every p_i is 0 or 1)
-    and returns sigmoid(a), the prediction at zero length difference.
+    and returns sigmoid(a), the prediction at zero length difference. That prediction is supported
+    only where the comparisons hold length differences on both sides of 0: NaN (logged as null)
+    when fewer than ``LC_MIN_SIDE_SHARE`` of them are <= 0 or >= 0, where the fit would extrapolate
+    (a policy much longer than pi_ref everywhere).
     """
     p = np.asarray(preferences, dtype=np.float64)
     d = np.asarray(length_diff, dtype=np.float64)
     if p.shape != d.shape or p.ndim != 1 or p.size == 0:
         raise ValueError(f"need two equal 1-d arrays, got shapes {p.shape} and {d.shape}")
+    if min((d <= 0).mean(), (d >= 0).mean()) < LC_MIN_SIDE_SHARE:
+        return math.nan
     scale = d.std()
     x = np.tanh(d / scale) if scale > 0 else np.zeros_like(d)  # (N,)
     ridge = 1e-4

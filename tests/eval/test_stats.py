@@ -67,6 +67,15 @@ def test_length_controlled_removes_a_pure_length_preference():
     assert length_controlled_win_rate(p, d) == pytest.approx(0.5, abs=1e-3)
 
 
+def test_length_controlled_is_not_extrapolated_past_the_lengths_seen():
+    # every policy response longer than pi_ref's but 5%: sigmoid(a) would be read far outside
+    d = np.array([12.0] * 95 + [-1.0] * 5)
+    p = np.where(d > 0, 0.1, 0.9)
+    assert math.isnan(length_controlled_win_rate(p, d))
+    d[:15] = -1.0  # 20% on the short side: supported again
+    assert 0.0 < length_controlled_win_rate(p, d) < 1.0
+
+
 def test_length_controlled_rejects_mismatched_inputs():
     with pytest.raises(ValueError, match="equal 1-d"):
         length_controlled_win_rate(np.ones(3), np.ones(4))
