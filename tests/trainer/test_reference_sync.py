@@ -105,3 +105,24 @@ def test_a_reference_that_cannot_move_is_refused(compose_config, overrides, mess
     check_config(
         compose_config(["trainer.reference_sync_every=4", "trainer.reference=frozen_copy"])
     )
+
+
+def test_the_update_is_trls_sync_ref_model(tiny_root, tmp_path):
+    """TRL's SyncRefModelCallback mixes the weights the same way (ref_model_mixup_alpha)."""
+    callbacks = pytest.importorskip("trl.trainer.callbacks")
+    from prefopt.models.loading import load_causal_lm
+    from prefopt.trainer.reference import LiveReference
+
+    model_cfg = make_config(tiny_root, tmp_path / "cache", LOSS).model
+    policy, ours, theirs = (load_causal_lm(tiny_root / "model", model_cfg) for _ in range(3))
+    with torch.no_grad():
+        torch.manual_seed(0)
+        for param in policy.parameters():
+            param.add_(torch.randn_like(param))
+    LiveReference(ours).update_from(policy, 0.6)
+    callbacks.SyncRefModelCallback._sync_target_model(policy, theirs, 0.6)
+    for (name, a), b in zip(ours.state_dict().items(), theirs.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, msg=name)
+    assert not torch.equal(
+        next(ours.parameters()), next(load_causal_lm(tiny_root / "model", model_cfg).parameters())
+    )
