@@ -41,6 +41,7 @@ import torch
 
 from prefopt.eval.judges.base import Judge, check_preferences, check_scores
 from prefopt.eval.responses import content_lengths, response_logps
+from prefopt.eval.sample_plan import samples_per_prompt, select_prompts
 from prefopt.eval.samples_file import write_samples
 from prefopt.eval.sampling_cache import SamplingSettings, cached_samples, derive_seed
 from prefopt.eval.stats import (
@@ -58,18 +59,6 @@ from prefopt.models.sampling import Samples, sample_responses
 log = logging.getLogger(__name__)
 
 DEFAULT_BEST_OF_N = (1, 2, 4, 8, 16)
-DEFAULT_REFERENCE_SAMPLES = 4  # pi_ref samples per prompt when the config does not say
-DEFAULT_POLICY_SAMPLES = 1  # policy samples per prompt when the config does not say
-TEST_SPLIT = "test"  # the split that eval_cfg's test_*_samples_per_prompt apply to
-
-
-@dataclass(frozen=True)
-class SampleCounts:
-    """Samples per prompt on one split: ``policy`` = k of the evaluated policy, ``reference`` = m
-    of pi_ref."""
-
-    policy: int
-    reference: int
 
 
 @dataclass
@@ -124,22 +113,6 @@ class Evaluator:
     ):
         self.settings = SamplingSettings.from_config(eval_cfg)
         self.reference_seed = int(eval_cfg.get("reference_seed", 0))
-        counts = SampleCounts(
-            policy=_positive_int(
-                eval_cfg.get("policy_samples_per_prompt", DEFAULT_POLICY_SAMPLES),
-                "policy_samples_per_prompt",
-            ),
-            reference=_positive_int(
-                eval_cfg.get("reference_samples_per_prompt", DEFAULT_REFERENCE_SAMPLES),
-                "reference_samples_per_prompt",
-            ),
-        )
-        test_counts = SampleCounts(
-            policy=_positive_int_or(eval_cfg, "test_policy_samples_per_prompt", counts.policy),
-            reference=_positive_int_or(
-                eval_cfg, "test_reference_samples_per_prompt", counts.reference
-            ),
-        )
         self.best_of_n_samples = eval_cfg.get("best_of_n_samples")
         self.judge = judge
         self.proxy_judge = proxy_judge
@@ -153,12 +126,8 @@ class Evaluator:
         encode = encode_prompt or (
             lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]
         )
-        self.prompts, self.prompt_ids = _select_prompts(
-            prompts, eval_cfg.get("num_prompts"), encode
-        )
-        self.samples_per_prompt = {
-            split: test_counts if split == TEST_SPLIT else counts for split in self.prompts
-        }
+        self.prompts, self.prompt_ids = select_prompts(prompts, eval_cfg.get("num_prompts"), encode)
+        self.samples_per_prompt = samples_per_prompt(eval_cfg, self.prompts)
         self.control_ids = list(control_ids)
         self._reference: dict[str, ReferenceSide] = {}
 
@@ -372,38 +341,6 @@ class Evaluator:
             if not np.isnan(array).all():
                 out[key] = float(np.nanmean(array))
         return out
-
-
-def _positive_int(value, name: str) -> int:
-    """``value`` as an int >= 1, else a ValueError naming the setting."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _positive_int_or(eval_cfg: Mapping, name: str, fallback: int) -> int:
-    """``eval_cfg[name]`` as a positive int, or ``fallback`` when absent or null."""
-    value = eval_cfg.get(name)
-    return fallback if value is None else _positive_int(value, name)
-
-
-def _select_prompts(prompts, num_prompts, encode):
-    """The first ``num_prompts`` prompts of each split and their token ids; errors on empty ones."""
-    if not prompts:
-        raise ValueError("the evaluator needs at least one split of prompts; got none")
-    if num_prompts is not None and int(num_prompts) < 1:
-        raise ValueError(f"num_prompts must be a positive integer or null, got {num_prompts}")
-    texts, ids = {}, {}
-    for split, split_prompts in prompts.items():
-        chosen = list(split_prompts)[: None if num_prompts is None else int(num_prompts)]
-        if not chosen:
-            raise ValueError(f"split {split!r} has no prompts to evaluate on")
-        encoded = [list(encode(p)) for p in chosen]
-        empty = [i for i, e in enumerate(encoded) if not e]
-        if empty:
-            raise ValueError(f"split {split!r}: prompt {empty[0]} encodes to no tokens")
-        texts[split], ids[split] = chosen, encoded
-    return texts, ids
 
 
 def _add_new_key(metrics: dict, key: str, value: float) -> None:
