@@ -194,10 +194,9 @@ class Trainer:
     def _evaluate_and_select(self) -> None:
         """Validate; keep the weights of a new best (by the selection metric) for the test split.
 
-        ``eval.test_at``: ``best_and_final`` (default) scores the test split once at the end, on
-        the final weights and on the best validation checkpoint's; ``final`` only on the final
-        weights; ``every`` at every evaluation; ``never`` not at all (a tuning run that selects on
-        validation and leaves test to its confirmation runs).
+        ``eval.test_at``: ``best_and_final`` (default) scores the test split at the end on the final
+        and the best validation checkpoint's weights; ``final`` on the final weights; ``every`` at
+        every evaluation; ``never`` not at all (tuning runs leave test to confirmation runs).
         """
         step = self.state.step
         validation = self.evaluate(["validation"], step)["validation"]
