@@ -12,8 +12,8 @@ episode ends there, EOS or not):
     A_t     = delta_t + gamma * lam * A_{t+1},   A_n = 0
     returns_t = A_t + V_t                       (the value model's target)
 
-gamma is the discount (1 in InstructGPT / TRL / OpenRLHF defaults), lam trades bias (lam = 0:
-one-step TD) against variance (lam = 1: Monte Carlo return minus V).
+gamma is the discount (1 in TRL's former PPOConfig and OpenRLHF's defaults, lam 0.95 there);
+lam trades bias (lam = 0: one-step TD) against variance (lam = 1: Monte Carlo return minus V).
 
 Whitening (TRL's former ``masked_whiten``): (x - mean) / sqrt(var + eps) over the masked entries,
 var unbiased (n - 1); ``shift_mean=False`` adds the mean back (scale only), as TRL whitened rewards.
