@@ -21,11 +21,10 @@ that sampled it (log pi) and the reference (log pi_ref):
          divergence" estimator: unbiased and never negative)
 
 TRL 1.16's RLOOTrainer uses k1 in its sequence reward (its ``beta``; it has no EOS penalty).
-Responses cut off at the length limit without EOS: ``missing_eos_penalty`` is subtracted from their
-score, as TRL's ``missing_eos_penalty`` (its former PPOTrainer, its online DPO trainer); the default 0
-(TRL's None)
-leaves them scored like the others. Rewards are constants of the rollout: the log-probs are
-detached here.
+Responses cut off at the length limit without EOS: ``missing_eos_penalty`` is subtracted from
+their score, as TRL's ``missing_eos_penalty`` (its former PPOTrainer, its online DPO trainer); the
+default 0 (TRL's None) leaves them scored like the others. Rewards are constants of the rollout:
+the log-probs are detached here.
 """
 
 from __future__ import annotations
