@@ -26,6 +26,6 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=c
 python3 -c "import torch, transformers, trl; print(torch.__version__, transformers.__version__, trl.__version__)" \
   | tee -a "$out/gpu.txt"
 python3 experiments/bench_trl/bench.py throughput --preset gpu --repeats 2 --steps 12 --out "$out"
-python3 experiments/bench_trl/bench.py memory --preset gpu --steps 6 --out "$out"
+python3 experiments/bench_trl/bench.py memory --preset gpu --repeats 1 --steps 6 --out "$out"
 # With trainer.compile (a call of its own: compiling takes minutes):
 #   python3 experiments/bench_trl/bench.py throughput --preset gpu --repeats 1 --compile --out "$out/compile"

@@ -32,8 +32,7 @@ class StepClock:
     """Started with a run: each step's end (wall and CPU clock), step 1's start, the GPU peaks."""
 
     def __init__(self):
-        self.start, self.first_step_start = time.perf_counter(), None
-        self.record = {"step_ends": [], "step_ends_cpu": [], "setup_gpu_peak_mib": None}
+        self.start, self.record = time.perf_counter(), {"step_ends": [], "step_ends_cpu": []}
 
     def step_end(self, step_start: float) -> None:
         """At the end of a step that started at ``step_start`` (``time.perf_counter``)."""
@@ -41,17 +40,18 @@ class StepClock:
             torch.cuda.synchronize()
         self.record["step_ends"].append(time.perf_counter())
         self.record["step_ends_cpu"].append(time.process_time())
-        if self.first_step_start is None:
-            self.first_step_start = step_start
+        if "setup_seconds" not in self.record:  # step 1
+            self.record["setup_seconds"] = step_start - self.start
             self.record["setup_gpu_peak_mib"] = peak_mib("peak_gpu_bytes")
             if torch.cuda.is_available():
                 torch.cuda.reset_peak_memory_stats()  # the timed steps' peak from here on
         self.record["steps_gpu_peak_mib"] = peak_mib("peak_gpu_bytes")  # steps 2..S
 
-    def result(self) -> dict:
-        """The records, with setup (start to step 1's start) and run (start to now) seconds."""
-        setup, run = self.first_step_start - self.start, time.perf_counter() - self.start
-        return {**self.record, "setup_seconds": setup, "run_seconds": run}
+    def result(self, tokens: list[int]) -> dict:
+        """The records and the throughput of ``tokens`` per step by both clocks."""
+        cpu = steady_throughput(self.record["step_ends_cpu"], tokens)["tokens_per_second"]
+        wall = steady_throughput(self.record["step_ends"], tokens)
+        return {**self.record, **wall, "tokens_per_cpu_second": cpu}
 
 
 def steady_throughput(step_ends: list[float], tokens: list[int]) -> dict:

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from bench import CONFIGS, THROUGHPUT, fresh_run_dir, run_one, table, write
+from bench import CONFIGS, RATIOS, configurations, fresh_run_dir, run_one, table, write
 from torch.profiler import ProfilerActivity, profile
 from workload import Workload, prepare
 
@@ -46,18 +46,16 @@ def main() -> None:
     parser.add_argument("--out", default="results/performance")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    work, report = Workload(steps=args.steps), {}
+    work, report, lines = Workload(steps=args.steps), {}, []
     with tempfile.TemporaryDirectory() as tmp:
         prepare(Path(tmp), work)
-        for name in THROUGHPUT:
+        for name in configurations(RATIOS["throughput"]):
             run_dir = fresh_run_dir(Path(tmp), f"{name}_")
             with profile(activities=[ProfilerActivity.CPU]) as prof:
                 run_one(CONFIGS[name], work, Path(tmp), run_dir)
             report[name] = top_ops(prof, args.top)
-    lines = []
-    for name, ops in report.items():
-        lines += ["", f"### {name}", "", *table(COLUMNS, {o["op"]: o for o in ops})]
-    write(Path(args.out), "profile_ops", report, lines[1:])
+            lines += ["", f"### {name}", "", *table(COLUMNS, {o["op"]: o for o in report[name]})]
+    write(args, work, "profile_ops", {"ops": report}, lines[1:])
 
 
 if __name__ == "__main__":

@@ -2,10 +2,11 @@
 
 Away from TRL's defaults, each to make the job prefopt's: fp32 on a CPU (on a GPU both use bf16
 autocast over fp32 weights), torch.optim.AdamW (``adamw_torch``), a constant learning rate, no
-saving, a log row every step (prefopt's too), no length cut, batches in prefopt's order. TRL's
-defaults already match the rest (no warm-up or weight decay, betas (0.9, 0.999), clipping at 1.0).
-A sweep's runs evaluate the training file once after the last step, as prefopt's do. The rest (a
-reference forward per step or ``precompute_ref_log_probs``, the fused LM head, no dropout) is TRL's.
+saving, a log row every step (prefopt's too), no length cut, the pairs in prefopt's batch order
+and read in sequence. TRL's defaults already match the rest (no warm-up or weight decay, betas
+(0.9, 0.999), clipping at 1.0). A sweep's runs evaluate the training file once after the last
+step, as prefopt's do. The rest (a reference forward per step or ``precompute_ref_log_probs``, the
+fused LM head, no dropout) is TRL's.
 """
 
 from __future__ import annotations
@@ -17,18 +18,7 @@ from datasets import load_dataset
 from measure import StepClock
 from transformers import AutoTokenizer, TrainerCallback
 from trl import DPOConfig, DPOTrainer
-from workload import Workload, batch_order
-
-
-class OrderedDPOTrainer(DPOTrainer):
-    """DPOTrainer whose training batches follow ``order`` (prefopt's epoch order)."""
-
-    def __init__(self, *args, order: list[int], **kwargs):
-        self.order = order
-        super().__init__(*args, **kwargs)
-
-    def _get_train_sampler(self, train_dataset=None):
-        return list(self.order)  # a sampler is any sized iterable of indices
+from workload import Workload, batch_order, tokens_per_step
 
 
 class ClockCallback(TrainerCallback):
@@ -51,8 +41,8 @@ def dpo_config(
     return DPOConfig(
         output_dir=str(out_dir), save_strategy="no", report_to=[], logging_steps=1,
         per_device_train_batch_size=work.batch_size, max_steps=work.steps, seed=work.seed,
-        learning_rate=work.lr, lr_scheduler_type="constant", optim="adamw_torch",
-        bf16=work.precision == "bf16", use_cpu=work.device == "cpu",
+        train_sampling_strategy="sequential", learning_rate=work.lr, lr_scheduler_type="constant",
+        optim="adamw_torch", bf16=work.precision == "bf16", use_cpu=work.device == "cpu",
         model_init_kwargs={"dtype": "float32"}, max_length=None,
         beta=beta, loss_type=[loss_type], precompute_ref_log_probs=precompute,
         precompute_ref_batch_size=work.reference_batch_size,
@@ -62,22 +52,18 @@ def dpo_config(
 
 
 def train_trl(work: Workload, workdir: Path, config: DPOConfig) -> dict:
-    """One TRL run on what ``prepare`` left in ``workdir``: StepClock's records, step-0 metrics."""
+    """One TRL run on what ``prepare`` left in ``workdir``: StepClock's result, step-0 metrics."""
     clock = StepClock()
     dataset = load_dataset("json", data_files=str(workdir / "data" / "train.jsonl"), split="train")
-    trainer = OrderedDPOTrainer(
+    trainer = DPOTrainer(
         model=str(workdir / "model"),
         args=config,
-        train_dataset=dataset,
+        train_dataset=dataset.select(batch_order(work)),  # read in sequence: prefopt's batches
         eval_dataset=dataset if config.eval_strategy != "no" else None,
         processing_class=AutoTokenizer.from_pretrained(str(workdir / "model")),
         callbacks=[ClockCallback(clock)],
-        order=batch_order(work),
     )
     trainer.train()
     logs = next(row for row in trainer.state.log_history if "loss" in row)  # step 0's training row
-    return {
-        **clock.result(),
-        "step0_loss": logs["loss"],
-        "step0_chosen_logps": logs["logps/chosen"],
-    }
+    step0 = {"step0_loss": logs["loss"], "step0_chosen_logps": logs["logps/chosen"]}
+    return {**clock.result(tokens_per_step(work)), **step0}

@@ -115,20 +115,14 @@ def flops_per_token(work: Workload) -> dict:
 def make_pairs(work: Workload) -> list[dict]:
     """Random-word pairs; responses start with a space so TRL's prompt + response string concatenation
     tokenizes to the prompt's ids followed by the response's."""
-    rng = random.Random(work.seed)
-    words = work.words()
+    rng, words = random.Random(work.seed), work.words()
 
-    def text(low_high: tuple[int, int]) -> str:
-        return " ".join(rng.choice(words) for _ in range(rng.randint(*low_high)))
+    def text(low_high: tuple[int, int], lead: str = "") -> str:
+        return lead + " ".join(rng.choice(words) for _ in range(rng.randint(*low_high)))
 
-    return [
-        {
-            "prompt": text(work.prompt_words),
-            "chosen": " " + text(work.response_words),
-            "rejected": " " + text(work.response_words),
-        }
-        for _ in range(work.num_pairs)
-    ]
+    keys = {"prompt": (work.prompt_words, ""), "chosen": (work.response_words, " ")}
+    keys["rejected"] = keys["chosen"]
+    return [{key: text(*spec) for key, spec in keys.items()} for _ in range(work.num_pairs)]
 
 
 def prepare(workdir: Path, work: Workload) -> None:

@@ -87,20 +87,25 @@ def test_batches_follow_prefopt_order_and_cover_every_pair():
 
 
 @pytest.mark.parametrize(
-    ("work", "lora"),
-    [(TINY, False), (replace(PRESETS["tiny_gpu"], steps=3), False), (TINY, True)],
+    ("work", "reference", "lora"),
+    [
+        (TINY, "frozen_copy", False),
+        (replace(PRESETS["tiny_gpu"], steps=3), "frozen_copy", False),
+        (TINY, "lora_disabled", True),
+    ],
     ids=["gpt2", "llama", "gpt2_lora"],
 )
-def test_prefopt_side_trains_the_counted_tokens(tmp_path, work, lora):
-    """A tiny prefopt run: tokens per step as the workload counts them, step-0 DPO loss log 2."""
-    from bench import train_prefopt
+def test_prefopt_side_trains_the_counted_tokens(tmp_path, work, reference, lora):
+    """A tiny prefopt run: tokens per step as the workload counts them, step-0 DPO loss log 2,
+    throughput over steps 2..S by both clocks."""
+    from bench import Config, run_one
 
     prepare(tmp_path, work)
-    overrides = ["trainer.reference=frozen_copy", f"model.lora.enabled={lora}"]
-    cfg = prefopt_config(work, tmp_path, tmp_path / "cache", overrides)
-    result = train_prefopt(cfg, tmp_path / "run")
+    result = run_one(Config("tiny", "prefopt", reference, lora=lora), work, tmp_path, tmp_path)
     assert result["tokens"] == tokens_per_step(work)
     assert len(result["step_ends"]) == len(result["step_ends_cpu"]) == work.steps
+    assert result["timed_tokens"] == sum(tokens_per_step(work)[1:])
+    assert result["tokens_per_second"] > 0 and result["tokens_per_cpu_second"] > 0
     assert result["step0_loss"] == pytest.approx(math.log(2), abs=1e-6)
     assert result["setup_seconds"] > 0
     assert result["steps_gpu_peak_mib"] is None  # on a CPU
@@ -144,10 +149,19 @@ def test_trl_side_builds_the_same_job(tmp_path):
 
 def test_each_configuration_is_a_record_the_run_config_follows(tmp_path):
     """Every configuration a command runs is a Config; prefopt's compose into its run config."""
-    from bench import COMPARISONS, CONFIGS, MEMORY, SWEEP, THROUGHPUT
+    from bench import COMPILED, CONFIGS, RATIOS, SWEEP, configurations
 
-    named = {*THROUGHPUT, *SWEEP, *MEMORY, *(n for pair in COMPARISONS.values() for n in pair)}
+    named = {
+        *SWEEP,
+        *configurations(COMPILED),
+        *(n for r in RATIOS.values() for n in configurations(r)),
+    }
     assert named <= set(CONFIGS) and all(name == CONFIGS[name].name for name in CONFIGS)
+    assert configurations(RATIOS["throughput"]) == [
+        "prefopt_frozen_copy", "trl_default", "prefopt_cached", "trl_precompute"
+    ]  # fmt: skip
+    every_step = [name for name, config in CONFIGS.items() if config.reference_every_step]
+    assert every_step == ["prefopt_frozen_copy", "trl_default", "prefopt_lora_disabled"]
     for config in CONFIGS.values():
         if config.tool != "prefopt":
             continue
