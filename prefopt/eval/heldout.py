@@ -7,7 +7,9 @@ against pi_ref: Δ_w = log pi(y_w|x) - log pi_ref(y_w|x), Δ_l likewise. reward_
 loss's own rewards (a paired loss that gives one per pair). The held-out loss is the run's own loss on
 the same pairs (in its own data format), computed by the training step's forward
 (:func:`prefopt.trainer.step.forward_loss`), for a paired loss in the same pass as the implicit
-rewards. bayes_accuracy = mean[max(p, 1 - p)] over pairs
+rewards. A run trained by an objective of its own (an online algorithm such as RLOO) has no preference
+loss: its rows hold the implicit-reward metrics without ``loss`` and ``loss_reward_*``.
+bayes_accuracy = mean[max(p, 1 - p)] over pairs
 whose true preference probability p is known: the accuracy ceiling of any model on these labels.
 """
 
@@ -26,7 +28,7 @@ from prefopt.trainer.step import accuracy_and_margin, forward_loss, policy_logps
 @torch.no_grad()
 def heldout_metrics(
     policy: torch.nn.Module,
-    loss_fn: PreferenceLoss,
+    loss_fn: PreferenceLoss | None,
     pairs: Sequence[TrainItem],
     loss_items: Sequence[TrainItem],
     pair_reference,
@@ -37,12 +39,14 @@ def heldout_metrics(
 ) -> dict[str, float]:
     """Implicit-reward accuracy and margin on ``pairs``, and the loss on ``loss_items``.
 
-    When ``loss_items`` is ``pairs`` (a paired loss), the loss comes from the same forward.
+    When ``loss_items`` is ``pairs`` (a paired loss), the loss comes from the same forward; with
+    ``loss_fn`` None there is no loss.
     """
     was_training = policy.training
     policy.eval()
-    loss_fn.eval()
-    shared = loss_items is pairs
+    if loss_fn is not None:
+        loss_fn.eval()
+    shared = loss_fn is not None and loss_items is pairs
     deltas_w, deltas_l, chosen, rejected, losses, own_margins = [], [], [], [], [], []
     # Length-sorted chunks keep padding small; every metric is a mean over all pairs.
     order = sorted(range(len(pairs)), key=lambda i: pairs[i].num_tokens)
@@ -62,17 +66,18 @@ def heldout_metrics(
         deltas_l.append(logps[b:] - ref[b:])
         chosen.append(logps[:b])
         rejected.append(logps[b:])
-    for start in range(0, 0 if shared else len(loss_items), batch_size):
+    for start in range(0, 0 if shared or loss_fn is None else len(loss_items), batch_size):
         indices = range(start, min(start + batch_size, len(loss_items)))
         batch = to_device(collate(loss_items, indices, pad_id), device)
         out, *_ = forward_loss(policy, loss_fn, loss_reference, batch)
         losses.append(out.losses)
     policy.train(was_training)
-    loss_fn.train(was_training)
+    if loss_fn is not None:
+        loss_fn.train(was_training)
     dw, dl = torch.cat(deltas_w), torch.cat(deltas_l)  # (N,)
     correct, margin = accuracy_and_margin(dw - dl)
-    metrics = {
-        "loss": torch.cat(losses).mean().item(),
+    metrics = {"loss": torch.cat(losses).mean().item()} if losses else {}
+    metrics |= {
         "reward_accuracy": correct.item() / len(dw),
         "reward_margin": margin.item() / len(dw),
         "chosen_rewards": dw.mean().item(),

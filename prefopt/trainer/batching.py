@@ -9,7 +9,7 @@ checkpoint and restores it on resume, so a source whose batches depend on what i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,19 +18,30 @@ import torch
 from prefopt.models.logprobs import build_batch
 from prefopt.trainer.items import TrainItem
 
+# (items, indices, pad id) -> a micro-batch's tensors (see :func:`collate`)
+Collate = Callable[[Sequence, Sequence[int], int], dict]
+
 
 @dataclass(frozen=True)
 class GlobalBatch:
     """One optimiser step's items: ``indices`` into ``items`` (the data set, or the step's own
-    samples), in the order they are split into micro-batches."""
+    samples), in the order they are split into micro-batches. ``collate_fn`` turns a micro-batch's
+    indices into tensors: :func:`collate` for the data set's items, :func:`collate_fresh` for pairs
+    sampled during training (no table row holds their reference log-probs), an online
+    algorithm's own for its samples."""
 
-    items: Sequence[TrainItem]
+    items: Sequence
     indices: list[int]
+    collate_fn: Collate | None = None  # None: collate
 
     @property
     def num_tokens(self) -> int:
-        """Non-padding tokens the step trains on (prompts counted twice)."""
+        """Non-padding tokens the step trains on (prompts counted once per sequence)."""
         return sum(self.items[i].num_tokens for i in self.indices)
+
+    def collate(self, indices: Sequence[int], pad_id: int) -> dict:
+        """The tensors of the micro-batch ``indices``."""
+        return (self.collate_fn or collate)(self.items, indices, pad_id)
 
 
 class BatchSource(Protocol):
@@ -106,6 +117,12 @@ def collate(items: Sequence[TrainItem], indices: Sequence[int], pad_id: int) -> 
     batch["index"] = torch.tensor(list(indices), dtype=torch.long)
     batch["num_tokens"] = int(batch["attention_mask"].sum())
     return batch
+
+
+def collate_fresh(items: Sequence[TrainItem], indices: Sequence[int], pad_id: int) -> dict:
+    """:func:`collate` of items sampled during training: ``index`` None, so that a reference
+    computes their log-probs rather than reading a table's rows."""
+    return {**collate(items, indices, pad_id), "index": None}
 
 
 def to_device(batch: dict, device: torch.device) -> dict:

@@ -19,8 +19,10 @@ from omegaconf import DictConfig
 
 from prefopt.eval.settings import EvalSettings
 from prefopt.losses import PreferenceLoss
+from prefopt.online.build import PartsInputs, epoch_size, training_parts
 from prefopt.trainer import data_setup, model_setup
-from prefopt.trainer.batching import BatchSource, FixedBatches
+from prefopt.trainer.batching import BatchSource
+from prefopt.trainer.objective import Objective, PreferenceObjective
 from prefopt.trainer.settings import TrainerSettings
 from prefopt.trainer.setup import check_context, pick_device, resolve_task
 from prefopt.trainer.state import HeldOut, Schedule
@@ -38,7 +40,7 @@ class Run:
 
     run_dir: Path  # metrics.jsonl, checkpoints/ and samples/ go here
     policy: torch.nn.Module  # the model trained (LoRA included), on the accelerator's device
-    loss_fn: PreferenceLoss
+    loss_fn: PreferenceLoss | None  # the preference loss (held-out rows too); None: none trained
     batches: BatchSource  # each optimiser step's items (FixedBatches: the training data)
     reference: Reference | None  # pi_ref's log-probs of the training batches; None if unused
     heldout: dict[str, HeldOut]  # held-out pairs and loss items per split (validation, test)
@@ -52,6 +54,11 @@ class Run:
     checkpointed: dict = field(
         default_factory=dict
     )  # name -> part whose state_dict checkpoints keep
+    objective: Objective | None = None  # what a step minimises; None: loss_fn on the batches
+
+    def __post_init__(self):
+        if self.objective is None:
+            self.objective = PreferenceObjective(self.loss_fn, self.reference)
 
     @property
     def pad_id(self) -> int:
@@ -78,7 +85,8 @@ class RunSettings:
 
 def build_run(cfg: DictConfig, run_dir: Path, loss_fn: PreferenceLoss) -> Run:
     """The run described by ``cfg`` (already checked, ``loss_fn`` its loss), writing into
-    ``run_dir``: threads, seed and accelerator set up, then task, data, models and evaluation."""
+    ``run_dir``: threads, seed and accelerator set up, then task, data, models, evaluation and
+    what the steps train on (the data set, or an online algorithm's samples)."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
@@ -96,16 +104,20 @@ def build_run(cfg: DictConfig, run_dir: Path, loss_fn: PreferenceLoss) -> Run:
     check_context(cfg, resolved)
     data = data_setup.prepare_data(cfg, resolved, loss_fn, run_dir)
     settings = RunSettings.from_config(cfg, accelerator.num_processes, data.items_per_pair)
-    check_schedule(len(data.train_items), settings, accelerator.num_processes)
+    check_schedule(epoch_size(cfg, data), settings, accelerator.num_processes)
     models = model_setup.prepare_models(cfg, resolved, loss_fn, data, cache_dir, accelerator)
     evaluate_generations, select_metric = model_setup.generation_hook(
         cfg, task, resolved, data, models, cache_dir, run_dir
     )
+    parts = training_parts(
+        PartsInputs(cfg, task, data, models, loss_fn, settings.trainer.batch_size, cache_dir)
+    )
     return Run(
         run_dir=Path(run_dir),
         policy=models.policy,
-        loss_fn=loss_fn,
-        batches=FixedBatches(data.train_items, settings.trainer.batch_size, int(cfg.seed)),
+        loss_fn=parts.heldout_loss,
+        batches=parts.batches,
+        objective=parts.objective,
         settings=settings,
         reference=models.train_reference,
         heldout=models.heldout,

@@ -52,6 +52,16 @@ class PreparedData:
     items_per_pair: int = 1  # 2 where an unpaired loss's training items split the data's pairs
 
 
+def train_pair_dicts(data: PreparedData) -> list[dict[str, str]]:
+    """The training records that are pairs, as {prompt, chosen, rejected} strings (a proxy reward
+    model trains on them)."""
+    return [
+        {"prompt": r.prompt, "chosen": r.chosen, "rejected": r.rejected}
+        for r in data.train_records
+        if hasattr(r, "chosen")
+    ]
+
+
 def hold_out_validation(train: list) -> tuple[list, list]:
     """Split a validation set off the training records when the data has none.
 

@@ -1,10 +1,11 @@
 """The training loop shared by every loss.
 
-An optimiser step consumes ``batch_size`` items (pairs, or unpaired examples) from the run's batch
-source (:mod:`prefopt.trainer.batching`: the training data, or samples of the current policy), split
-into micro-batches of ``micro_batch_size`` across processes; the per-example losses are summed and
-divided by the global batch size. For a loss whose per-example loss depends on its own example alone
-(DPO, IPO, ORPO, SimPO and the other losses without a batch statistic) a step of B x 1 therefore
+An optimiser step consumes a global batch of items (``batch_size`` pairs or unpaired examples of the
+training data, or an online algorithm's samples of the current policy) from the run's batch source
+(:mod:`prefopt.trainer.batching`), split into micro-batches of ``micro_batch_size`` across processes;
+the run's objective (:mod:`prefopt.trainer.objective`) gives each item's loss, and the losses are
+summed and divided by the global batch's size. For a loss whose per-example loss depends on its own
+example alone (DPO, IPO, ORPO, SimPO and the other losses without a batch statistic) a step of B x 1
 equals B/k x k accumulation steps, up to rounding. It does not hold for the losses with a batch
 statistic: KTO's KL baseline z0 is estimated over each micro-batch, and BCO's running reward mean is
 updated once per micro-batch, each on its own process. Evaluation (held-out pair metrics, and the
@@ -28,7 +29,7 @@ import torch
 from prefopt.console import progress
 from prefopt.eval.heldout import heldout_metrics
 from prefopt.results.store import MetricsLog, atomic_write_json
-from prefopt.trainer.batching import GlobalBatch, collate, micro_batches, to_device
+from prefopt.trainer.batching import GlobalBatch, micro_batches, to_device
 from prefopt.trainer.build import Run, RunSettings
 from prefopt.trainer.checkpoint import (
     best_weights_dir,
@@ -42,7 +43,7 @@ from prefopt.trainer.checkpoint import (
 from prefopt.trainer.interrupt import NO_STOP, RunInterrupted, StopRequest
 from prefopt.trainer.optim import build_optimizer, build_scheduler
 from prefopt.trainer.state import Schedule, TrainState
-from prefopt.trainer.step import StepValues, add_sums, forward_loss, metric_sums, to_host
+from prefopt.trainer.step import StepValues, add_sums, to_host
 
 log = logging.getLogger(__name__)
 
@@ -80,15 +81,15 @@ class Trainer:
 
     def __init__(self, run: Run, settings: RunSettings, hooks: Hooks | None = None):
         self.run, self.settings, self.hooks = run, settings, hooks or Hooks()
-        self.run_dir, self.loss_fn, self.batches = run.run_dir, run.loss_fn, run.batches
+        self.run_dir, self.objective, self.batches = run.run_dir, run.objective, run.batches
         self.acc = run.accelerator
         self.schedule = Schedule.from_config(
             run.batches.size, settings.trainer, settings.eval.eval_every, self.acc.num_processes
         )
-        if self.schedule.micro_batch_size < self.loss_fn.min_batch_size:
+        if self.schedule.micro_batch_size < self.objective.min_batch_size:
             raise ValueError(
-                f"loss {self.loss_fn.name!r} needs micro-batches of at least "
-                f"{self.loss_fn.min_batch_size} examples; got {self.schedule.micro_batch_size}"
+                f"{self.objective.name!r} needs micro-batches of at least "
+                f"{self.objective.min_batch_size} examples; got {self.schedule.micro_batch_size}"
             )
         optimizer = build_optimizer(run.policy.parameters(), settings.trainer)
         self.scheduler = build_scheduler(optimizer, self.schedule.total_steps, settings.trainer)
@@ -101,7 +102,7 @@ class Trainer:
         return {
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "loss": self.loss_fn.state_dict(),
+            "loss": self.objective.state_dict(),
             "batches": self.batches.state_dict(),
             "rng": torch.get_rng_state(),
             "step": self.state.step,
@@ -132,7 +133,7 @@ class Trainer:
         state = load_checkpoint(checkpoints[-1], self.acc.unwrap_model(self.policy))
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.loss_fn.load_state_dict(state["loss"])
+        self.objective.load_state_dict(state["loss"])
         self.batches.load_state_dict(state.get("batches", {}))  # older checkpoints hold none
         for name, part in self.run.checkpointed.items():
             part.load_state_dict(state["parts"][name])
@@ -173,7 +174,7 @@ class Trainer:
                 row.update(
                     heldout_metrics(
                         model,
-                        self.loss_fn,
+                        self.run.loss_fn,
                         held.pairs,
                         held.loss_items,
                         held.pair_reference,
@@ -209,7 +210,7 @@ class Trainer:
         if not self.state.best or is_best:
             if self.acc.is_main_process:
                 save_best_weights(
-                    self.run_dir, self.acc.unwrap_model(self.policy), self.loss_fn.state_dict()
+                    self.run_dir, self.acc.unwrap_model(self.policy), self.objective.state_dict()
                 )
             self.state.best = {
                 "step": step,
@@ -243,7 +244,7 @@ class Trainer:
         load_checkpoint_weights(weights_dir, self.acc.unwrap_model(self.policy))
         loss_state = load_loss_state(weights_dir)
         if loss_state:
-            self.loss_fn.load_state_dict(loss_state)
+            self.objective.load_state_dict(loss_state)
 
     # ---------------------------------------------------------------- training
     def _fail(self, step: int, message: str, batch: dict) -> None:
@@ -257,7 +258,7 @@ class Trainer:
             {
                 "step": step,
                 "message": message,
-                "item_indices": batch["index"].tolist(),
+                "item_indices": None if batch["index"] is None else batch["index"].tolist(),
                 "input_ids": batch["input_ids"].tolist(),
             },
         )
@@ -268,18 +269,15 @@ class Trainer:
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Forward and backward of one micro-batch; its scaled loss and metric sums stay on the
         device. Gradients are synchronised across processes on the step's last micro-batch only."""
-        inputs = to_device(collate(batch.items, indices, self.run.pad_id), self.acc.device)
+        inputs = to_device(batch.collate(indices, self.run.pad_id), self.acc.device)
         precision = self.acc.mixed_precision != "no"
         autocast = self.acc.autocast if precision else contextlib.nullcontext
         context = contextlib.nullcontext() if sync else self.acc.no_sync(self.policy)
         with context:
-            out, logps, _, ref_logps = forward_loss(
-                self.policy, self.loss_fn, self.run.reference, inputs, autocast
-            )
-            loss = out.losses.sum() / self.settings.trainer.batch_size * self.acc.num_processes
+            losses, sums = self.objective.micro_batch(self.policy, inputs, autocast)
+            loss = losses.sum() / len(batch.indices) * self.acc.num_processes
             self.acc.backward(loss)
-        paired = self.loss_fn.data_format == "paired"
-        return loss.detach().float(), metric_sums(out, logps, ref_logps, paired)
+        return loss.detach().float(), sums
 
     def _check_finite(
         self, step: int, values: StepValues, batch: GlobalBatch, chunks: list[list[int]]
@@ -287,12 +285,12 @@ class Trainer:
         """Stop the run at a non-finite micro-batch loss or gradient norm, saving the batch."""
         for k, value in enumerate(values.chunk_losses):
             if not math.isfinite(value):
-                inputs = collate(batch.items, chunks[k], self.run.pad_id)
+                inputs = batch.collate(chunks[k], self.run.pad_id)
                 self._fail(step, f"non-finite loss {value}", inputs)
         norm = values.grad_norm
         # fp16's loss scaler skips the steps whose gradients overflow by itself
         if norm is not None and self.acc.mixed_precision != "fp16" and not math.isfinite(norm):
-            inputs = collate(batch.items, chunks[-1], self.run.pad_id)
+            inputs = batch.collate(chunks[-1], self.run.pad_id)
             self._fail(step, f"non-finite gradient norm {norm}", inputs)
 
     def _optimizer_step(self) -> None:
@@ -342,7 +340,7 @@ class Trainer:
         """
         self.resume()
         self.policy.train()
-        self.loss_fn.train()
+        self.objective.train()
         sched = self.schedule
         if self.state.step == 0 and not self.state.best and self.settings.eval.at_start:
             self._evaluate_and_select()
@@ -350,7 +348,7 @@ class Trainer:
         bar = progress(
             total=sched.total_steps,
             initial=self.state.step,
-            desc=f"train {self.loss_fn.name}",
+            desc=f"train {self.objective.name}",
             enabled=self.acc.is_main_process,
         )
         while self.state.step < sched.total_steps:

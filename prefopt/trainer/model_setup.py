@@ -22,7 +22,7 @@ from prefopt.models.loading import (
 from prefopt.models.logprobs import compile_backbone
 from prefopt.results.store import atomic_write_json
 from prefopt.trainer.checkpoint import checkpoint_name
-from prefopt.trainer.data_setup import PreparedData
+from prefopt.trainer.data_setup import PreparedData, train_pair_dicts
 from prefopt.trainer.reference import (
     LIVE_MODES,
     LiveReference,
@@ -51,6 +51,7 @@ class PreparedModels:
     baseline_fingerprint: str  # fingerprint of that baseline (keys its cached samples)
     cache_keys: dict[str, str] = field(default_factory=dict)
     reference_sync: ReferenceSync | None = None  # TR-DPO's update of train_reference, if on
+    pi_ref: PiRef | None = None  # the run's live pi_ref, loaded on first use (online algorithms)
 
 
 def prepare_models(
@@ -133,6 +134,7 @@ def prepare_models(
         model_fingerprint(resolved.baseline_path, cfg.model),
         {} if tables is None else tables.keys,
         reference_sync,
+        pi_ref,
     )
 
 
@@ -141,18 +143,13 @@ def run_evaluator(cfg, task, data, models):
     training pairs), baseline and held-out prompts; used by the trainer and prefopt.evaluate."""
     from prefopt.eval import build_evaluator
 
-    train_pairs = [
-        {"prompt": r.prompt, "chosen": r.chosen, "rejected": r.rejected}
-        for r in data.train_records
-        if hasattr(r, "chosen")
-    ]
     return build_evaluator(
         cfg,
         data.tokenizer,
         models.eval_reference_model(),
         models.baseline_fingerprint,
         data.eval_prompts,
-        train_pairs,
+        train_pair_dicts(data),
         task=task,
         device=str(next(models.policy.parameters()).device),
     )

@@ -21,6 +21,7 @@ from prefopt.errors import ConfigError
 from prefopt.eval.settings import EvalSettings
 from prefopt.losses import PreferenceLoss, build_loss_from_config
 from prefopt.models.loading import check_model_source, model_context_length
+from prefopt.online.settings import check_online
 from prefopt.trainer.settings import TrainerSettings
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ def check_config(cfg: DictConfig) -> PreferenceLoss:
             f"{micro} on each of {processes} process(es): set trainer.micro_batch_size=null "
             "and run on one process"
         )
+    check_online(cfg, loss_fn)
     if trainer.precision == "fp16" and not torch.cuda.is_available():
         raise ConfigError("trainer.precision=fp16 needs a GPU; use bf16 or no on a CPU")
     uses_task_model = TASK_SENTINEL in (

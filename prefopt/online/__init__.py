@@ -1,0 +1,1 @@
+"""Online algorithms: batches sampled from the policy being trained (online DPO, RLOO)."""

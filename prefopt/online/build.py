@@ -1,0 +1,109 @@
+"""A run's batch source and objective: the data set and the loss, or an online algorithm's.
+
+``online.kind`` (conf/online/) picks a builder from :data:`BUILDERS`; the trainer only ever sees the
+:class:`TrainingParts` it returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from prefopt.config_values import plain_dict
+from prefopt.eval.build import prompt_encoder
+from prefopt.eval.judges import build_judge
+from prefopt.losses import PreferenceLoss
+from prefopt.online.draws import PromptDraws, distinct_prompts
+from prefopt.online.pairs import OnlinePairs
+from prefopt.online.rollouts import RLOOObjective, RLOORollouts
+from prefopt.online.settings import online_settings
+from prefopt.trainer.batching import BatchSource, FixedBatches
+from prefopt.trainer.data_setup import train_pair_dicts
+from prefopt.trainer.objective import Objective, PreferenceObjective
+
+
+@dataclass
+class TrainingParts:
+    """What the trainer trains on and minimises."""
+
+    batches: BatchSource
+    objective: Objective
+    heldout_loss: PreferenceLoss | None  # the loss of held-out rows; None: the rows hold none
+
+
+@dataclass
+class PartsInputs:
+    """What the builders read: the run's config, task, data, models and loss."""
+
+    cfg: DictConfig
+    task: object  # the built-in task, or None
+    data: object  # prefopt.trainer.data_setup.PreparedData
+    models: object  # prefopt.trainer.model_setup.PreparedModels
+    loss_fn: PreferenceLoss
+    batch_size: int  # trainer.batch_size, in pairs (offline, online pairs) or prompts (rloo)
+    cache_dir: Path
+
+    def draws(self) -> PromptDraws:
+        """The training prompts, drawn per step from the run's seed."""
+        encode = prompt_encoder(self.data.tokenizer, plain_dict(self.cfg.data, "data"))
+        prompts = distinct_prompts(self.data.train_records)
+        return PromptDraws(prompts, encode, self.batch_size, int(self.cfg.seed))
+
+    def judge(self, reward_cfg: dict):
+        """The reward judge of the samples (a proxy trains on the run's pairs, once per sweep)."""
+        device = str(next(self.models.policy.parameters()).device)
+        return build_judge(
+            reward_cfg, self.task, self.cache_dir, train_pair_dicts(self.data), device
+        )
+
+
+def offline(inputs: PartsInputs, settings) -> TrainingParts:
+    """The data set's items in a seeded order per epoch, and the run's loss."""
+    batches = FixedBatches(inputs.data.train_items, inputs.batch_size, int(inputs.cfg.seed))
+    objective = PreferenceObjective(inputs.loss_fn, inputs.models.train_reference)
+    return TrainingParts(batches, objective, inputs.loss_fn)
+
+
+def online_pairs(inputs: PartsInputs, settings) -> TrainingParts:
+    """Online DPO: labelled pairs of the policy's samples, the run's paired loss."""
+    source = OnlinePairs(
+        inputs.draws(), inputs.data.tokenizer, inputs.judge(settings.reward), settings
+    )
+    objective = PreferenceObjective(inputs.loss_fn, inputs.models.train_reference)
+    return TrainingParts(source, objective, inputs.loss_fn)
+
+
+def rloo(inputs: PartsInputs, settings) -> TrainingParts:
+    """RLOO against the reward judge, KL to pi_ref."""
+    source = RLOORollouts(
+        inputs.draws(),
+        inputs.data.tokenizer,
+        inputs.judge(settings.reward),
+        inputs.models.pi_ref.live(),
+        settings,
+    )
+    return TrainingParts(source, RLOOObjective(settings.clip_eps), None)
+
+
+BUILDERS: dict[str, Callable[[PartsInputs, object], TrainingParts]] = {
+    "none": offline,
+    "pairs": online_pairs,
+    "rloo": rloo,
+}
+
+
+def training_parts(inputs: PartsInputs) -> TrainingParts:
+    """The batch source and objective that ``online.kind`` names."""
+    settings = online_settings(inputs.cfg.get("online"))
+    return BUILDERS[settings.kind](inputs, settings)
+
+
+def epoch_size(cfg: DictConfig, data) -> int:
+    """The items one epoch covers (before any model loads): the data set's training items, or, for
+    an online algorithm, its distinct training prompts."""
+    if online_settings(cfg.get("online")).kind == "none":
+        return len(data.train_items)
+    return len(distinct_prompts(data.train_records))
