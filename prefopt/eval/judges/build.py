@@ -21,11 +21,15 @@ def build_judge(
     cache_dir: str | Path | None = None,
     train_pairs: Sequence[Mapping[str, str]] | None = None,
     device: str = "cpu",
+    *,
+    heldout_pairs: Sequence[Mapping] | None = None,
 ) -> Judge:
     """Build the judge that ``judge_cfg.kind`` names; the other keys are its settings.
 
     gold needs ``task``; proxy needs ``train_pairs`` and ``cache_dir``, and starts from
-    ``name_or_path`` or, when that is null, from the task's reference model directory.
+    ``name_or_path`` or, when that is null, from the task's reference model directory. The proxy
+    reports its accuracy on ``heldout_pairs`` (see :class:`ProxyRewardJudge`); other kinds, which
+    train nothing, ignore them.
     """
     settings = {str(k): v for k, v in dict(judge_cfg).items()}
     kind = settings.pop("kind", None)
@@ -53,13 +57,18 @@ def build_judge(
         raise ValueError("the proxy judge needs a cache_dir to keep its trained model in")
     _check_settings(ProxyRewardJudge, settings, kind)
     return ProxyRewardJudge(
-        model_dir, list(train_pairs or []), cache_dir, device=device, **settings
+        model_dir,
+        list(train_pairs or []),
+        cache_dir,
+        heldout_pairs=heldout_pairs,
+        device=device,
+        **settings,
     )
 
 
 def _check_settings(judge_class: type, settings: Mapping, kind: str) -> None:
     """ValueError naming unknown settings and the valid ones."""
-    fixed = {"self", "device", "task", "model_dir", "train_pairs", "cache_dir"}
+    fixed = {"self", "device", "task", "model_dir", "train_pairs", "heldout_pairs", "cache_dir"}
     valid = sorted(set(inspect.signature(judge_class.__init__).parameters) - fixed)
     unknown = sorted(set(settings) - set(valid))
     if unknown:

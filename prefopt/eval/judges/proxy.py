@@ -8,6 +8,20 @@ output, it is fitted with the Bradley-Terry loss
 over the (prompt, chosen, rejected) string pairs. The trained model is cached under
 ``<cache_dir>/proxy_reward/<hash of (model dir, pairs, settings)>`` and loaded from there
 afterwards, so every run of a sweep that trains on the same data shares one proxy.
+
+Its ``train_info.json`` records the training (pairs, final loss, last epoch's accuracy), the mean
+and population standard deviation of the trained model's rewards over the training pairs' 2P
+responses (chosen and rejected), and, per set of held-out pairs (keyed by its hash, so held-out
+pairs never change the model's key), the held-out accuracy and its Bayes ceiling
+(:func:`prefopt.eval.judges.reward_stats.heldout_report`); ``info`` holds them for this judge.
+
+With ``normalize`` the judge scores
+
+    s(x, y) = (r(x, y) - reward_mean) / reward_std
+
+so the training responses' scores have mean 0 and standard deviation 1, as OpenRLHF normalises its
+reward model's outputs (it takes the moments over its evaluation pairs, with the unbiased standard
+deviation clamped at 1e-8). The map is increasing, so accuracies and preferences do not change.
 """
 
 from __future__ import annotations
@@ -26,16 +40,24 @@ import torch.nn.functional as F
 from prefopt.eval.hashing import stable_hash
 from prefopt.eval.judges.base import Judge
 from prefopt.eval.judges.reward_model import RewardModelJudge
+from prefopt.eval.judges.reward_stats import (
+    check_pairs,
+    heldout_report,
+    reward_moments,
+)
 from prefopt.models.loading import model_fingerprint
-from prefopt.results.store import atomic_write_json
+from prefopt.results.store import atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
 
-PAIR_KEYS = ("prompt", "chosen", "rejected")
-
 
 class ProxyRewardJudge(Judge):
-    """Pointwise judge from a Bradley-Terry reward model trained (or loaded) at construction."""
+    """Pointwise judge from a Bradley-Terry reward model trained (or loaded) at construction.
+
+    ``heldout_pairs``: pairs ({prompt, chosen, rejected}, optionally ``preference_prob``) to report
+    the trained model's held-out accuracy on; none (or empty) reports none. ``normalize`` changes
+    the scores, so it also changes the name (proxy:normalized).
+    """
 
     name = "proxy"
     pointwise = True
@@ -46,6 +68,8 @@ class ProxyRewardJudge(Judge):
         train_pairs: Sequence[Mapping[str, str]],
         cache_dir: str | Path,
         *,
+        heldout_pairs: Sequence[Mapping] | None = None,
+        normalize: bool = False,
         epochs: int = 2,
         lr: float = 1e-4,
         batch_size: int = 16,
@@ -54,7 +78,10 @@ class ProxyRewardJudge(Judge):
         seed: int = 0,
         device: str = "cpu",
     ):
-        pairs = _check_pairs(train_pairs)
+        if not train_pairs:
+            raise ValueError("the proxy reward model needs training pairs; got none")
+        pairs = check_pairs(train_pairs, "training")
+        heldout = check_pairs(heldout_pairs or [], "held-out", keep_prob=True)
         settings = dict(
             epochs=epochs,
             lr=lr,
@@ -80,21 +107,45 @@ class ProxyRewardJudge(Judge):
             device=device,
             name="proxy",
         )
+        self.info = self._measure(pairs, heldout)
+        self.normalize = normalize
+        self.name = "proxy:normalized" if normalize else "proxy"
+        if normalize and not self.info["reward_std"] > 0:
+            raise ValueError(
+                f"the proxy reward model at {self.path} gives every training response the same "
+                "reward; its rewards cannot be normalised"
+            )
 
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
-        return self.reward_model.score(prompts, responses)
+        rewards = self.reward_model.score(prompts, responses)  # (N,)
+        if not self.normalize:
+            return rewards
+        return (rewards - self.info["reward_mean"]) / self.info["reward_std"]
+
+    def _measure(self, pairs: list[dict], heldout: list[dict]) -> dict:
+        """train_info.json's records, plus what it lacks for these pairs, measured and saved: the
+        reward moments over the training responses and the held-out report of ``heldout``."""
+        info_path = self.path / "train_info.json"
+        info = read_json(info_path)
+        moments = {} if "reward_mean" in info else reward_moments(self.reward_model, pairs)
+        key = stable_hash(heldout)
+        report = info.get("heldout", {}).get(key, {}) if heldout else {}
+        new_reports = {}
+        if heldout and not report:
+            report = new_reports[key] = heldout_report(self.reward_model, heldout)
+            log.info("proxy reward model on %d held-out pairs: %s", len(heldout), report)
+        if moments or new_reports:
+            _add_to_info(info_path, moments, new_reports)
+        recorded = {k: v for k, v in info.items() if k != "heldout"}
+        return recorded | moments | report
 
 
-def _check_pairs(train_pairs: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
-    if not train_pairs:
-        raise ValueError("the proxy reward model needs training pairs; got none")
-    pairs = []
-    for i, pair in enumerate(train_pairs):
-        missing = [k for k in PAIR_KEYS if k not in pair]
-        if missing:
-            raise ValueError(f"training pair {i} lacks {missing}; each needs keys {PAIR_KEYS}")
-        pairs.append({k: str(pair[k]) for k in PAIR_KEYS})
-    return pairs
+def _add_to_info(path: Path, moments: dict, reports: dict) -> None:
+    """Add to train_info.json as it is now (another run may have added its held-out set since)."""
+    latest = read_json(path)
+    latest |= moments
+    latest["heldout"] = {**latest.get("heldout", {}), **reports}
+    atomic_write_json(path, latest)
 
 
 def _train_and_save(
