@@ -147,6 +147,23 @@ def _head_logits(split, input_ids, attention_mask, rows, cols) -> torch.Tensor:
     return head(hidden[rows, cols]).float()  # (K, V): position t predicts token t+1
 
 
+def response_positions(
+    response_mask: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Where each response token is predicted, for quantities aligned on the response's first token.
+
+    response_mask (N, T) bool. Returns ``rows`` (K,) and ``cols`` (K,), the K positions whose output
+    predicts a response token (column ``cols + 1`` is that token), ``positions`` (K,) the token's
+    index within its response, and ``width`` L, the longest response: a (K,) quantity goes to (N, L)
+    by ``zeros((N, L)).index_put((rows, positions), quantity)``.
+    """
+    mask = response_mask[:, 1:]  # (N, T-1): token t+1 is a response token
+    rows, cols = mask.nonzero(as_tuple=True)  # (K,), (K,)
+    positions = mask.long().cumsum(-1)[rows, cols] - 1  # (K,): index within the response
+    width = int(mask.sum(-1).max()) if mask.shape[0] else 0
+    return rows, cols, positions, width
+
+
 def response_token_logps(
     model: torch.nn.Module,
     input_ids: torch.Tensor,
@@ -163,8 +180,7 @@ def response_token_logps(
     (N, L) fp32 without gradient (WPO's weights), else None. Row sums of ``token_logps`` are
     :func:`sequence_logps`'s log-probs.
     """
-    mask = response_mask[:, 1:]  # (N, T-1): token t+1 is a response token
-    rows, cols = mask.nonzero(as_tuple=True)  # (K,), (K,)
+    rows, cols, positions, width = response_positions(response_mask)
     split = _split_head(model)
     if split is None:
         logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
@@ -173,9 +189,7 @@ def response_token_logps(
         logits = _head_logits(split, input_ids, attention_mask, rows, cols)  # (K, V)
     log_probs = logits - torch.logsumexp(logits, -1, keepdim=True)  # (K, V)
     picked = log_probs.gather(-1, input_ids[rows, cols + 1].unsqueeze(-1)).squeeze(-1)  # (K,)
-    lengths = mask.sum(-1)  # (N,)
-    positions = mask.long().cumsum(-1)[rows, cols] - 1  # (K,): index within the response
-    width = int(lengths.max()) if lengths.numel() else 0
+    lengths = response_mask[:, 1:].sum(-1)  # (N,)
     token_logps = picked.new_zeros((input_ids.shape[0], width)).index_put((rows, positions), picked)
     log_sum_sq = None
     if with_log_sum_sq_probs:

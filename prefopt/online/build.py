@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -18,8 +18,10 @@ from prefopt.eval.judges import build_judge
 from prefopt.losses import PreferenceLoss
 from prefopt.online.draws import PromptDraws, distinct_prompts
 from prefopt.online.pairs import OnlinePairs
+from prefopt.online.ppo import PPOObjective, PPORollouts
 from prefopt.online.rollouts import RLOOObjective, RLOORollouts
 from prefopt.online.settings import online_settings
+from prefopt.online.value_model import ValueModel
 from prefopt.trainer.batching import BatchSource, FixedBatches
 from prefopt.trainer.data_setup import train_pair_dicts
 from prefopt.trainer.objective import Objective, PreferenceObjective
@@ -32,6 +34,7 @@ class TrainingParts:
     batches: BatchSource
     objective: Objective
     heldout_loss: PreferenceLoss | None  # the loss of held-out rows; None: the rows hold none
+    trained_parts: dict = field(default_factory=dict)  # name -> a model trained beside the policy
 
 
 @dataclass
@@ -46,11 +49,12 @@ class PartsInputs:
     batch_size: int  # trainer.batch_size, in pairs (offline, online pairs) or prompts (rloo)
     cache_dir: Path
 
-    def draws(self) -> PromptDraws:
-        """The training prompts, drawn per step from the run's seed."""
+    def draws(self, per_step: int | None = None) -> PromptDraws:
+        """The training prompts, ``per_step`` (default the batch size) drawn at a time from the
+        run's seed."""
         encode = prompt_encoder(self.data.tokenizer, plain_dict(self.cfg.data, "data"))
         prompts = distinct_prompts(self.data.train_records)
-        return PromptDraws(prompts, encode, self.batch_size, int(self.cfg.seed))
+        return PromptDraws(prompts, encode, per_step or self.batch_size, int(self.cfg.seed))
 
     def judge(self, reward_cfg: dict):
         """The reward judge of the samples (a proxy trains on the run's pairs, once per sweep)."""
@@ -88,10 +92,37 @@ def rloo(inputs: PartsInputs, settings) -> TrainingParts:
     return TrainingParts(source, RLOOObjective(settings.clip_eps), None)
 
 
+def ppo(inputs: PartsInputs, settings) -> TrainingParts:
+    """PPO against the reward judge, its value model started from the judge's trained weights
+    where it has them (a proxy reward model, from pi_ref), else from pi_ref with a new head."""
+    judge = inputs.judge(settings.reward)
+    policy = inputs.models.policy
+    value_model = ValueModel.load(
+        str(getattr(judge, "path", None) or inputs.models.reference_path),
+        next(policy.parameters()).dtype,
+        next(policy.parameters()).device,
+        settings.value_lr,
+        float(inputs.cfg.trainer.max_grad_norm),
+    )
+    source = PPORollouts(
+        inputs.draws(settings.rollout_prompts),
+        inputs.data.tokenizer,
+        judge,
+        inputs.models.pi_ref.live(),
+        value_model,
+        settings,
+        inputs.batch_size,
+    )
+    return TrainingParts(
+        source, PPOObjective(value_model, settings), None, {"value_model": value_model}
+    )
+
+
 BUILDERS: dict[str, Callable[[PartsInputs, object], TrainingParts]] = {
     "none": offline,
     "pairs": online_pairs,
     "rloo": rloo,
+    "ppo": ppo,
 }
 
 
@@ -104,6 +135,7 @@ def training_parts(inputs: PartsInputs) -> TrainingParts:
 def epoch_size(cfg: DictConfig, data) -> int:
     """The items one epoch covers (before any model loads): the data set's training items, or, for
     an online algorithm, its distinct training prompts."""
-    if online_settings(cfg.get("online")).kind == "none":
+    settings = online_settings(cfg.get("online"))
+    if settings.kind == "none":
         return len(data.train_items)
-    return len(distinct_prompts(data.train_records))
+    return settings.epoch_items(len(distinct_prompts(data.train_records)))

@@ -17,8 +17,8 @@ class PromptDraws:
     ):
         if per_step > len(prompts):
             raise ValueError(
-                f"{per_step} prompts per step (trainer.batch_size) but only {len(prompts)} "
-                "distinct training prompts"
+                f"{per_step} prompts per draw (trainer.batch_size; online.rollout_prompts for "
+                f"PPO) but the training data has only {len(prompts)} distinct prompts"
             )
         self.prompts, self.per_step = list(prompts), per_step
         self.prompt_ids = [encode(text) for text in self.prompts]

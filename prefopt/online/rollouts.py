@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -41,7 +41,7 @@ FORWARD_ROWS = 64  # sequences per no-gradient forward when a rollout's log-prob
 
 @dataclass
 class Rollout:
-    """One sampled response with what the loss needs of its rollout."""
+    """One sampled response with what RLOO's loss needs of its rollout."""
 
     prompt_ids: list[int]
     response_ids: list[int]  # EOS included where the response ended with it
@@ -56,26 +56,29 @@ class Rollout:
         return len(self.prompt_ids) + len(self.response_ids)
 
 
-def collate_rollouts(items: Sequence[Rollout], indices: Sequence[int], pad_id: int) -> dict:
-    """input_ids / attention_mask / response_mask (N, T), old_logps and token_mask (N, L) aligned on
-    each response's first token, advantages / scores / kls / finished (N,), ``index`` None."""
+def collate_samples(items: Sequence, indices: Sequence[int], pad_id: int) -> dict:
+    """A micro-batch of sampled responses (dataclasses with ``prompt_ids`` and ``response_ids``):
+    input_ids / attention_mask / response_mask (N, T); ``token_mask`` (N, L) and each tensor field
+    (n,) as (N, L), aligned on the response's first token and 0-padded; each number field as (N,)
+    fp32; ``index`` None (no table holds them)."""
     rows = [items[i] for i in indices]
     batch = build_batch([r.prompt_ids for r in rows], [r.response_ids for r in rows], pad_id)
-    width = max(len(r.response_ids) for r in rows)
-    old = torch.zeros(len(rows), width)  # (N, L)
-    for k, r in enumerate(rows):
-        old[k, : len(r.response_ids)] = r.old_logps
     lengths = torch.tensor([len(r.response_ids) for r in rows])  # (N,)
-    batch.update(
-        old_logps=old,
-        token_mask=torch.arange(width)[None, :] < lengths[:, None],  # (N, L)
-        advantages=torch.tensor([r.advantage for r in rows]),
-        scores=torch.tensor([r.score for r in rows]),
-        kls=torch.tensor([r.kl for r in rows]),
-        finished=torch.tensor([r.finished for r in rows], dtype=torch.float32),
-        index=None,
-        num_tokens=int(batch["attention_mask"].sum()),
-    )
+    width = int(lengths.max())
+    batch["token_mask"] = torch.arange(width)[None, :] < lengths[:, None]  # (N, L)
+    for field in fields(rows[0]):
+        if field.name in ("prompt_ids", "response_ids"):
+            continue
+        values = [getattr(r, field.name) for r in rows]
+        if torch.is_tensor(values[0]):
+            padded = torch.zeros(len(rows), width)  # (N, L)
+            for k, value in enumerate(values):
+                padded[k, : len(value)] = value
+            batch[field.name] = padded
+        else:
+            batch[field.name] = torch.tensor(values, dtype=torch.float32)  # (N,)
+    batch["index"] = None
+    batch["num_tokens"] = int(batch["attention_mask"].sum())
     return batch
 
 
@@ -132,7 +135,7 @@ class RLOORollouts:
             )
             for j in range(len(rows))
         ]
-        return GlobalBatch(items, list(range(len(items))), collate_rollouts)
+        return GlobalBatch(items, list(range(len(items))), collate_samples)
 
     def _logps(self, policy, prompt_ids, response_ids):
         """(N, L) token log-probs of the responses under the sampling policy and pi_ref, and the
@@ -161,7 +164,7 @@ class RLOORollouts:
 
 
 class RLOOObjective:
-    """RLOO's clipped sequence-ratio loss on a micro-batch of :func:`collate_rollouts`."""
+    """RLOO's clipped sequence-ratio loss on a micro-batch of :func:`collate_samples`."""
 
     name = "rloo"
     min_batch_size = 1
@@ -179,12 +182,12 @@ class RLOOObjective:
         mask = inputs["token_mask"]  # (N, L)
         log_ratio = torch.where(mask, logps.float() - inputs["old_logps"], 0.0).sum(-1)  # (N,)
         losses, ratio, clipped = clipped_surrogate(
-            log_ratio, inputs["advantages"], self.clip_eps, self.clip_eps
+            log_ratio, inputs["advantage"], self.clip_eps, self.clip_eps
         )  # (N,) x3
         sums = {
             "loss": losses.detach().sum(),
-            "rollout_score": inputs["scores"].sum(),
-            "rollout_kl": inputs["kls"].sum(),
+            "rollout_score": inputs["score"].sum(),
+            "rollout_kl": inputs["kl"].sum(),
             "rollout_length": lengths.float().sum(),
             "rollout_finished": inputs["finished"].sum(),
             "clip_fraction": clipped.float().sum(),

@@ -6,9 +6,20 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
-from prefopt.config_keys import NAME, CheckedGroup, Rule, choice, integer, key, number
+from prefopt.config_keys import (
+    FLAG,
+    NAME,
+    CheckedGroup,
+    Rule,
+    choice,
+    integer,
+    key,
+    number,
+    optional,
+)
 from prefopt.config_values import plain_dict
 from prefopt.errors import ConfigError
 from prefopt.rl.rewards import KL_ESTIMATORS
@@ -41,6 +52,10 @@ class OnlinePairsSettings(CheckedGroup):
     max_redraws: int = key(integer(0))
     max_new_tokens: int = key(integer(1))
 
+    def epoch_items(self, prompts: int) -> int:
+        """Items one epoch covers: one step's batch per ``trainer.batch_size`` prompts."""
+        return prompts
+
 
 @dataclass(frozen=True)
 class RLOOSettings(CheckedGroup):
@@ -58,8 +73,52 @@ class RLOOSettings(CheckedGroup):
     clip_eps: float = key(number(0.0, 1.0, above=True, below=True))
     max_new_tokens: int = key(integer(1))
 
+    def epoch_items(self, prompts: int) -> int:
+        """Items one epoch covers: one step's batch per ``trainer.batch_size`` prompts."""
+        return prompts
 
-SETTINGS = {"none": OfflineSettings, "pairs": OnlinePairsSettings, "rloo": RLOOSettings}
+
+@dataclass(frozen=True)
+class PPOSettings(CheckedGroup):
+    """``online=ppo``: PPO with a value model and GAE (conf/online/ppo.yaml)."""
+
+    GROUP = "online"
+
+    kind: str = key(choice(("ppo",)))
+    run_label: str = key(NAME)
+    reward: dict = key(JUDGE_CONFIG)
+    rollout_prompts: int = key(integer(1))
+    ppo_epochs: int = key(integer(1))
+    kl_coef: float = key(number(0.0))
+    kl_target: float | None = key(optional(number(0.0, above=True), "a fixed kl_coef"))
+    kl_horizon: float = key(number(0.0, above=True))
+    kl_estimator: str = key(choice(KL_ESTIMATORS))
+    missing_eos_penalty: float = key(number(0.0))
+    clip_eps: float = key(number(0.0, 1.0, above=True, below=True))
+    value_clip: float = key(number(0.0, above=True))
+    vf_coef: float = key(number(0.0))
+    value_lr: float = key(number(0.0, above=True))
+    gamma: float = key(number(0.0, 1.0))
+    lam: float = key(number(0.0, 1.0))
+    whiten_advantages: bool = key(FLAG)
+    max_new_tokens: int = key(integer(1))
+
+    def epoch_items(self, prompts: int) -> int:
+        """Items one epoch covers: each prompt's response trained on ``ppo_epochs`` times."""
+        return prompts * self.ppo_epochs
+
+    def check(self) -> None:
+        """beta starts above 0 where the controller moves it (it scales beta)."""
+        if self.kl_target is not None and self.kl_coef <= 0:
+            raise self.error(f"kl_coef={self.kl_coef}: the adaptive controller needs kl_coef > 0")
+
+
+SETTINGS = {
+    "none": OfflineSettings,
+    "pairs": OnlinePairsSettings,
+    "rloo": RLOOSettings,
+    "ppo": PPOSettings,
+}
 
 
 def online_settings(cfg) -> OfflineSettings | OnlinePairsSettings | RLOOSettings:
@@ -85,6 +144,11 @@ def check_online(cfg, loss_fn) -> None:
         raise ConfigError(
             f"online=pairs trains a paired loss on labelled pairs of samples; loss "
             f"{loss_fn.name!r} takes unpaired data"
+        )
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    if settings.kind == "ppo" and processes > 1:
+        raise ConfigError(
+            f"online=ppo trains its value model on one process; this launch has {processes}"
         )
     if cfg.trainer.reference_sync_every and settings.kind != "pairs":
         raise ConfigError(

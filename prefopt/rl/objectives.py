@@ -160,15 +160,24 @@ def value_loss(
             f"values {tuple(values.shape)}, old_values {tuple(old_values.shape)}, returns "
             f"{tuple(returns.shape)} and mask {tuple(mask.shape)} must have one shape (B, T)"
         )
-    if clip_range <= 0:
-        raise ValueError(f"clip_range must be > 0; got {clip_range}")
     response_lengths(mask)
     mask = mask.bool()
+    errors, clipped = clipped_value_errors(values, old_values, returns, clip_range)  # (B, T) x2
+    with torch.no_grad():
+        fraction = masked_mean(clipped.to(values.dtype), mask)
+    return ValueLoss(loss=masked_mean(errors, mask), clip_fraction=fraction)
+
+
+def clipped_value_errors(
+    values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, clip_range: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Elementwise 0.5 max((V - G)^2, (V_old + clip(V - V_old, -c, c) - G)^2) and whether the
+    clipped error is the larger, for V, V_old and G of one shape."""
+    if clip_range <= 0:
+        raise ValueError(f"clip_range must be > 0; got {clip_range}")
     old_values, returns = old_values.detach(), returns.detach()
     clipped_values = old_values + torch.clamp(values - old_values, -clip_range, clip_range)
-    unclipped_error = (values - returns) ** 2  # (B, T)
-    clipped_error = (clipped_values - returns) ** 2  # (B, T)
-    loss = VALUE_LOSS_SCALE * masked_mean(torch.maximum(unclipped_error, clipped_error), mask)
-    with torch.no_grad():
-        fraction = masked_mean((clipped_error > unclipped_error).to(values.dtype), mask)
-    return ValueLoss(loss=loss, clip_fraction=fraction)
+    unclipped_error = (values - returns) ** 2  # (...)
+    clipped_error = (clipped_values - returns) ** 2  # (...)
+    errors = VALUE_LOSS_SCALE * torch.maximum(unclipped_error, clipped_error)  # (...)
+    return errors, clipped_error > unclipped_error

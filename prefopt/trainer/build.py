@@ -130,15 +130,15 @@ def build_run(cfg: DictConfig, run_dir: Path, loss_fn: PreferenceLoss) -> Run:
             "reference_cache": models.cache_keys,
             "model_path": resolved.model_path,
         },
-        **moving_reference(models.reference_sync),
+        **step_parts(models.reference_sync, parts.trained_parts),
     )
 
 
-def moving_reference(sync) -> dict:
-    """The Run fields of TR-DPO's update: a step hook whose state (the moved weights) is saved."""
-    if sync is None:
-        return {}
-    return {"step_hooks": [sync], "checkpointed": {"reference_sync": sync}}
+def step_parts(sync, trained: dict) -> dict:
+    """The Run fields of what updates itself after each step, whose state checkpoints keep: TR-DPO's
+    moving reference (its weights), the models an online algorithm trains beside the policy."""
+    parts = dict(trained) if sync is None else {"reference_sync": sync, **trained}
+    return {"step_hooks": list(parts.values()), "checkpointed": parts}
 
 
 def check_schedule(num_items: int, settings: RunSettings, processes: int) -> Schedule:

@@ -52,6 +52,7 @@ class PreparedModels:
     cache_keys: dict[str, str] = field(default_factory=dict)
     reference_sync: ReferenceSync | None = None  # TR-DPO's update of train_reference, if on
     pi_ref: PiRef | None = None  # the run's live pi_ref, loaded on first use (online algorithms)
+    reference_path: str | None = None  # pi_ref's directory or hub id
 
 
 def prepare_models(
@@ -135,6 +136,7 @@ def prepare_models(
         {} if tables is None else tables.keys,
         reference_sync,
         pi_ref,
+        resolved.reference_path,
     )
 
 

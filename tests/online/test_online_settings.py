@@ -23,7 +23,7 @@ def test_each_kind_composes_into_its_settings(compose_config):
         (["online=rloo", "online.clip_eps=1.5"], "online.clip_eps=1.5"),
         (["online=pairs", "online.label_temperature=-1"], "online.label_temperature=-1"),
         (["online=pairs", "+online.beta=1"], "online.beta: unknown key"),
-        (["online=pairs", "online.kind=ppo"], "online.kind='ppo'"),
+        (["online=pairs", "online.kind=dqn"], "online.kind='dqn'"),
         (["online=pairs", "loss=kto"], "takes unpaired data"),
         (
             ["online=rloo", "trainer.reference_sync_every=4", "trainer.reference=frozen_copy"],

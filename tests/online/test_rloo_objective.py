@@ -5,7 +5,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from prefopt.models.logprobs import sequence_logps
-from prefopt.online.rollouts import RLOOObjective, Rollout, collate_rollouts, token_logps
+from prefopt.online.rollouts import RLOOObjective, Rollout, collate_samples, token_logps
 
 PAD = 0
 
@@ -20,7 +20,7 @@ def policy():
 
 def _rollouts(policy, advantages):
     prompts, responses = [[3, 4], [3, 4, 5], [6]], [[7, 8, 1], [9], [10, 11]]
-    batch = collate_rollouts(
+    batch = collate_samples(
         [
             Rollout(p, r, torch.zeros(len(r)), 0.0, 0.0, 0.0, True)
             for p, r in zip(prompts, responses, strict=True)
@@ -37,7 +37,7 @@ def _rollouts(policy, advantages):
 
 def test_collation_aligns_old_logps_and_masks_padding(policy):
     items = _rollouts(policy, [1.0, -0.5, -0.5])
-    batch = collate_rollouts(items, [0, 1, 2], PAD)
+    batch = collate_samples(items, [0, 1, 2], PAD)
     assert batch["token_mask"].tolist() == [[1, 1, 1], [1, 0, 0], [1, 1, 0]]
     assert batch["old_logps"][1, 1:].tolist() == [0.0, 0.0]
     assert batch["index"] is None and batch["finished"].tolist() == [1.0, 0.0, 1.0]
@@ -46,7 +46,7 @@ def test_collation_aligns_old_logps_and_masks_padding(policy):
 
 def test_fresh_rollout_loss_is_minus_the_advantage_with_reinforce_gradient(policy):
     advantages = [1.0, -0.25, -0.75]
-    batch = collate_rollouts(_rollouts(policy, advantages), [0, 1, 2], PAD)
+    batch = collate_samples(_rollouts(policy, advantages), [0, 1, 2], PAD)
     losses, sums = RLOOObjective(clip_eps=0.2).micro_batch(policy, batch)
     assert torch.allclose(losses, -torch.tensor(advantages), atol=1e-6)  # rho = 1
     assert sums["clip_fraction"].item() == 0.0
@@ -63,7 +63,7 @@ def test_fresh_rollout_loss_is_minus_the_advantage_with_reinforce_gradient(polic
 
 
 def test_a_positive_advantage_raises_its_response_and_the_clip_stops_it(policy):
-    batch = collate_rollouts(_rollouts(policy, [1.0, 0.0, 0.0]), [0], PAD)
+    batch = collate_samples(_rollouts(policy, [1.0, 0.0, 0.0]), [0], PAD)
     objective = RLOOObjective(clip_eps=0.2)
     optimizer = torch.optim.SGD(policy.parameters(), lr=0.01)
     before = token_logps(policy, batch).sum()
