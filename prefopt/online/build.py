@@ -22,9 +22,11 @@ from prefopt.online.ppo import PPOObjective, PPORollouts
 from prefopt.online.rollouts import RLOOObjective, RLOORollouts
 from prefopt.online.settings import online_settings
 from prefopt.online.value_model import ValueModel
+from prefopt.results.store import atomic_write_json
 from prefopt.trainer.batching import BatchSource, FixedBatches
-from prefopt.trainer.data_setup import train_pair_dicts
+from prefopt.trainer.data_setup import pair_dicts
 from prefopt.trainer.objective import Objective, PreferenceObjective
+from prefopt.trainer.setup import is_main_process
 
 
 @dataclass
@@ -46,8 +48,11 @@ class PartsInputs:
     data: object  # prefopt.trainer.data_setup.PreparedData
     models: object  # prefopt.trainer.model_setup.PreparedModels
     loss_fn: PreferenceLoss
-    batch_size: int  # trainer.batch_size, in pairs (offline, online pairs) or prompts (rloo)
+    batch_size: (
+        int  # trainer.batch_size: pairs (offline, online pairs), prompts (rloo), responses (ppo)
+    )
     cache_dir: Path
+    run_dir: Path
 
     def draws(self, per_step: int | None = None) -> PromptDraws:
         """The training prompts, ``per_step`` (default the batch size) drawn at a time from the
@@ -57,11 +62,22 @@ class PartsInputs:
         return PromptDraws(prompts, encode, per_step or self.batch_size, int(self.cfg.seed))
 
     def judge(self, reward_cfg: dict):
-        """The reward judge of the samples (a proxy trains on the run's pairs, once per sweep)."""
+        """The reward judge of the samples. A reward model trained on the run's pairs (a proxy,
+        once per sweep) is scored on the validation pairs: ``reward_model.json`` in the run holds
+        its held-out accuracy against the Bayes ceiling."""
         device = str(next(self.models.policy.parameters()).device)
-        return build_judge(
-            reward_cfg, self.task, self.cache_dir, train_pair_dicts(self.data), device
+        judge = build_judge(
+            reward_cfg,
+            self.task,
+            self.cache_dir,
+            pair_dicts(self.data.train_records),
+            device,
+            heldout_pairs=pair_dicts(self.data.validation_records),
         )
+        info = getattr(judge, "info", None)
+        if info is not None and is_main_process():
+            atomic_write_json(self.run_dir / "reward_model.json", info)
+        return judge
 
 
 def offline(inputs: PartsInputs, settings) -> TrainingParts:

@@ -110,7 +110,9 @@ def build_run(cfg: DictConfig, run_dir: Path, loss_fn: PreferenceLoss) -> Run:
         cfg, task, resolved, data, models, cache_dir, run_dir
     )
     parts = training_parts(
-        PartsInputs(cfg, task, data, models, loss_fn, settings.trainer.batch_size, cache_dir)
+        PartsInputs(
+            cfg, task, data, models, loss_fn, settings.trainer.batch_size, cache_dir, Path(run_dir)
+        )
     )
     return Run(
         run_dir=Path(run_dir),

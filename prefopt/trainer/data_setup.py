@@ -47,17 +47,24 @@ class PreparedData:
     heldout_pairs: dict[str, list[TrainItem]]  # implicit-reward metrics (paired data only)
     heldout_loss_items: dict[str, list[TrainItem]]  # the loss's own format
     train_records: list  # raw training records (the proxy reward model trains on them)
+    validation_records: list  # raw validation records (a reward model's held-out accuracy)
     eval_prompts: dict[str, list[str]]
     hashes: dict[str, str]
     items_per_pair: int = 1  # 2 where an unpaired loss's training items split the data's pairs
 
 
-def train_pair_dicts(data: PreparedData) -> list[dict[str, str]]:
-    """The training records that are pairs, as {prompt, chosen, rejected} strings (a proxy reward
-    model trains on them)."""
+def pair_dicts(records: list) -> list[dict]:
+    """The records that are pairs, as {prompt, chosen, rejected} strings and their true preference
+    probability where the data knows it (a built-in task's ``preference_prob``, else None): what a
+    reward model trains and is scored on."""
     return [
-        {"prompt": r.prompt, "chosen": r.chosen, "rejected": r.rejected}
-        for r in data.train_records
+        {
+            "prompt": r.prompt,
+            "chosen": r.chosen,
+            "rejected": r.rejected,
+            "preference_prob": r.meta.get("preference_prob"),
+        }
+        for r in records
         if hasattr(r, "chosen")
     ]
 
@@ -222,6 +229,7 @@ def prepare_data(
         heldout_pairs,
         heldout_loss_items,
         records["train"],
+        records.get("validation", []),
         prompts,
         hashes,
         items_per_pair=2 if split_pairs else 1,

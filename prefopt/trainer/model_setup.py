@@ -22,7 +22,7 @@ from prefopt.models.loading import (
 from prefopt.models.logprobs import compile_backbone
 from prefopt.results.store import atomic_write_json
 from prefopt.trainer.checkpoint import checkpoint_name
-from prefopt.trainer.data_setup import PreparedData, train_pair_dicts
+from prefopt.trainer.data_setup import PreparedData, pair_dicts
 from prefopt.trainer.reference import (
     LIVE_MODES,
     LiveReference,
@@ -151,7 +151,7 @@ def run_evaluator(cfg, task, data, models):
         models.eval_reference_model(),
         models.baseline_fingerprint,
         data.eval_prompts,
-        train_pair_dicts(data),
+        pair_dicts(data.train_records),
         task=task,
         device=str(next(models.policy.parameters()).device),
     )

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from prefopt.online.pairs import OnlinePairs
 from prefopt.online.ppo import PPORollouts
@@ -107,3 +108,19 @@ def test_an_online_run_cut_and_resumed_logs_what_a_straight_run_logs(
     assert _rows(tmp_path / "cut") == _rows(tmp_path / "straight")
     losses = [r["loss"] for r in _rows(tmp_path / "straight") if r["split"] == "train"]
     assert len(set(losses)) == len(losses)  # every step trained on batches of its own
+
+
+@pytest.mark.slow
+def test_ppo_against_a_reward_model_starts_its_critic_from_it_and_reports_its_accuracy(
+    compose_config, tmp_path
+):
+    cfg = compose_config([*PPO_GT, "judge@online.reward=proxy", "eval.generate=false"])
+    trainer = _trainer(cfg, tmp_path)
+    reward_model = trainer.batches.judge.reward_model.model  # trained on the run's pairs
+    critic = trainer.run.checkpointed["value_model"].model
+    assert torch.equal(critic.score.weight, reward_model.score.weight)
+    assert torch.equal(critic.base_model.wte.weight, reward_model.base_model.wte.weight)
+    report = json.loads((tmp_path / "reward_model.json").read_text())
+    assert report["heldout_pairs"] == 16  # reviews_tiny's validation pairs
+    assert 0.0 <= report["heldout_accuracy"] <= 1.0
+    assert 0.5 <= report["bayes_accuracy"] <= 1.0  # the ceiling the task's labels allow
