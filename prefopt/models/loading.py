@@ -44,6 +44,17 @@ MODEL_JSON_FILES = (
 # config attributes that give a model's number of positions, in the order they are read
 CONTEXT_ATTRIBUTES = ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length")
 TRUTHY = ("1", "ON", "YES", "TRUE")  # values of HF_HUB_OFFLINE that turn the hub off
+# The loading keys a `model` config holds (conf/model/hf.yaml gives each one's default and meaning)
+# and what an empty config ({}: a model that no run's config describes, such as the proxy judge's
+# base model or a test's) loads with: as saved, in float32, from safetensors, no code of its own.
+AS_SAVED = {
+    "revision": None,
+    "trust_remote_code": False,
+    "use_safetensors": True,
+    "dtype": "float32",
+    "attn_implementation": None,
+    "gradient_checkpointing": False,
+}
 
 
 def resolve_dtype(name: str) -> torch.dtype:
@@ -180,13 +191,25 @@ def _named_load_failure(name_or_path: str | Path, what: str, revision: str | Non
         raise ModelError(f"cannot load the {what}: {problem}") from exc
 
 
+def loading_settings(model_cfg: Mapping) -> Mapping:
+    """The :data:`AS_SAVED` keys of a `model` config, which must hold them all (a composed one
+    does); an empty config gets :data:`AS_SAVED` itself."""
+    if not model_cfg:
+        return AS_SAVED
+    missing = [key for key in AS_SAVED if key not in model_cfg]
+    if missing:
+        raise ConfigError(f"model.{missing[0]} is missing (conf/model/hf.yaml has every key)")
+    return {key: model_cfg[key] for key in AS_SAVED}
+
+
 def load_tokenizer(path: str | Path, model_cfg: Mapping):
     """The tokenizer, with a pad token (EOS when the tokenizer has none) and right padding."""
-    with _named_load_failure(path, "tokenizer", model_cfg.get("revision")):
+    settings = loading_settings(model_cfg)
+    with _named_load_failure(path, "tokenizer", settings["revision"]):
         tokenizer = AutoTokenizer.from_pretrained(
             str(path),
-            revision=model_cfg.get("revision"),
-            trust_remote_code=bool(model_cfg.get("trust_remote_code", False)),
+            revision=settings["revision"],
+            trust_remote_code=bool(settings["trust_remote_code"]),
         )
     if tokenizer.eos_token_id is None:
         raise ValueError(f"tokenizer of {path} has no eos_token; responses need one to end")
@@ -205,18 +228,18 @@ def disable_dropout(model: torch.nn.Module) -> None:
 
 def load_causal_lm(path: str | Path, model_cfg: Mapping) -> torch.nn.Module:
     """A causal LM from a hub id or a local ``save_pretrained`` directory, dropout off."""
-    dtype = resolve_dtype(model_cfg.get("dtype", "float32"))
-    with _named_load_failure(path, "model", model_cfg.get("revision")):
+    settings = loading_settings(model_cfg)
+    with _named_load_failure(path, "model", settings["revision"]):
         model = AutoModelForCausalLM.from_pretrained(
             str(path),
-            revision=model_cfg.get("revision"),
-            trust_remote_code=bool(model_cfg.get("trust_remote_code", False)),
-            use_safetensors=model_cfg.get("use_safetensors", True),
-            dtype=dtype,
-            attn_implementation=model_cfg.get("attn_implementation"),
+            revision=settings["revision"],
+            trust_remote_code=bool(settings["trust_remote_code"]),
+            use_safetensors=settings["use_safetensors"],
+            dtype=resolve_dtype(settings["dtype"]),
+            attn_implementation=settings["attn_implementation"],
         )
     disable_dropout(model)
-    if model_cfg.get("gradient_checkpointing", False):
+    if settings["gradient_checkpointing"]:
         model.gradient_checkpointing_enable()
     return model
 
@@ -256,6 +279,7 @@ def model_fingerprint(path: str | Path, model_cfg: Mapping) -> str:
     For a local directory: config.json and, per weight file, its name, size and the sha256 of its first
     and last MiB (cheap even for large checkpoints). For a hub id: the id and revision.
     """
+    settings = loading_settings(model_cfg)
     digest = hashlib.sha256()
     local = Path(path)
     if local.is_dir():
@@ -268,6 +292,6 @@ def model_fingerprint(path: str | Path, model_cfg: Mapping) -> str:
                 handle.seek(max(0, size - (1 << 20)))
                 digest.update(handle.read(1 << 20))
     else:
-        digest.update(json.dumps([str(path), model_cfg.get("revision")]).encode())
-    digest.update(str(model_cfg.get("dtype", "float32")).encode())
+        digest.update(json.dumps([str(path), settings["revision"]]).encode())
+    digest.update(str(settings["dtype"]).encode())
     return digest.hexdigest()[:16]
