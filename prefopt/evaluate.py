@@ -40,6 +40,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from prefopt.console import setup_console
 from prefopt.errors import RunMismatchError, UserError
+from prefopt.eval.settings import EvalSettings
 from prefopt.results.store import atomic_write_json, read_json, to_jsonable
 from prefopt.trainer.checkpoint import (
     best_weights_dir,
@@ -154,8 +155,9 @@ def evaluate_run(
     point = find_checkpoint(run_dir, checkpoint)
     cfg = OmegaConf.load(config_path)
     _check_inputs_unchanged(run_dir, cfg)
-    ns = list(cfg.eval.get("best_of_n_ns") or [])
-    if best_of_n and not (ns and cfg.eval.get("generate", True)):
+    settings = EvalSettings.from_config(cfg.eval)  # every key, as the trainer checked them
+    ns = list(settings.best_of_n_ns)
+    if best_of_n and not (ns and settings.generate):
         raise ArgumentError(
             "best_of_n=true needs a run that generates (eval.generate) with eval.best_of_n_ns"
         )
@@ -207,7 +209,8 @@ def _score(
     cache_dir = Path(str(cfg.cache_dir)).expanduser().resolve()
     task, resolved = resolve_task(cfg, cache_dir)
     data = data_setup.prepare_data(cfg, resolved, loss_fn, scratch)
-    generates = bool(cfg.eval.get("generate", True))
+    settings = RunSettings.from_config(cfg, accelerator.num_processes, data.items_per_pair)
+    generates = settings.eval.generate
     _check_split(split, data, generates)
     models = model_setup.prepare_models(cfg, resolved, loss_fn, data, cache_dir, accelerator)
     evaluator = None
@@ -222,7 +225,6 @@ def _score(
     def evaluate_generations(model, split_name: str, step: int) -> dict:
         return evaluator.evaluate(model, split_name, step, int(cfg.seed), samples_path=samples_path)
 
-    settings = RunSettings.from_config(cfg, accelerator.num_processes, data.items_per_pair)
     run = Run(
         run_dir=scratch,
         policy=models.policy,
@@ -267,7 +269,7 @@ def _accelerator(cfg: DictConfig):
 
     if cfg.get("num_threads"):
         torch.set_num_threads(int(cfg.num_threads))
-    device = pick_device(str(cfg.get("device", "auto")))
+    device = pick_device(str(cfg.device))
     AcceleratorState._reset_state(reset_partial_state=False)
     return Accelerator(mixed_precision=cfg.trainer.precision, cpu=device.type == "cpu")
 

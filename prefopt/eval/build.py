@@ -13,8 +13,10 @@ import torch
 
 from prefopt.config_values import TASK_SENTINEL, plain_dict
 from prefopt.data.control_tokens import control_token_ids
+from prefopt.data.settings import DataSettings
 from prefopt.eval.evaluator import Evaluator
 from prefopt.eval.judges import build_judge
+from prefopt.eval.settings import EvalSettings
 
 
 def build_evaluator(
@@ -45,7 +47,7 @@ def build_evaluator(
         task = build_task(cfg["task"])
     judge = build_judge(judge_cfg, task, cache_dir, train_pairs, device=device)
     proxy_judge = None
-    if eval_cfg.get("proxy"):
+    if EvalSettings.from_config(eval_cfg).proxy:
         model_path = str(cfg["model"]["name_or_path"])
         proxy_cfg = {
             "kind": "proxy",
@@ -53,7 +55,7 @@ def build_evaluator(
         }
         proxy_judge = build_judge(proxy_cfg, task, cache_dir, train_pairs, device=device)
     if encode_prompt is None:
-        encode_prompt = prompt_encoder(tokenizer, plain_dict(cfg.get("data") or {}, "data"))
+        encode_prompt = prompt_encoder(tokenizer, cfg["data"])
     return Evaluator(
         eval_cfg,
         judge,
@@ -82,8 +84,9 @@ def control_ids(loss_cfg: Mapping | None, tokenizer) -> list[int]:
 def prompt_encoder(tokenizer, data_cfg: Mapping) -> Callable[[str], list[int]]:
     """Prompt text -> ids as the data pipeline encodes training prompts: no special tokens, BOS
     first when ``data.add_bos`` (once), and only the last ``data.max_prompt_length`` tokens."""
-    add_bos = bool(data_cfg.get("add_bos", False)) and tokenizer.bos_token_id is not None
-    limit = data_cfg.get("max_prompt_length")
+    data = DataSettings.from_cfg(data_cfg)
+    add_bos = data.add_bos and tokenizer.bos_token_id is not None
+    limit = data.max_prompt_length
 
     def encode(text: str) -> list[int]:
         ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])

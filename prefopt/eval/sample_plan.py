@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DEFAULT_REFERENCE_SAMPLES = 4  # pi_ref samples per prompt when the config does not say
-DEFAULT_POLICY_SAMPLES = 1  # policy samples per prompt when the config does not say
+from prefopt.eval.settings import eval_defaults
+
 TEST_SPLIT = "test"  # the split that eval_cfg's test_*_samples_per_prompt apply to
 
 
@@ -25,17 +25,14 @@ class SampleCounts:
 def samples_per_prompt(eval_cfg: Mapping, splits) -> dict[str, SampleCounts]:
     """Each split's counts: ``policy_samples_per_prompt`` and ``reference_samples_per_prompt``,
     on the test split ``test_policy_samples_per_prompt`` and ``test_reference_samples_per_prompt``
-    where given."""
-    counts = SampleCounts(
-        policy=_positive_int(
-            eval_cfg.get("policy_samples_per_prompt", DEFAULT_POLICY_SAMPLES),
-            "policy_samples_per_prompt",
-        ),
-        reference=_positive_int(
-            eval_cfg.get("reference_samples_per_prompt", DEFAULT_REFERENCE_SAMPLES),
-            "reference_samples_per_prompt",
-        ),
-    )
+    where given (null or left out: the other splits' counts). A mapping written by hand that
+    leaves out one of the first two gets conf/eval/default.yaml's value (:func:`eval_defaults`)."""
+
+    def count(name: str) -> int:
+        value = eval_cfg[name] if name in eval_cfg else getattr(eval_defaults(), name)
+        return _positive_int(value, name)
+
+    counts = SampleCounts(count("policy_samples_per_prompt"), count("reference_samples_per_prompt"))
     test_counts = SampleCounts(
         policy=_positive_int_or(eval_cfg, "test_policy_samples_per_prompt", counts.policy),
         reference=_positive_int_or(eval_cfg, "test_reference_samples_per_prompt", counts.reference),

@@ -6,7 +6,11 @@ it: ``eval.temperature=0: expected a positive number``.
 
 from __future__ import annotations
 
+import functools
+import os
 from dataclasses import dataclass, replace
+
+from omegaconf import OmegaConf
 
 from prefopt.config_keys import (
     FLAG,
@@ -75,6 +79,17 @@ class EvalSettings(CheckedGroup):
                 f"best_of_n_samples={self.best_of_n_samples} is fewer than the largest "
                 f"eval.best_of_n_ns ({largest}); null draws {largest}"
             )
+
+
+@functools.cache
+def eval_defaults() -> EvalSettings:
+    """conf/eval/default.yaml's settings, the group's one set of defaults: what a mapping written
+    by hand (a test's) gets for a key it leaves out; a composed config carries every key."""
+    from prefopt.train import CONFIG_DIR
+
+    return EvalSettings.from_config(
+        OmegaConf.load(os.path.join(CONFIG_DIR, "eval", "default.yaml"))
+    )
 
 
 def eval_interval(eval_every: int | float, steps_per_epoch: int, total_steps: int) -> int:
