@@ -1,4 +1,5 @@
-"""What an online step draws: its prompts and its sampling seed, from a generator checkpoints keep."""
+"""What an online step draws: its prompts and its sampling seed, from a generator checkpoints keep,
+and what the drawing has cost so far (the cost side of a comparison with offline methods)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ class PromptDraws:
         self.prompts, self.per_step = list(prompts), per_step
         self.prompt_ids = [encode(text) for text in self.prompts]
         self.generator = torch.Generator().manual_seed(seed)
+        self.costs = {"samples_drawn": 0, "tokens_generated": 0, "reward_queries": 0}
 
     def draw(self, count: int | None = None) -> list[int]:
         """Indices of ``count`` (default ``per_step``) distinct prompts."""
@@ -37,11 +39,18 @@ class PromptDraws:
         """A sampling seed."""
         return int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator))
 
+    def spent(self, response_ids: Sequence[list[int]]) -> None:
+        """Count responses sampled and scored once each by the reward judge."""
+        self.costs["samples_drawn"] += len(response_ids)
+        self.costs["tokens_generated"] += sum(len(r) for r in response_ids)
+        self.costs["reward_queries"] += len(response_ids)
+
     def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state()}
+        return {"generator": self.generator.get_state(), "costs": dict(self.costs)}
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
+        self.costs = dict(state["costs"])
 
 
 def distinct_prompts(records: Sequence) -> list[str]:

@@ -68,6 +68,7 @@ class OnlinePairs:
             max_new_tokens=self.settings.max_new_tokens,
             seed=self.draws.seed(),
         )
+        self.draws.spent(drawn.response_ids)
         prompts = [self.draws.prompts[i] for i in twice]
         scores = torch.as_tensor(self.judge.score(prompts, drawn.texts), dtype=torch.float64)
         labels = bradley_terry_labels(
@@ -84,6 +85,10 @@ class OnlinePairs:
                 TrainItem(self.draws.prompt_ids[i], chosen, rejected, meta={"score_gap": gap})
             )
         return items
+
+    def metrics(self) -> dict[str, int]:
+        """What the run has drawn so far: samples, tokens generated, reward queries."""
+        return dict(self.draws.costs)
 
     def state_dict(self) -> dict:
         return self.draws.state_dict()

@@ -131,6 +131,7 @@ class PPORollouts:
             max_new_tokens=s.max_new_tokens,
             seed=self.draws.seed(),
         )
+        self.draws.spent(drawn.response_ids)
         scores = self.judge.score([self.draws.prompts[i] for i in rows], drawn.texts)
         scores = torch.as_tensor(scores, dtype=torch.float32)  # (N,)
         finished = torch.tensor(drawn.finished)  # (N,)
@@ -186,6 +187,10 @@ class PPORollouts:
         lengths = torch.tensor([len(r) for r in response_ids], device=device)  # (N,)
         mask = torch.arange(width, device=device)[None, :] < lengths[:, None]  # (N, L)
         return (*(torch.cat(column) for column in columns), mask)
+
+    def metrics(self) -> dict[str, int]:
+        """What the run has drawn so far: samples, tokens generated, reward queries."""
+        return dict(self.draws.costs)
 
     def state_dict(self) -> dict:
         return {

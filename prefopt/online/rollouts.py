@@ -113,6 +113,7 @@ class RLOORollouts:
             max_new_tokens=self.settings.max_new_tokens,
             seed=self.draws.seed(),
         )
+        self.draws.spent(drawn.response_ids)
         scores = self.judge.score([self.draws.prompts[i] for i in rows], drawn.texts)
         scores = torch.as_tensor(scores, dtype=torch.float32)  # (P k,)
         finished = torch.tensor(drawn.finished)  # (P k,)
@@ -155,6 +156,10 @@ class RLOORollouts:
         lengths = torch.tensor([len(r) for r in response_ids], device=device)  # (N,)
         mask = torch.arange(width, device=device)[None, :] < lengths[:, None]  # (N, L)
         return torch.cat(old), torch.cat(ref), mask
+
+    def metrics(self) -> dict[str, int]:
+        """What the run has drawn so far: samples, tokens generated, reward queries."""
+        return dict(self.draws.costs)
 
     def state_dict(self) -> dict:
         return self.draws.state_dict()

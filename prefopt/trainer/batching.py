@@ -51,12 +51,15 @@ class BatchSource(Protocol):
     policy)``: the global batch of optimiser step ``step`` (``trainer.batch_size`` items, the same on
     every process); ``policy`` is the current model, unwrapped, for sources that sample from it.
     ``state_dict`` / ``load_state_dict``: what a checkpoint must hold to give the same batches
-    after a resume (tensors and plain containers only).
+    after a resume (tensors and plain containers only). ``metrics()``: running totals the train
+    rows log (an online source's samples drawn, tokens generated and reward queries so far).
     """
 
     size: int
 
     def batch(self, step: int, policy: torch.nn.Module) -> GlobalBatch: ...
+
+    def metrics(self) -> dict[str, float]: ...
 
     def state_dict(self) -> dict: ...
 
@@ -77,6 +80,9 @@ class FixedBatches:
         return GlobalBatch(
             self.items, order[offset * self.batch_size : (offset + 1) * self.batch_size]
         )
+
+    def metrics(self) -> dict[str, float]:
+        return {}  # the data set's labels cost nothing during training
 
     def state_dict(self) -> dict:
         return {}  # the order is a function of (seed, step) alone

@@ -330,7 +330,7 @@ class Trainer:
         row = {name: value / local for name, value in values.sums.items()}
         row["grad_norm"] = math.nan if values.grad_norm is None else values.grad_norm
         row["lr"] = self.scheduler.get_last_lr()[0]
-        return row
+        return row | self.batches.metrics()
 
     def fit(self, stop: StopRequest = NO_STOP) -> dict:
         """Train to the end (or resume), evaluating and checkpointing on schedule.

@@ -67,6 +67,11 @@ def test_rloo_against_the_gold_reward_raises_the_validation_gold_reward(compose_
     train = [r for r in rows if r["split"] == "train"]
     assert len(train) == 30 and train[0]["rollout_kl"] == pytest.approx(0.0, abs=1e-5)
     assert train[-1]["rollout_kl"] > 0.1  # the policy moved away from pi_ref
+    # costs so far: 16 prompts x 4 samples per step, each scored once
+    assert [r["reward_queries"] for r in train] == [64 * (i + 1) for i in range(30)]
+    assert train[-1]["tokens_generated"] == pytest.approx(
+        64 * sum(r["rollout_length"] for r in train)
+    )
 
 
 @pytest.mark.slow

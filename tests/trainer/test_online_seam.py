@@ -69,6 +69,9 @@ class OnlineBestVsWorst:
             items.append(TrainItem(self.prompt_ids[i], responses[best], responses[worst]))
         return GlobalBatch(items, list(range(len(items))))
 
+    def metrics(self):
+        return {}
+
     def state_dict(self):
         return {"generator": self.generator.get_state()}
 
