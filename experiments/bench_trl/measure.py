@@ -56,13 +56,12 @@ class StepClock:
 
 def steady_throughput(step_ends: list[float], tokens: list[int]) -> dict:
     """Tokens per second over steps 2..S from step end times (s) and tokens per step."""
-    if len(step_ends) != len(tokens):
-        raise ValueError(f"{len(step_ends)} step end times but {len(tokens)} token counts")
-    if len(step_ends) < 2:
-        raise ValueError(f"need at least 2 steps to time steps 2..S; got {len(step_ends)}")
+    if len(step_ends) != len(tokens) or len(step_ends) < 2 or step_ends[-1] <= step_ends[0]:
+        raise ValueError(
+            f"need the increasing end times of 2 or more steps and their token counts; got "
+            f"{step_ends} and {tokens}"
+        )
     seconds, timed_tokens = step_ends[-1] - step_ends[0], sum(tokens[1:])
-    if seconds <= 0:
-        raise ValueError(f"step end times must increase; got {step_ends[0]} .. {step_ends[-1]}")
     return {
         "timed_steps": len(step_ends) - 1,
         "timed_seconds": seconds,
