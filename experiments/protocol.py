@@ -8,7 +8,11 @@ confirmation on test with fresh seeds, and the study's data in one file.
     python experiments/protocol.py export  --study compare   # results/compare/runs.parquet
     python experiments/protocol.py report  --study compare   # table and figures from that file
 
-Each loss's search space is conf/experiment/search/<loss>.yaml (search_space.py). The pilot runs
+A method is a search space, conf/experiment/search/<method>.yaml (search_space.py): a loss (the
+default: every registered loss), or an RLHF baseline given by name with --methods (ppo, ppo_rm,
+rloo, rloo_rm, online_dpo: online algorithms against the gold reward or a reward model trained on
+the run's pairs), each tuned the same way. A run composes its method's file
+(experiment=search/<method>); its run_label names the method in every table. The pilot runs
 its coarse grid with the selection seed and says, per loss, whether its best lies strictly inside
 the space or which axis to widen. `trials` draws T settings per loss (log-uniform, seeded) into
 multirun/<study>/trials.json, so a resumed study runs the same trials, and launches them as one
@@ -28,7 +32,7 @@ import statistics
 from pathlib import Path
 
 import yaml
-from search_space import inside_verdicts, load_space, stored_trials
+from search_space import METHOD, inside_verdicts, load_space, stored_trials
 from study import train
 
 from prefopt.losses import available_losses
@@ -50,8 +54,12 @@ def study_dir(study: str) -> Path:
 
 
 def common_overrides(study: str, phase: str, loss: str, max_steps: int) -> list[str]:
-    """Overrides every run of a phase shares: its sweep folder, loss, step budget and launcher."""
-    overrides = [f"name={study}/{phase}", f"loss={loss}", f"trainer.max_steps={max_steps}"]
+    """Overrides every run of a phase shares: its sweep folder, method, step budget, launcher."""
+    overrides = [
+        f"name={study}/{phase}",
+        f"experiment=search/{loss}",
+        f"trainer.max_steps={max_steps}",
+    ]
     if phase != "confirm":
         overrides.append(f"eval.test_at={TUNING_TEST_AT}")
     return [*overrides, "launcher=joblib"]
@@ -199,11 +207,13 @@ def select_settings(sweep: Path, losses: list[str]) -> dict[str, dict[str, float
         return {}
     selected = {}
     for loss in losses:
-        runs = frame[frame["loss.name"] == loss]
+        runs = frame[frame[METHOD] == loss]
         keys = list(load_space(loss).space)
         if runs.empty or not set(keys) <= set(runs.columns):
             continue
-        best = select_hyperparameters(checkpoint_rows(runs, "best", metric), hyperparameters=keys)
+        best = select_hyperparameters(
+            checkpoint_rows(runs, "best", metric), method=METHOD, hyperparameters=keys
+        )
         if not best.empty:
             selected[loss] = {key: float(best[key].iloc[0]) for key in keys}
     return selected
@@ -224,7 +234,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("phase", choices=(*PHASES, "select", "export", "report"), help="what to do")
     parser.add_argument("--study", default="compare", help="multirun/<study>, results/<study>")
-    parser.add_argument("--losses", nargs="+", default=available_losses(), help="default: all")
+    parser.add_argument(
+        "--methods",
+        "--losses",
+        dest="losses",
+        nargs="+",
+        default=available_losses(),
+        help="search spaces to tune (default: every loss; RLHF baselines by name)",
+    )
     parser.add_argument("--max-steps", type=int, default=MAX_STEPS, help="steps of every run")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, launch nothing")
     parser.add_argument("extra", nargs="*", help="more overrides for every run (task=...)")

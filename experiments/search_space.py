@@ -19,6 +19,7 @@ import numpy as np
 import yaml
 
 SEARCH_DIR = Path(__file__).resolve().parents[1] / "conf" / "experiment" / "search"
+METHOD = "run_label"  # the column that names a run's method: its loss, or an online algorithm
 BOUND_TOLERANCE = 1e-9  # relative distance in log scale under which a value counts as on a bound
 
 

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+from search_space import METHOD
 
 PROMPT_SPLIT = "test"  # split whose per-prompt scores are kept: the one the tables report
 PROMPT_FIELDS = ("prompt_index", "win", "policy_reward", "reference_reward", "policy_length")
@@ -135,19 +136,21 @@ def report_study(path: Path, out: Path) -> Path:
     metric = _selection_metric(rows)
     lines = [f"# Study report: {out.name}", "", f"From {path.name} alone; selected on validation "]
     lines[-1] += f"{metric}, reported on {PROMPT_SPLIT}.\n"
-    losses = sorted(rows["loss.name"].dropna().unique())
+    losses = sorted(rows[METHOD].dropna().unique())
     headline = [loss for loss in losses if load_space(loss).headline]
     groups = {"headline": headline, "others": [x for x in losses if x not in headline]}
     with tempfile.TemporaryDirectory() as scratch:
         frame = _with_samples(rows, prompts, Path(scratch))
         confirm = frame[frame["phase"] == "confirm"]
         for name, members in groups.items():
-            part = confirm[confirm["loss.name"].isin({*members, BASELINE})]
+            part = confirm[confirm[METHOD].isin({*members, BASELINE})]
             if part.empty:
                 continue
             part.attrs = frame.attrs
             family = [loss for loss in members if loss != BASELINE]
-            table = method_table(part, select_metric=metric, baseline=BASELINE, family=family)
+            table = method_table(
+                part, method=METHOD, select_metric=metric, baseline=BASELINE, family=family
+            )
             out.mkdir(parents=True, exist_ok=True)
             (out / f"table_{name}.tex").write_text(table.to_latex())
             lines += [f"## Confirmation, {name} losses", "", table.to_markdown(), ""]
@@ -155,7 +158,7 @@ def report_study(path: Path, out: Path) -> Path:
         if not trials.empty:
             trials.attrs = frame.attrs
             chosen = checkpoint_rows(trials, "best", metric, report_split="validation")
-            scores = {loss: 100 * runs["score"] for loss, runs in chosen.groupby("loss.name")}
+            scores = {loss: 100 * runs["score"] for loss, runs in chosen.groupby(METHOD)}
             save_figure(plot_expected_validation(scores), out / "figures", "expected_validation")
             lines += [
                 "## Expected validation performance",
@@ -166,7 +169,7 @@ def report_study(path: Path, out: Path) -> Path:
                 points = chosen.rename(
                     columns={"win_rate_ci_low": "ci_low", "win_rate_ci_high": "ci_high"}
                 )
-                matched = win_rate_at_kl(points, method="loss.name")
+                matched = win_rate_at_kl(points, method=METHOD)
                 lines += [
                     "",
                     "## Validation win rate at matched KL (nats)",

@@ -115,6 +115,7 @@ def _write_run(run_dir, loss, beta, lr, seed, status, stop, sweep, rng) -> None:
         "seed": seed,
         "data": {"name": "synthetic", "flip_rate": 0.0},
         "model": {"name": "tiny-gpt", "lora": False},
+        "run_label": loss,  # the method's name, as prefopt.train sets it
     }
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     overrides = [f"loss={loss}", f"loss.beta={beta}", f"trainer.lr={lr}", f"seed={seed}"]
