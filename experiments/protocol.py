@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-steps", type=int, default=MAX_STEPS, help="steps of every run")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, launch nothing")
     parser.add_argument("extra", nargs="*", help="more overrides for every run (task=...)")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # overrides may follow the options
     if args.phase in PHASES:
         build = {"pilot": pilot_commands, "trials": trial_commands, "confirm": confirm_commands}
         commands = build[args.phase](args.study, args.losses, args.max_steps)
