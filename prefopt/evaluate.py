@@ -198,6 +198,7 @@ def _score(
 ):
     """The trainer's evaluation row of ``point`` on ``split``, and the evaluator (None when the
     run does not generate). The trainer's bookkeeping files go to ``scratch``."""
+    from prefopt.online.settings import heldout_loss
     from prefopt.trainer import data_setup, model_setup
     from prefopt.trainer.batching import FixedBatches
     from prefopt.trainer.build import Run, RunSettings
@@ -228,7 +229,7 @@ def _score(
     run = Run(
         run_dir=scratch,
         policy=models.policy,
-        loss_fn=loss_fn,
+        loss_fn=heldout_loss(cfg, loss_fn),  # an online algorithm's rows report no loss
         batches=FixedBatches(data.train_items, settings.trainer.batch_size, int(cfg.seed)),
         reference=models.train_reference,
         heldout=models.heldout,

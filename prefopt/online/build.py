@@ -20,7 +20,7 @@ from prefopt.online.draws import PromptDraws, distinct_prompts
 from prefopt.online.pairs import OnlinePairs
 from prefopt.online.ppo import PPOObjective, PPORollouts
 from prefopt.online.rollouts import RLOOObjective, RLOORollouts
-from prefopt.online.settings import online_settings
+from prefopt.online.settings import heldout_loss, online_settings
 from prefopt.online.value_model import ValueModel
 from prefopt.results.store import atomic_write_json
 from prefopt.trainer.batching import BatchSource, FixedBatches
@@ -84,7 +84,7 @@ def offline(inputs: PartsInputs, settings) -> TrainingParts:
     """The data set's items in a seeded order per epoch, and the run's loss."""
     batches = FixedBatches(inputs.data.train_items, inputs.batch_size, int(inputs.cfg.seed))
     objective = PreferenceObjective(inputs.loss_fn, inputs.models.train_reference)
-    return TrainingParts(batches, objective, inputs.loss_fn)
+    return TrainingParts(batches, objective, heldout_loss(inputs.cfg, inputs.loss_fn))
 
 
 def online_pairs(inputs: PartsInputs, settings) -> TrainingParts:
@@ -93,7 +93,7 @@ def online_pairs(inputs: PartsInputs, settings) -> TrainingParts:
         inputs.draws(), inputs.data.tokenizer, inputs.judge(settings.reward), settings
     )
     objective = PreferenceObjective(inputs.loss_fn, inputs.models.train_reference)
-    return TrainingParts(source, objective, inputs.loss_fn)
+    return TrainingParts(source, objective, heldout_loss(inputs.cfg, inputs.loss_fn))
 
 
 def rloo(inputs: PartsInputs, settings) -> TrainingParts:
@@ -105,7 +105,8 @@ def rloo(inputs: PartsInputs, settings) -> TrainingParts:
         inputs.models.pi_ref.live(),
         settings,
     )
-    return TrainingParts(source, RLOOObjective(settings.clip_eps), None)
+    objective = RLOOObjective(settings.clip_eps)
+    return TrainingParts(source, objective, heldout_loss(inputs.cfg, inputs.loss_fn))
 
 
 def ppo(inputs: PartsInputs, settings) -> TrainingParts:
@@ -129,9 +130,9 @@ def ppo(inputs: PartsInputs, settings) -> TrainingParts:
         settings,
         inputs.batch_size,
     )
-    return TrainingParts(
-        source, PPOObjective(value_model, settings), None, {"value_model": value_model}
-    )
+    objective = PPOObjective(value_model, settings)
+    loss_fn = heldout_loss(inputs.cfg, inputs.loss_fn)
+    return TrainingParts(source, objective, loss_fn, {"value_model": value_model})
 
 
 BUILDERS: dict[str, Callable[[PartsInputs, object], TrainingParts]] = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import ClassVar
 
 from prefopt.config_keys import (
     FLAG,
@@ -35,6 +36,9 @@ class OfflineSettings(CheckedGroup):
     """``online=none``: the data set's batches."""
 
     GROUP = "online"
+    TRAINS_LOSS: ClassVar[bool] = (
+        True  # trains the run's preference loss (its held-out rows report it)
+    )
 
     kind: str = key(choice(("none",)))
 
@@ -44,6 +48,9 @@ class OnlinePairsSettings(CheckedGroup):
     """``online=pairs``: online DPO (conf/online/pairs.yaml)."""
 
     GROUP = "online"
+    TRAINS_LOSS: ClassVar[bool] = (
+        True  # trains the run's preference loss (its held-out rows report it)
+    )
 
     kind: str = key(choice(("pairs",)))
     run_label: str = key(NAME)
@@ -62,6 +69,9 @@ class RLOOSettings(CheckedGroup):
     """``online=rloo``: RLOO (conf/online/rloo.yaml)."""
 
     GROUP = "online"
+    TRAINS_LOSS: ClassVar[bool] = (
+        False  # trains an objective of its own: the loss group is not used
+    )
 
     kind: str = key(choice(("rloo",)))
     run_label: str = key(NAME)
@@ -83,6 +93,9 @@ class PPOSettings(CheckedGroup):
     """``online=ppo``: PPO with a value model and GAE (conf/online/ppo.yaml)."""
 
     GROUP = "online"
+    TRAINS_LOSS: ClassVar[bool] = (
+        False  # trains an objective of its own: the loss group is not used
+    )
 
     kind: str = key(choice(("ppo",)))
     run_label: str = key(NAME)
@@ -155,3 +168,8 @@ def check_online(cfg, loss_fn) -> None:
             f"online={settings.kind} regularises towards the fixed pi_ref; "
             "trainer.reference_sync_every must be 0"
         )
+
+
+def heldout_loss(cfg, loss_fn):
+    """The loss that held-out rows report: the run's loss where the run trains it, else None."""
+    return loss_fn if online_settings(cfg.get("online")).TRAINS_LOSS else None
