@@ -36,85 +36,72 @@ class OfflineSettings(CheckedGroup):
     """``online=none``: the data set's batches."""
 
     GROUP = "online"
-    TRAINS_LOSS: ClassVar[bool] = (
-        True  # trains the run's preference loss (its held-out rows report it)
-    )
+    TRAINS_LOSS: ClassVar[bool] = True  # trains the run's loss (its held-out rows report it)
 
     kind: str = key(choice(("none",)))
 
 
 @dataclass(frozen=True)
-class OnlinePairsSettings(CheckedGroup):
+class SampledSettings(CheckedGroup):
+    """What every online algorithm has: its label, the reward of its samples, their length."""
+
+    GROUP = "online"
+    TRAINS_LOSS: ClassVar[bool] = True  # trains the run's loss (its held-out rows report it)
+
+    kind: str = key(NAME)
+    run_label: str = key(NAME)
+    reward: dict = key(JUDGE_CONFIG)
+    max_new_tokens: int = key(integer(1))
+
+    def epoch_items(self, prompts: int) -> int:
+        """Items one epoch covers: one step's batch per ``trainer.batch_size`` prompts."""
+        return prompts
+
+
+@dataclass(frozen=True)
+class OnlinePairsSettings(SampledSettings):
     """``online=pairs``: online DPO (conf/online/pairs.yaml)."""
 
-    GROUP = "online"
-    TRAINS_LOSS: ClassVar[bool] = (
-        True  # trains the run's preference loss (its held-out rows report it)
-    )
-
     kind: str = key(choice(("pairs",)))
-    run_label: str = key(NAME)
-    reward: dict = key(JUDGE_CONFIG)
     label_temperature: float = key(number(0.0))
     max_redraws: int = key(integer(0))
-    max_new_tokens: int = key(integer(1))
-
-    def epoch_items(self, prompts: int) -> int:
-        """Items one epoch covers: one step's batch per ``trainer.batch_size`` prompts."""
-        return prompts
 
 
 @dataclass(frozen=True)
-class RLOOSettings(CheckedGroup):
+class PolicyGradientSettings(SampledSettings):
+    """What RLOO and PPO share: the KL-penalised reward and the ratio's clip."""
+
+    TRAINS_LOSS: ClassVar[bool] = False  # an objective of its own: the loss group is not used
+
+    kl_coef: float = key(number(0.0))
+    kl_estimator: str = key(choice(KL_ESTIMATORS))
+    missing_eos_penalty: float = key(number(0.0))
+    clip_eps: float = key(number(0.0, 1.0, above=True, below=True))
+
+
+@dataclass(frozen=True)
+class RLOOSettings(PolicyGradientSettings):
     """``online=rloo``: RLOO (conf/online/rloo.yaml)."""
 
-    GROUP = "online"
-    TRAINS_LOSS: ClassVar[bool] = (
-        False  # trains an objective of its own: the loss group is not used
-    )
-
     kind: str = key(choice(("rloo",)))
-    run_label: str = key(NAME)
-    reward: dict = key(JUDGE_CONFIG)
     samples_per_prompt: int = key(integer(2))
-    kl_coef: float = key(number(0.0))
-    kl_estimator: str = key(choice(KL_ESTIMATORS))
-    missing_eos_penalty: float = key(number(0.0))
-    clip_eps: float = key(number(0.0, 1.0, above=True, below=True))
-    max_new_tokens: int = key(integer(1))
-
-    def epoch_items(self, prompts: int) -> int:
-        """Items one epoch covers: one step's batch per ``trainer.batch_size`` prompts."""
-        return prompts
 
 
 @dataclass(frozen=True)
-class PPOSettings(CheckedGroup):
+class PPOSettings(PolicyGradientSettings):
     """``online=ppo``: PPO with a value model and GAE (conf/online/ppo.yaml)."""
 
-    GROUP = "online"
-    TRAINS_LOSS: ClassVar[bool] = (
-        False  # trains an objective of its own: the loss group is not used
-    )
-
     kind: str = key(choice(("ppo",)))
-    run_label: str = key(NAME)
-    reward: dict = key(JUDGE_CONFIG)
     rollout_prompts: int = key(integer(1))
     ppo_epochs: int = key(integer(1))
-    kl_coef: float = key(number(0.0))
     kl_target: float | None = key(optional(number(0.0, above=True), "a fixed kl_coef"))
     kl_horizon: float = key(number(0.0, above=True))
-    kl_estimator: str = key(choice(KL_ESTIMATORS))
-    missing_eos_penalty: float = key(number(0.0))
-    clip_eps: float = key(number(0.0, 1.0, above=True, below=True))
     value_clip: float = key(number(0.0, above=True))
     vf_coef: float = key(number(0.0))
     value_lr: float = key(number(0.0, above=True))
     gamma: float = key(number(0.0, 1.0))
     lam: float = key(number(0.0, 1.0))
     whiten_advantages: bool = key(FLAG)
-    max_new_tokens: int = key(integer(1))
 
     def epoch_items(self, prompts: int) -> int:
         """Items one epoch covers: each prompt's response trained on ``ppo_epochs`` times."""
