@@ -31,6 +31,7 @@ from prefopt.losses import (  # noqa: F401  (importing a loss module registers i
     simpo,
     slic,
     sppo_hard,
+    unlikelihood,
     wpo,
 )
 from prefopt.losses.base import (

@@ -86,7 +86,7 @@ def test_unpaired_gradient_raises_desirable_lowers_undesirable_and_ignores_kl_pa
 
 def test_reference_free_losses_need_no_reference_logps():
     free = [name for name in BUILT_IN if not loss_class(name).requires_reference]
-    assert sorted(free) == ["cpo", "csft", "orpo", "sft", "simpo", "slic"]
+    assert sorted(free) == ["cpo", "csft", "orpo", "sft", "simpo", "slic", "unlikelihood"]
     for name in free:
         out = build_loss(name)(paired(reference=False))
         assert torch.isfinite(out.losses).all()
