@@ -9,9 +9,9 @@ A task is built once per config into ``<cache_dir>/tasks/<name>-<config hash>/``
     prompts/<split>.jsonl       prompt (held-out prompts of "validation" and "test")
     config.json, info.json      the task config and the facts of its build
 
-A task may cache stages that several configs share under ``<cache_dir>/tasks/stages/`` (the reviews
-task keeps its trained pi_ref there, keyed by the settings pi_ref depends on, so a change of the
-data settings alone reuses it).
+A task may cache stages that several configs share under ``<cache_dir>/tasks/stages/`` (the built-in
+tasks keep pi_ref's base model and SFT model there, each keyed by the settings it depends on, so a
+change of the data settings alone reuses both: ``synthetic.py``).
 """
 
 from __future__ import annotations

@@ -1,11 +1,23 @@
-"""What the built-in tasks share: a pi_ref trained from scratch on the task's generated language and
-cached as a stage, and preference data sampled from it, labelled and written.
+"""What the built-in tasks share (``SyntheticTask``): a pi_ref trained here on the task's generated
+language in two cached stages, and preference data sampled from it, labelled and written.
 
-A task's config names the fields read here: ``seed``, ``n_layer``, ``n_embd``, ``n_head``,
-``max_new_tokens`` (pi_ref), ``n_train_pairs``, ``n_eval_pairs``, ``min_reward_gap``,
-``sampling_temperature``, ``sampling_batch_size``, ``label_temperature``, ``flip_rate`` (data).
-Seeds: pi_ref's initialisation ``seed``; split ``i`` of ``SPLITS`` samples with ``10 * seed + i + 1``
-and labels with ``[seed, 2, i]``.
+The two stages, each cached apart (``<cache_dir>/tasks/stages/<task>-<stage>-<hash>``):
+
+1. ``pretrained``, the base model: a GPT-2 pre-trained from scratch on the task's corpus (keyed by
+   the task's ``base_fields``);
+2. ``sft``, the SFT model: the base model fine-tuned with the same loss on demonstrations (keyed by
+   ``base_fields + sft_fields``, so that a change of the SFT settings reuses the base model).
+
+pi_ref (the policy's start and the sampler of the pairs) is the stage that ``reference`` names.
+
+A task's config names the fields read here: ``seed``, ``torch_threads``, ``reference``,
+``n_layer``, ``n_embd``, ``n_head``, ``max_new_tokens``, ``pretrain_steps``,
+``pretrain_batch_size``, ``pretrain_lr``, ``sft_steps``, ``sft_batch_size``, ``sft_lr`` (pi_ref),
+``n_train_pairs``, ``n_eval_pairs``, ``min_reward_gap``, ``sampling_temperature``,
+``sampling_batch_size``, ``label_temperature``, ``flip_rate`` (data) and the gold reward's fields.
+Seeds: pi_ref's initialisation ``seed``; the corpus of a stage the random stream
+``[seed, CORPUS_STREAMS[stage]]``; split ``i`` of ``SPLITS`` samples with ``10 * seed + i + 1`` and
+labels with ``[seed, 2, i]``; the best-of-16 headroom samples with ``10 * seed + 4``.
 """
 
 from __future__ import annotations
@@ -13,9 +25,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -23,6 +37,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 
 from prefopt.tasks.base import EVAL_SPLITS, SPLITS, Task, TaskArtifacts
 from prefopt.tasks.cache import build_cached, config_hash, json_problem, model_dir_problem
+from prefopt.tasks.cliffs import cliff_variance_share
+from prefopt.tasks.headroom import BEST_OF, best_of_n_win_rate
 from prefopt.tasks.preferences import (
     RewardFn,
     SampledPairs,
@@ -31,10 +47,12 @@ from prefopt.tasks.preferences import (
     unpaired_records,
     write_jsonl,
 )
-from prefopt.tasks.pretrain import build_gpt2
+from prefopt.tasks.pretrain import BatchSampler, build_gpt2, pretrain
 from prefopt.tasks.wordlevel import build_word_tokenizer
 
 STAGE_FACTS = "pretrain.json"  # facts of a cached model's training, kept with its weights
+REFERENCES = ("sft", "pretrained")  # what pi_ref is: the SFT model or the base model
+CORPUS_STREAMS = {"pretrained": 1, "sft": 3}  # stage -> random stream [seed, k] of its corpus
 
 
 @contextmanager
@@ -177,3 +195,165 @@ def chosen_longer(records: list[dict]) -> float:
     """Fraction of pairs whose chosen response has more words, among pairs of unequal length."""
     diff = np.array([len(r["chosen"].split()) - len(r["rejected"].split()) for r in records])
     return float(np.mean(diff[diff != 0] > 0)) if np.any(diff != 0) else float("nan")
+
+
+class SyntheticTask(Task):
+    """A task whose pi_ref is trained here (module docstring); subclasses set ``Reward`` and the
+    stages' fields and write the prompts, the vocabulary and the corpora."""
+
+    Reward: ClassVar[type]  # the gold reward: a frozen dataclass built from the config's fields
+    base_fields: ClassVar[tuple[str, ...]]  # the settings the base model depends on (its key)
+    sft_fields: ClassVar[tuple[str, ...]]  # the settings the SFT model adds to them
+
+    def __init__(self, config):
+        super().__init__(config)
+        if config.reference not in REFERENCES:
+            raise ValueError(f"reference {config.reference!r}; valid: {list(REFERENCES)}")
+        reward_keys = {f.name for f in dataclasses.fields(self.Reward)}
+        self.reward = self.Reward(
+            **{k: v for k, v in dataclasses.asdict(config).items() if k in reward_keys}
+        )
+
+    def gold_reward(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
+        return self.reward(prompts, responses)
+
+    def response_metrics(
+        self, prompts: Sequence[str], responses: Sequence[str]
+    ) -> dict[str, np.ndarray]:
+        return self.reward.metrics(prompts, responses)
+
+    @abstractmethod
+    def split_prompts(self) -> dict[str, list[str]]:
+        """Disjoint prompts of every split of ``SPLITS``."""
+
+    @abstractmethod
+    def vocabulary(self, train_prompts: list[str]) -> tuple[list[str], int]:
+        """The words of pi_ref's tokenizer and the longest prompt it makes room for, in tokens."""
+
+    @abstractmethod
+    def response(self, rng: np.random.Generator, prompt: str, stage: str) -> str:
+        """One response to ``prompt`` of the corpus of ``stage`` (``pretrained`` or ``sft``)."""
+
+    @abstractmethod
+    def sample_means(self, metrics: dict[str, np.ndarray]) -> dict[str, float]:
+        """What info.json reports of pi_ref's samples beside validity, reward and cliff share, from
+        their ``response_metrics``."""
+
+    def prompt_facts(self, splits: dict[str, list[str]]) -> dict:
+        """Facts of the prompt split for info.json."""
+        return {"n_prompts": {s: len(p) for s, p in splits.items()}}
+
+    def build(self, layout: TaskArtifacts, progress: bool, cache_dir: Path) -> dict:
+        cfg = self.config
+        with torch_threads(cfg.torch_threads):
+            splits = self.split_prompts()
+            stage = self.reference_stage(cache_dir, splits["train"], progress)
+            facts, model, tokenizer = install_model_stage(stage, layout.model_dir)
+            sampled = sample_split_pairs(model, tokenizer, splits, self.reward, cfg)
+            headroom = best_of_n_win_rate(
+                model,
+                tokenizer,
+                splits["validation"],
+                self.reward,
+                seed=10 * cfg.seed + len(SPLITS) + 1,
+                max_new_tokens=cfg.max_new_tokens,
+                temperature=cfg.sampling_temperature,
+                batch_size=cfg.sampling_batch_size,
+            )
+        train = sampled["train"]
+        return {
+            **facts,
+            "reference": cfg.reference,
+            **self.prompt_facts(splits),
+            "pi_ref": {
+                **self.sample_facts(train.all_prompts, train.all_texts),
+                f"best_of_{BEST_OF}_win_rate": headroom,
+            },
+            **write_pair_data(layout, splits, sampled, cfg),
+        }
+
+    def sample_facts(self, prompts: list[str], texts: list[str]) -> dict:
+        """pi_ref's samples: validity (``grammatical``: complete and grammatical), mean reward, the
+        task's ``sample_means`` and the share of the reward's variance its cliff values explain."""
+        rewards = self.reward(prompts, texts)  # (N,)
+        metrics = self.reward.metrics(prompts, texts)
+        outcomes = np.where(
+            metrics["grammatical"],
+            "complete",
+            np.where(metrics["unfinished"], "unfinished", "ungrammatical"),
+        )
+        return {
+            "grammatical": float(metrics["grammatical"].mean()),
+            "unfinished": float(metrics["unfinished"].mean()),
+            "mean_reward": float(rewards.mean()),
+            **self.sample_means(metrics),
+            "cliff_variance_share": cliff_variance_share(rewards, outcomes),
+            "n_samples": len(texts),
+        }
+
+    def reference_stage(self, cache_dir: Path, train_prompts: list[str], progress: bool) -> Path:
+        """The cached stage pi_ref is: the base model, or the SFT model fine-tuned from it."""
+        base = cached_model_stage(
+            cache_dir,
+            self,
+            "pretrained",
+            self.base_fields,
+            lambda tmp: self._pretrain(tmp, train_prompts, progress),
+        )
+        if self.config.reference == "pretrained":
+            return base
+        return cached_model_stage(
+            cache_dir,
+            self,
+            "sft",
+            self.base_fields + self.sft_fields,
+            lambda tmp: self._fine_tune(tmp, base, train_prompts, progress),
+        )
+
+    def corpus(self, train_prompts: list[str], stage: str) -> BatchSampler:
+        """Batches of train prompts (drawn uniformly) and the stage's responses to them, from the
+        random stream ``[seed, CORPUS_STREAMS[stage]]``."""
+        rng = np.random.default_rng([self.config.seed, CORPUS_STREAMS[stage]])
+
+        def batch(n: int) -> tuple[list[str], list[str]]:
+            prompts = [train_prompts[i] for i in rng.integers(len(train_prompts), size=n)]
+            return prompts, [self.response(rng, p, stage) for p in prompts]
+
+        return batch
+
+    def _pretrain(self, out: Path, train_prompts: list[str], progress: bool) -> None:
+        """The base model: a GPT-2 pre-trained on the ``pretrained`` corpus, saved in ``out`` with
+        its tokenizer and the facts of its training."""
+        cfg = self.config
+        words, prompt_tokens = self.vocabulary(train_prompts)
+        model, tokenizer = new_pi_ref(words, cfg, prompt_tokens=prompt_tokens)
+        losses = pretrain(
+            model,
+            tokenizer,
+            self.corpus(train_prompts, "pretrained"),
+            steps=cfg.pretrain_steps,
+            batch_size=cfg.pretrain_batch_size,
+            lr=cfg.pretrain_lr,
+            progress=progress,
+        )
+        save_model_stage(out, model, tokenizer, pretrain_facts(model, tokenizer, losses))
+
+    def _fine_tune(self, out: Path, base: Path, train_prompts: list[str], progress: bool) -> None:
+        """The SFT model: the base model fine-tuned on the ``sft`` corpus (the same loss as
+        pre-training), saved in ``out`` with the base model's facts and its final SFT loss."""
+        cfg = self.config
+        model = AutoModelForCausalLM.from_pretrained(base)
+        tokenizer = AutoTokenizer.from_pretrained(base)
+        losses = pretrain(
+            model,
+            tokenizer,
+            self.corpus(train_prompts, "sft"),
+            steps=cfg.sft_steps,
+            batch_size=cfg.sft_batch_size,
+            lr=cfg.sft_lr,
+            progress=progress,
+            desc="fine-tuning pi_ref (SFT)",
+        )
+        facts = json.loads((base / STAGE_FACTS).read_text())
+        facts["sft_final_loss"] = round(float(np.mean(losses[-20:])), 4)
+        save_model_stage(out, model, tokenizer, facts)

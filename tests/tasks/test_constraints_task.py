@@ -167,16 +167,16 @@ def test_pi_ref_is_the_sft_model_and_the_base_model_is_selectable(
 def test_each_stage_is_rebuilt_only_when_its_settings_change(
     constraints_tiny_artifacts, constraints_tiny_params, monkeypatch
 ):
-    from prefopt.tasks.constraints import task as constraints_task
+    from prefopt.tasks import synthetic
 
     calls = []
-    original = constraints_task.pretrain
+    original = synthetic.pretrain
 
     def counted(*args, **kwargs):
         calls.append(kwargs["steps"])
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(constraints_task, "pretrain", counted)
+    monkeypatch.setattr(synthetic, "pretrain", counted)
     cache = constraints_tiny_artifacts.root.parents[1]
     params = constraints_tiny_params
     changed = build_task({**params, "length_penalty": 0.1}).prepare(cache, progress=False)
