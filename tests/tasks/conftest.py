@@ -1,5 +1,7 @@
-"""Fixtures: the tiny reviews and constraints configs and their artifacts, built once per test session."""
+"""Fixtures: the tiny reviews and constraints configs and their artifacts, built once per test session,
+and the digests of a build's files."""
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,26 @@ def one_torch_thread():
 def preset_params():
     """Function: preset name -> its task parameters."""
     return task_params
+
+
+def digests(artifacts) -> dict[str, str]:
+    """sha256 of a build's weights and data files, by path under its root."""
+    files = [
+        artifacts.model_dir / "model.safetensors",
+        *artifacts.data_files.values(),
+        *artifacts.unpaired_files.values(),
+        *artifacts.prompt_files.values(),
+    ]
+    return {
+        str(path.relative_to(artifacts.root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in files
+    }
+
+
+@pytest.fixture(scope="session")
+def file_digests():
+    """Function: built artifacts -> sha256 of their weights and data files."""
+    return digests
 
 
 @pytest.fixture(scope="session")

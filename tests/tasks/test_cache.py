@@ -10,6 +10,8 @@ import pytest
 
 from prefopt.errors import UserError
 from prefopt.tasks.cache import build_cached, config_hash
+from prefopt.tasks.reviews import ReviewsTask
+from prefopt.tasks.synthetic import settings_hash
 
 
 def test_config_hash_is_order_independent():
@@ -75,7 +77,8 @@ def test_a_corrupt_task_cache_names_the_entry_to_delete(
 def test_a_corrupt_pi_ref_stage_names_the_stage_to_delete(tiny_artifacts, tiny_task, tmp_path):
     cache = cache_copy(tiny_artifacts, tmp_path)
     shutil.rmtree(cache / "tasks" / tiny_artifacts.root.name)  # rebuilt from the stage
-    (stage,) = [path for path in (cache / "tasks" / "stages").iterdir() if path.is_dir()]
+    fields = ReviewsTask.base_fields + ReviewsTask.sft_fields  # pi_ref is the SFT stage
+    stage = cache / "tasks" / "stages" / f"reviews-sft-{settings_hash(tiny_task, fields)}"
     (stage / "model.safetensors").write_bytes(b"")
     with pytest.raises(UserError, match=re.escape(f"delete it (rm -r {stage})")):
         tiny_task.prepare(cache, progress=False)

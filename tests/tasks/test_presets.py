@@ -8,6 +8,8 @@ TINY_SIZES = {
     "n_embd": 32,
     "pretrain_steps": 150,
     "pretrain_batch_size": 64,
+    "sft_steps": 30,
+    "sft_batch_size": 64,
     "n_validation_prompts": 16,
     "n_test_prompts": 32,
     "n_train_pairs": 64,

@@ -1,4 +1,5 @@
-"""The reviews task end to end on the tiny config: API, build, cache, determinism, files."""
+"""The reviews task end to end on the tiny config: API, build, cache by stage, pi_ref the SFT model,
+the pre-trained reference as built before SFT, determinism, files and the facts it reports."""
 
 import json
 import math
@@ -10,7 +11,25 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from prefopt.models.sampling import sample_responses
 from prefopt.tasks import Task, available_tasks, build_task
+from prefopt.tasks.cliffs import cliff_variance_share
+from prefopt.tasks.headroom import best_of_n_win_rate
 from prefopt.tasks.preferences import bradley_terry_prob
+from prefopt.tasks.reviews.task import BASE_FIELDS, SFT_FIELDS
+from prefopt.tasks.synthetic import sample_split_pairs, settings_hash
+
+# sha256 of the files of the reviews_tiny build (seed 0, one torch thread) written by the task
+# before it had an SFT stage (version 2, pi_ref the pre-trained model).
+TINY_DIGESTS_BEFORE_SFT = {
+    "model/model.safetensors": "412d1e2dd2113715e5baae419dd5659236a30bdb5a1e9b078b2ec2d821f25a57",
+    "pairs/train.jsonl": "c029be1bc2159b5f3639cdd93f7f874c0f44b7ac941df91f4393b4d104a7f302",
+    "pairs/validation.jsonl": "bb9c86a8e2f6420564518e58a596f63576b7ae3ddfa382b9a046d01728b1b848",
+    "pairs/test.jsonl": "b34c74b95dc76d07fb32d3acd08297b7d322732351ea420ab3e4dc32c682ac8d",
+    "unpaired/train.jsonl": "d7dba708edd03b08fda89377bcc7cb0d4953e7a9409fad27b04b2c29d155b2eb",
+    "unpaired/validation.jsonl": "2f7693c57ad1db3f033f3d36e63589af69639f4d6cd4d09a9d4c5fbbf7337eb1",
+    "unpaired/test.jsonl": "49bfaf4a3fbd628d67603349696cea1437c2f4fe3de58f1b2071e9f6fba936e4",
+    "prompts/validation.jsonl": "b210d8b4bb13f9282823de0370375f8d78a4cd3902da645f1f66fe118f4c48fd",
+    "prompts/test.jsonl": "e88cdf19630632335edf50d87889368388924913c83f2aad6966998fe675f34b",
+}
 
 
 def _jsonl(path):
@@ -105,20 +124,60 @@ def test_seed_reproduces_files_byte_for_byte(tiny_artifacts, tiny_params, tmp_pa
     assert other_seed.data_files["train"].read_bytes() != rebuilt.data_files["train"].read_bytes()
 
 
-def test_a_data_only_change_reuses_the_trained_pi_ref(tiny_artifacts, tiny_params, monkeypatch):
-    from prefopt.tasks.reviews import task as reviews_task
+def _stage(artifacts, task, stage, fields):
+    """A model stage's directory in the cache of ``artifacts``."""
+    return artifacts.root.parent / "stages" / f"reviews-{stage}-{settings_hash(task, fields)}"
+
+
+def test_pi_ref_is_the_sft_model_and_the_base_model_is_selectable(
+    tiny_artifacts, tiny_task, tiny_params
+):
+    weights = "model.safetensors"
+    sft = _stage(tiny_artifacts, tiny_task, "sft", BASE_FIELDS + SFT_FIELDS)
+    base = _stage(tiny_artifacts, tiny_task, "pretrained", BASE_FIELDS)
+    info = tiny_artifacts.info
+    assert info["reference"] == "sft" and "sft_final_loss" in info
+    assert (tiny_artifacts.model_dir / weights).read_bytes() == (sft / weights).read_bytes()
+    assert (sft / weights).read_bytes() != (base / weights).read_bytes()
+    pretrained = build_task({**tiny_params, "reference": "pretrained"}).prepare(
+        tiny_artifacts.root.parents[1], progress=False
+    )
+    assert pretrained.info["reference"] == "pretrained" and "sft_final_loss" not in pretrained.info
+    assert (pretrained.model_dir / weights).read_bytes() == (base / weights).read_bytes()
+    assert pretrained.info["pretrain_final_loss"] == info["pretrain_final_loss"]
+    assert (  # the pairs are sampled from pi_ref
+        pretrained.data_files["train"].read_bytes()
+        != tiny_artifacts.data_files["train"].read_bytes()
+    )
+    with pytest.raises(ValueError, match=r"reference 'base'; valid: \['sft', 'pretrained'\]"):
+        build_task({**tiny_params, "reference": "base"})
+
+
+def test_the_pretrained_reference_is_the_pi_ref_built_before_sft(
+    tiny_params, tmp_path, file_digests
+):
+    """With ``reference: pretrained`` the build writes the files that the task wrote before it had
+    an SFT stage (version 2, the same seed and settings): digests of those files."""
+    built = build_task({**tiny_params, "reference": "pretrained"}).prepare(tmp_path, progress=False)
+    assert file_digests(built) == TINY_DIGESTS_BEFORE_SFT
+
+
+def test_each_stage_is_rebuilt_only_when_its_settings_change(
+    tiny_artifacts, tiny_params, monkeypatch
+):
+    from prefopt.tasks import synthetic
 
     calls = []
-    original = reviews_task.pretrain
+    original = synthetic.pretrain
 
     def counted(*args, **kwargs):
         calls.append(kwargs["steps"])
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(reviews_task, "pretrain", counted)
+    monkeypatch.setattr(synthetic, "pretrain", counted)
     cache = tiny_artifacts.root.parents[1]
     flipped = build_task({**tiny_params, "flip_rate": 0.3}).prepare(cache, progress=False)
-    assert calls == []  # pi_ref comes from the stage the first build cached
+    assert calls == []  # pi_ref comes from the stages the first build cached
     assert flipped.config_hash != tiny_artifacts.config_hash
     weights = "model.safetensors"
     assert (flipped.model_dir / weights).read_bytes() == (
@@ -132,23 +191,77 @@ def test_a_data_only_change_reuses_the_trained_pi_ref(tiny_artifacts, tiny_param
             flipped.data_files[split].read_bytes() == tiny_artifacts.data_files[split].read_bytes()
         )
     assert flipped.info["pretrain_final_loss"] == tiny_artifacts.info["pretrain_final_loss"]
+    sft_steps = tiny_params["sft_steps"]
+    build_task({**tiny_params, "target_clauses": 2}).prepare(cache, progress=False)
+    assert calls == [sft_steps]  # the demonstrations meet the reward's targets: SFT again
+    build_task({**tiny_params, "sft_follow_prob": 0.9}).prepare(cache, progress=False)
+    assert calls == [sft_steps] * 2  # on the cached base model
     build_task({**tiny_params, "pretrain_steps": 20}).prepare(cache, progress=False)
-    assert calls == [20]  # a setting pi_ref depends on trains a new one
+    assert calls == [sft_steps] * 2 + [20, sft_steps]  # a base setting trains both stages
+
+
+def test_reported_pi_ref_facts_are_those_of_its_samples(tiny_artifacts, tiny_task, tiny_params):
+    """The cliff share and validity of pi_ref's train samples; the best-of-16 win rate of its
+    samples for the validation prompts, drawn with the seed the build uses."""
+    model = AutoModelForCausalLM.from_pretrained(tiny_artifacts.model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_artifacts.model_dir)
+    cfg, splits = tiny_task.config, tiny_task.split_prompts()
+    samples = sample_split_pairs(model, tokenizer, splits, tiny_task.gold_reward, cfg)["train"]
+    reported = tiny_artifacts.info["pi_ref"]
+    assert reported["n_samples"] == len(samples.all_texts)
+    metrics = tiny_task.response_metrics(samples.all_prompts, samples.all_texts)
+    outcomes = [
+        "complete" if g else ("unfinished" if u else "ungrammatical")
+        for g, u in zip(metrics["grammatical"], metrics["unfinished"], strict=True)
+    ]
+    rewards = tiny_task.gold_reward(samples.all_prompts, samples.all_texts)
+    assert reported["cliff_variance_share"] == pytest.approx(
+        cliff_variance_share(rewards, outcomes)
+    )
+    assert reported["grammatical"] == pytest.approx(np.mean(metrics["grammatical"]))
+    complete = metrics["grammatical"]
+    assert reported["clauses_met"] == pytest.approx(
+        np.mean(metrics["n_clauses"][complete] == tiny_params["target_clauses"])
+    )
+    best_of_16 = best_of_n_win_rate(
+        model,
+        tokenizer,
+        splits["validation"],
+        tiny_task.gold_reward,
+        seed=10 * cfg.seed + 4,
+        max_new_tokens=cfg.max_new_tokens,
+        temperature=cfg.sampling_temperature,
+        batch_size=cfg.sampling_batch_size,
+    )
+    assert reported["best_of_16_win_rate"] == best_of_16
+
+
+SELF_PLAY_SEED_PAIRS = 10  # independent pi_ref-against-itself comparisons
+MIN_COVERAGE = (
+    0.8  # share whose 95% interval covers 1/2 (all 10 by chance with p = 0.6; < 8: 0.012)
+)
 
 
 def test_pi_ref_loads_and_matches_itself(tiny_artifacts, tiny_task):
-    """pi_ref against itself with independent seeds: the win rate's 95% interval contains 1/2."""
+    """pi_ref against itself over 10 pairs of independent seeds: each pair's 95% interval covers
+    1/2 in at least 80% of the pairs, and the pooled win rate is within 3 standard errors of 1/2."""
     model = AutoModelForCausalLM.from_pretrained(tiny_artifacts.model_dir)
     tokenizer = AutoTokenizer.from_pretrained(tiny_artifacts.model_dir)
     prompts = [p["prompt"] for p in _jsonl(tiny_artifacts.prompt_files["test"])] * 8
     ids = tokenizer(prompts)["input_ids"]
-    rewards = [
-        tiny_task.gold_reward(
-            prompts, sample_responses(model, tokenizer, ids, max_new_tokens=48, seed=s).texts
-        )
-        for s in (11, 12)
-    ]
-    wins = (rewards[0] > rewards[1]) + 0.5 * (rewards[0] == rewards[1])  # (N,)
-    assert np.sum(rewards[0] != rewards[1]) >= 40  # enough decided comparisons to test
-    half_width = 1.96 * wins.std(ddof=1) / math.sqrt(len(wins))
-    assert abs(wins.mean() - 0.5) <= half_width
+    covered, all_wins = [], []
+    for pair in range(SELF_PLAY_SEED_PAIRS):
+        rewards = [
+            tiny_task.gold_reward(
+                prompts, sample_responses(model, tokenizer, ids, max_new_tokens=48, seed=s).texts
+            )
+            for s in (11 + 2 * pair, 12 + 2 * pair)
+        ]
+        wins = (rewards[0] > rewards[1]) + 0.5 * (rewards[0] == rewards[1])  # (N,)
+        assert np.sum(rewards[0] != rewards[1]) >= 40  # enough decided comparisons to test
+        half_width = 1.96 * wins.std(ddof=1) / math.sqrt(len(wins))
+        covered.append(abs(wins.mean() - 0.5) <= half_width)
+        all_wins.append(wins)
+    pooled = np.concatenate(all_wins)  # (pairs * N,)
+    assert np.mean(covered) >= MIN_COVERAGE
+    assert abs(pooled.mean() - 0.5) <= 3 * pooled.std(ddof=1) / math.sqrt(len(pooled))

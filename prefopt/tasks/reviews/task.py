@@ -1,41 +1,33 @@
 """The ``reviews`` task: short reviews of films, hotels and restaurants with an exact gold reward.
 
-Build (``Task.prepare``): split the 1,200 prompts into train/validation/test, pre-train a small
-GPT-2 on generated reviews of the train prompts (pi_ref; cached as a stage keyed by
-``PI_REF_FIELDS``, so configs that differ only in their data settings share one), sample pairs of
-pi_ref responses per split, label them by Bradley-Terry on the gold reward (``reward.py``), and
-write pairs, unpaired completions and held-out prompts.
+Build (``Task.prepare``): split the 1,200 prompts into train/validation/test; pre-train a small
+GPT-2 on the base generator's reviews of the train prompts (the base model, a stage keyed by
+``BASE_FIELDS``); fine-tune it on demonstrations that meet each property the gold reward asks for
+(the target sentiment, ``target_clauses`` clauses, distinct aspects) with probability
+``sft_follow_prob`` (the SFT model, a stage keyed by ``BASE_FIELDS + SFT_FIELDS``; both corpora in
+``generator.py``). pi_ref is the SFT model, or the base model with ``reference: pretrained``. Then
+sample pairs of pi_ref responses per split, label them by Bradley-Terry on the gold reward
+(``reward.py``), and write pairs, unpaired completions and held-out prompts (the stages, the
+sampling and the files are ``SyntheticTask``'s, in ``synthetic.py``). The build facts add, on
+pi_ref's train samples, how often a complete review meets each property and the share of the
+reward's variance its cliff values explain, and on validation prompts how often the best of 16
+pi_ref samples beats one (``best_of_16_win_rate``).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from prefopt.tasks.base import Task, TaskArtifacts
-from prefopt.tasks.pretrain import pretrain
-from prefopt.tasks.reviews.generator import all_prompts, sample_review
+from prefopt.tasks.reviews.generator import all_prompts, sample_demonstration, sample_review
 from prefopt.tasks.reviews.lexicon import all_words
 from prefopt.tasks.reviews.parser import parse_prompt
-from prefopt.tasks.reviews.reward import GoldReward
-from prefopt.tasks.synthetic import (
-    cached_model_stage,
-    install_model_stage,
-    new_pi_ref,
-    pretrain_facts,
-    sample_split_pairs,
-    save_model_stage,
-    settings_hash,
-    torch_threads,
-    write_pair_data,
-)
+from prefopt.tasks.reviews.reward import TARGET_SIGNS, GoldReward
+from prefopt.tasks.synthetic import SyntheticTask
 
-# The settings pi_ref depends on (its cache key); the others only shape the preference data.
-PI_REF_FIELDS = (
+# The settings the base model depends on (its cache key); the others shape SFT or the data only.
+BASE_FIELDS = (
     "seed",
     "torch_threads",
     "n_validation_prompts",
@@ -51,13 +43,23 @@ PI_REF_FIELDS = (
     "pretrain_batch_size",
     "pretrain_lr",
 )
+# The settings the SFT model adds (the demonstrations meet the gold reward's targets).
+SFT_FIELDS = (
+    "target_sentiment",
+    "target_clauses",
+    "sft_follow_prob",
+    "sft_steps",
+    "sft_batch_size",
+    "sft_lr",
+)
+PROMPT_TOKENS = 16  # room for a prompt in pi_ref's positions (a prompt has 7 words)
 
 
 @dataclass(frozen=True)
 class ReviewsConfig:
     seed: int = 0
     torch_threads: int = 1
-    # language of pi_ref's pre-training corpus
+    # language of the generated reviews (generator.py)
     max_clauses: int = 6
     clause_decay: float = 0.5
     repeat_prob: float = 0.1
@@ -71,13 +73,19 @@ class ReviewsConfig:
     runaway_penalty: float = GoldReward.runaway_penalty
     unfinished_reward: float = GoldReward.unfinished_reward
     ungrammatical_reward: float = GoldReward.ungrammatical_reward
-    # pi_ref
+    # the base model: a GPT-2 pre-trained from scratch
     n_layer: int = 2
     n_embd: int = 64
     n_head: int = 4
     pretrain_steps: int = 500
     pretrain_batch_size: int = 128
     pretrain_lr: float = 1e-2
+    # the SFT model, fine-tuned from the base model, and which of the two is pi_ref
+    sft_follow_prob: float = 0.5
+    sft_steps: int = 200
+    sft_batch_size: int = 128
+    sft_lr: float = 3e-3
+    reference: str = "sft"
     # preference data
     n_validation_prompts: int = 300
     n_test_prompts: int = 500
@@ -91,17 +99,16 @@ class ReviewsConfig:
     sampling_batch_size: int = 256
 
 
-class ReviewsTask(Task):
+class ReviewsTask(SyntheticTask):
     name = "reviews"
     Config = ReviewsConfig
-    version = 2
+    version = 3
+    Reward = GoldReward
+    base_fields = BASE_FIELDS
+    sft_fields = SFT_FIELDS
 
     def __init__(self, config: ReviewsConfig):
         super().__init__(config)
-        reward_keys = {f.name for f in dataclasses.fields(GoldReward)}
-        self.reward = GoldReward(
-            **{k: v for k, v in dataclasses.asdict(config).items() if k in reward_keys}
-        )
         n_prompts = len(all_prompts())
         n_held_out = config.n_validation_prompts + config.n_test_prompts
         if n_held_out >= n_prompts:
@@ -109,14 +116,6 @@ class ReviewsTask(Task):
                 f"n_validation_prompts + n_test_prompts = {n_held_out} leaves no train prompts "
                 f"(there are {n_prompts})"
             )
-
-    def gold_reward(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
-        return self.reward(prompts, responses)
-
-    def response_metrics(
-        self, prompts: Sequence[str], responses: Sequence[str]
-    ) -> dict[str, np.ndarray]:
-        return self.reward.metrics(prompts, responses)
 
     def split_prompts(self) -> dict[str, list[str]]:
         """Disjoint prompt splits, a seeded permutation of every prompt."""
@@ -131,68 +130,40 @@ class ReviewsTask(Task):
             "train": shuffled[n_val + n_test :],
         }
 
-    @property
-    def pi_ref_hash(self) -> str:
-        """Hash of the settings pi_ref depends on: a data-only change reuses the trained pi_ref."""
-        return settings_hash(self, PI_REF_FIELDS)
+    def vocabulary(self, train_prompts: list[str]) -> tuple[list[str], int]:
+        return all_words(), PROMPT_TOKENS
 
-    def build(self, layout: TaskArtifacts, progress: bool, cache_dir: Path) -> dict:
+    def response(self, rng: np.random.Generator, prompt: str, stage: str) -> str:
+        """A review of the prompt's domain: the base generator's (the base model's corpus) or a
+        demonstration (SFT)."""
         cfg = self.config
-        with torch_threads(cfg.torch_threads):
-            splits = self.split_prompts()
-            stage = cached_model_stage(
-                cache_dir,
-                self,
-                "pi_ref",
-                PI_REF_FIELDS,
-                lambda tmp: self._pretrain(tmp, splits["train"], progress),
-            )
-            facts, model, tokenizer = install_model_stage(stage, layout.model_dir)
-            sampled = sample_split_pairs(model, tokenizer, splits, self.reward, cfg)
-        train = sampled["train"]
-        metrics = self.reward.metrics(train.all_prompts, train.all_texts)
-        pi_ref = {
-            "grammatical": float(metrics["grammatical"].mean()),
-            "unfinished": float(metrics["unfinished"].mean()),
-            "mean_reward": float(train.all_rewards.mean()),
-            "mean_clauses": float(metrics["n_clauses"].mean()),
-            "n_samples": len(train.all_texts),
+        language = {
+            "max_clauses": cfg.max_clauses,
+            "decay": cfg.clause_decay,
+            "repeat_prob": cfg.repeat_prob,
+        }
+        if stage == "pretrained":
+            return sample_review(rng, parse_prompt(prompt), **language)
+        return sample_demonstration(
+            rng,
+            parse_prompt(prompt),
+            target_sentiment=cfg.target_sentiment,
+            target_clauses=cfg.target_clauses,
+            follow_prob=cfg.sft_follow_prob,
+            **language,
+        )
+
+    def sample_means(self, metrics: dict[str, np.ndarray]) -> dict[str, float]:
+        """Mean clauses, and among complete reviews how often each property is met: the mean
+        sentiment has the target's sign, ``target_clauses`` clauses, no aspect repeated."""
+        complete = metrics["grammatical"]  # (N,)
+        sign = TARGET_SIGNS[self.config.target_sentiment]
+        met = {
+            "sentiment_met": np.sign(metrics["sentiment"][complete]) == sign,
+            "clauses_met": metrics["n_clauses"][complete] == self.config.target_clauses,
+            "distinct_met": metrics["repeats"][complete] == 0,
         }
         return {
-            **facts,
-            "n_prompts": {s: len(p) for s, p in splits.items()},
-            "pi_ref": pi_ref,
-            **write_pair_data(layout, splits, sampled, cfg),
+            "mean_clauses": float(metrics["n_clauses"].mean()),
+            **{k: float(v.mean()) if v.size else float("nan") for k, v in met.items()},
         }
-
-    def _pretrain(self, out: Path, train_prompts: list[str], progress: bool) -> None:
-        """pi_ref: a GPT-2 pre-trained on generated reviews of the train prompts, saved in ``out``
-        with its tokenizer and the facts of its training."""
-        cfg = self.config
-        model, tokenizer = new_pi_ref(all_words(), cfg, prompt_tokens=16)
-        corpus_rng = np.random.default_rng([cfg.seed, 1])
-
-        def corpus_batch(n: int) -> tuple[list[str], list[str]]:
-            batch = [train_prompts[i] for i in corpus_rng.integers(len(train_prompts), size=n)]
-            reviews = [
-                sample_review(
-                    corpus_rng,
-                    parse_prompt(p),
-                    max_clauses=cfg.max_clauses,
-                    decay=cfg.clause_decay,
-                    repeat_prob=cfg.repeat_prob,
-                )
-                for p in batch
-            ]
-            return batch, reviews
-
-        losses = pretrain(
-            model,
-            tokenizer,
-            corpus_batch,
-            steps=cfg.pretrain_steps,
-            batch_size=cfg.pretrain_batch_size,
-            lr=cfg.pretrain_lr,
-            progress=progress,
-        )
-        save_model_stage(out, model, tokenizer, pretrain_facts(model, tokenizer, losses))
