@@ -112,7 +112,8 @@ def _with_samples(rows: pd.DataFrame, prompts: pd.DataFrame, scratch: Path) -> p
     return rebuilt
 
 
-def _markdown(frame: pd.DataFrame) -> list[str]:
+def markdown_lines(frame: pd.DataFrame) -> list[str]:
+    """A frame as the lines of a markdown table (3 significant digits), then a blank line."""
     lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
     for row in frame.itertuples(index=False):
         cells = [f"{v:.3g}" if isinstance(v, float) else str(v) for v in row]
@@ -174,7 +175,7 @@ def report_study(path: Path, out: Path) -> Path:
                     "",
                     "## Validation win rate at matched KL (nats)",
                     "",
-                    *_markdown(matched),
+                    *markdown_lines(matched),
                 ]
     out.mkdir(parents=True, exist_ok=True)
     report = out / "report.md"

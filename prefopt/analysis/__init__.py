@@ -14,7 +14,7 @@ from prefopt.analysis.expected_validation import (
 )
 from prefopt.analysis.frontier import pareto_frontier, plot_frontier
 from prefopt.analysis.heatmaps import cell_values, methods_with_grid, plot_heatmaps
-from prefopt.analysis.matched_kl import win_rate_at_kl
+from prefopt.analysis.matched_kl import reward_at_kl_by_seed, win_rate_at_kl
 from prefopt.analysis.overfitting import (
     find_overfitting,
     mean_curve,
@@ -77,5 +77,6 @@ __all__ = [
     "t_interval",
     "welch_power",
     "welch_test",
+    "reward_at_kl_by_seed",
     "win_rate_at_kl",
 ]

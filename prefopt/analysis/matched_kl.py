@@ -23,6 +23,7 @@ import pandas as pd
 from scipy import stats
 
 from prefopt.analysis.frontier import pareto_frontier
+from prefopt.analysis.stats import t_interval
 
 KL_BUDGETS = (0.5, 1.0, 2.0)  # nats
 CONFIDENCE = 0.95  # of the normal interval built from a point's win_rate_se
@@ -80,3 +81,48 @@ def _row(name, budget: float, point: pd.Series | None) -> dict:
         "kl_of_point": float(point["kl"]),
         "reached": True,
     }
+
+
+SEED_COLUMNS = ["method", "budget", "mean", "ci_low", "ci_high", "n_seeds", "seeds_reached"]
+
+
+def reward_at_kl_by_seed(
+    points: pd.DataFrame,
+    reward: str = "judge_reward",
+    budgets: Sequence[float] = KL_BUDGETS,
+    method: str = "method",
+    seed: str = "seed",
+    confidence: float = CONFIDENCE,
+) -> pd.DataFrame:
+    """A method's frontier at each KL budget, with an interval over training seeds.
+
+    For each method and seed, the envelope max{reward_j : kl_j <= budget} over every evaluation
+    point of that seed's runs (all of the method's settings and checkpoints); then the mean over
+    the seeds that reach the budget and its t-interval (``stats.t_interval``), so the interval
+    covers the spread between trainings, not one draw. Columns: SEED_COLUMNS (``n_seeds``: seeds
+    of the method, ``seeds_reached``: those with a point within the budget; the interval is NaN
+    when fewer than 2 reach it).
+    """
+    rows = []
+    for name, group in points.groupby(method, sort=True):
+        seeds = group.groupby(seed)
+        for budget in budgets:
+            values = []
+            for _, runs in seeds:
+                frontier_kl, frontier = pareto_frontier(runs["kl"], runs[reward])
+                within = frontier_kl <= budget
+                if within.any():
+                    values.append(frontier[within][-1])
+            interval = t_interval(values, confidence)
+            rows.append(
+                {
+                    "method": name,
+                    "budget": budget,
+                    "mean": interval.mean,
+                    "ci_low": interval.low,
+                    "ci_high": interval.high,
+                    "n_seeds": seeds.ngroups,
+                    "seeds_reached": interval.n_seeds,
+                }
+            )
+    return pd.DataFrame(rows, columns=SEED_COLUMNS)

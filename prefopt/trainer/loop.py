@@ -330,6 +330,7 @@ class Trainer:
         row = {name: value / local for name, value in values.sums.items()}
         row["grad_norm"] = math.nan if values.grad_norm is None else values.grad_norm
         row["lr"] = self.scheduler.get_last_lr()[0]
+        row["tokens_trained"] = self.state.tokens_seen  # so far, this step's included
         return row | self.batches.metrics()
 
     def fit(self, stop: StopRequest = NO_STOP) -> dict:

@@ -73,3 +73,27 @@ def test_envelope_is_non_decreasing_over_budgets():
     assert np.all(np.diff(table["win_rate"].to_numpy()) >= 0)
     for budget, value in zip(budgets, table["win_rate"], strict=True):
         assert value == points.loc[points["kl"] <= budget, "win_rate"].max()
+
+
+def test_the_frontier_at_a_budget_is_read_per_seed_then_averaged_with_a_t_interval():
+    from scipy import stats
+
+    from prefopt.analysis import reward_at_kl_by_seed
+
+    points = pd.DataFrame(
+        {
+            "method": ["ppo"] * 6 + ["dpo"] * 2,
+            "seed": [1, 1, 2, 2, 3, 3, 1, 2],
+            "kl": [0.4, 1.5, 0.9, 3.0, 0.2, 0.8, 2.5, 0.3],
+            "judge_reward": [0.1, 0.9, 0.5, 2.0, 0.3, 0.2, 1.0, 0.4],
+        }
+    )
+    table = reward_at_kl_by_seed(points, budgets=(1.0,)).set_index("method")
+    # ppo's seeds at KL <= 1: 0.1, 0.5 and max(0.3, 0.2) = 0.3 -> mean 0.3, sd 0.2
+    half = stats.t.ppf(0.975, 2) * 0.2 / 3**0.5
+    assert table.loc["ppo", "mean"] == pytest.approx(0.3)
+    assert table.loc["ppo", "ci_low"] == pytest.approx(0.3 - half)
+    assert table.loc["ppo", "seeds_reached"] == 3
+    # dpo: only seed 2 is within 1 nat: a mean without an interval
+    assert table.loc["dpo", "mean"] == pytest.approx(0.4) and np.isnan(table.loc["dpo", "ci_low"])
+    assert (table.loc["dpo", "n_seeds"], table.loc["dpo", "seeds_reached"]) == (2, 1)

@@ -1,0 +1,65 @@
+"""The frontier study's driver: its plan, and its report from a points file alone."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+
+import frontier  # noqa: E402
+
+
+def test_the_plan_covers_every_method_at_three_seeds(capsys):
+    frontier.main(["--dry-run"])
+    out = capsys.readouterr().out
+    assert "frontier: 102 runs" in out  # (5 losses x 3 + sft + 4 baselines x 3) x 3 + 2 x 3 x 3
+    assert "dry run: nothing launched" in out
+
+
+def _points():
+    rng = np.random.default_rng(0)
+    rows = []
+    for method, slope in (("dpo", 1.0), ("ppo_rm", 0.6)):
+        for seed in (1, 2, 3):
+            for flip in (0.0, 0.2):
+                for step in range(0, 251, 25):
+                    kl = step / 50
+                    rows.append(
+                        {
+                            "run_label": method,
+                            "status": "finished",
+                            "seed": seed,
+                            "task.flip_rate": flip,
+                            "task.n_train_pairs": 2000,
+                            "step": step,
+                            "kl": kl,
+                            "judge_reward": slope * kl - 0.1 * kl**2 + rng.normal(0, 0.05),
+                            "proxy_reward": kl,
+                            "win_rate": 0.5 + 0.05 * kl,
+                            "run_id": f"{method}/{seed}/{flip}",
+                            "tokens_generated": 0 if method == "dpo" else 640 * step,
+                            "tokens_trained": 1000 * step,
+                            "reward_queries": 0 if method == "dpo" else 64 * step,
+                        }
+                    )
+    return pd.DataFrame(rows)
+
+
+def test_the_report_compares_frontiers_over_seeds_and_costs(tmp_path):
+    path = frontier.report(_points(), tmp_path)
+    text = path.read_text()
+    assert (tmp_path / "figures" / "frontier.png").is_file()
+    assert "Gold reward at a KL budget" in text and "pairs labelled 2000" in text
+    table = frontier.cost_to_reach(_points(), target=0.5).set_index("method")
+    assert table.loc["dpo", "seeds_reached"] == 3 and table.loc["dpo", "reward_queries"] == 0
+    # ppo_rm's gold 0.6 kl - 0.1 kl^2 first passes 0.5 at kl 1 (step 50), dpo's at kl 0.5
+    assert table.loc["ppo_rm", "tokens_trained"] > table.loc["dpo", "tokens_trained"]
+    assert table.loc["ppo_rm", "reward_queries"] > 0
+    assert (
+        frontier.cost_to_reach(_points(), target=5.0)
+        .set_index("method")
+        .loc["ppo_rm", "seeds_reached"]
+        == 0
+    )  # never reached: no cost
