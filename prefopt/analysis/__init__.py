@@ -21,6 +21,7 @@ from prefopt.analysis.overfitting import (
     overfitting_summary,
     plot_overfitting,
 )
+from prefopt.analysis.overoptimisation import bon_kl, fit_bon, fit_rl, plot_overoptimisation
 from prefopt.analysis.seed_tests import (
     SeedComparison,
     compare_methods,
@@ -44,6 +45,10 @@ from prefopt.analysis.tables import MethodTable, method_table
 from prefopt.analysis.trajectories import plot_logps, plot_proxy_gold
 
 __all__ = [
+    "bon_kl",
+    "fit_bon",
+    "fit_rl",
+    "plot_overoptimisation",
     "MethodTable",
     "SeedComparison",
     "cell_values",
