@@ -42,6 +42,7 @@ STRENGTHS = {  # method -> (search space, the strength's key, three values aroun
 }
 NOISY = {"dpo": "loss.beta=0.5", "ppo_rm": "online.kl_coef=0.1"}  # the label-noise arms
 FLIP_RATES = "0.0,0.2,0.4"
+RL_METHODS = ("ppo", "ppo_rm", "rloo")  # fitted with Gao et al.'s RL form
 COMMON = [
     "seed=1,2,3",
     "trainer.lr=1e-3",
@@ -127,6 +128,34 @@ def cost_to_reach(points: pd.DataFrame, target: float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def rl_fits(points: pd.DataFrame) -> pd.DataFrame:
+    """Gao et al.'s RL form fitted to each online method's gold and proxy gains over pi_ref
+    against d = sqrt(KL), every evaluation point after step 0 of every setting and seed."""
+    from prefopt.analysis import fit_rl
+
+    rows = []
+    for method, group in points[points["run_label"].isin(RL_METHODS)].groupby("run_label"):
+        start = group[group["step"] == 0]
+        later = group[(group["step"] > 0) & (group["kl"] > 0)]
+        for reward in ("judge_reward", "proxy_reward"):
+            if later[reward].isna().all():
+                continue
+            gain = later[reward] - start[reward].mean()
+            fit = fit_rl(later["kl"] ** 0.5, gain)
+            rows.append(
+                {
+                    "method": method,
+                    "reward": reward,
+                    "alpha": fit.alpha,
+                    "beta": fit.beta,
+                    "peak_sqrt_kl": fit.peak_d,
+                    "rms": fit.rms_residual,
+                    "points": fit.n_points,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
 def noise_table(points: pd.DataFrame) -> pd.DataFrame:
     """Per noisy arm and flip rate: each seed's best validation gold reward, mean and t-interval."""
     from prefopt.analysis.stats import t_interval
@@ -171,6 +200,11 @@ def report(points: pd.DataFrame, out: Path) -> Path:
         + ", ".join(f"{k} {v}" for k, v in offline_data_cost(points).items()),
         "",
     ]
+    lines += [
+        "## Over-optimisation along RL training (Gao et al.: R(d) = d (alpha - beta log d))",
+        "",
+    ]
+    lines += markdown_lines(rl_fits(clean))
     lines += ["## Label noise: best validation gold reward per run, over seeds (95% t)", ""]
     lines += markdown_lines(noise_table(points))
     path = out / "report.md"

@@ -52,6 +52,9 @@ def test_the_report_compares_frontiers_over_seeds_and_costs(tmp_path):
     text = path.read_text()
     assert (tmp_path / "figures" / "frontier.png").is_file()
     assert "Gold reward at a KL budget" in text and "pairs labelled 2000" in text
+    fits = frontier.rl_fits(_points()).set_index("reward")
+    # ppo_rm's gold 0.6 kl - 0.1 kl^2 turns over; its proxy (= kl) keeps rising
+    assert fits.loc["judge_reward", "peak_sqrt_kl"] < 3 and fits.loc["proxy_reward", "beta"] < 0
     table = frontier.cost_to_reach(_points(), target=0.5).set_index("method")
     assert table.loc["dpo", "seeds_reached"] == 3 and table.loc["dpo", "reward_queries"] == 0
     # ppo_rm's gold 0.6 kl - 0.1 kl^2 first passes 0.5 at kl 1 (step 50), dpo's at kl 0.5
