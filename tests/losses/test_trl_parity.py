@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 import torch
+from tiny_models import policy_and_reference
 from trl_cases import CASES, Case
 
 from prefopt.losses import available_losses, build_loss_from_config, loss_class
@@ -88,27 +89,7 @@ def tokenizer():
 @pytest.fixture(scope="module")
 def models(tokenizer):
     """(policy, reference): a 2-layer GPT-2 without dropout and a perturbed copy of it."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    torch.manual_seed(0)
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_layer=2,
-        n_embd=32,
-        n_head=2,
-        n_positions=64,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        bos_token_id=tokenizer.eos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    policy = GPT2LMHeadModel(config)
-    reference = copy.deepcopy(policy)
-    with torch.no_grad():
-        for parameter in reference.parameters():
-            parameter.add_(REFERENCE_NOISE * torch.randn_like(parameter))
+    policy, reference = policy_and_reference(tokenizer, REFERENCE_NOISE)
     return policy, reference
 
 

@@ -25,6 +25,7 @@ import copy
 
 import pytest
 import torch
+from tiny_models import policy_and_reference
 
 from prefopt.models.logprobs import build_batch, response_token_logps
 from prefopt.rl.advantages import rloo_advantages
@@ -67,27 +68,7 @@ def tokenizer():
 def models(tokenizer, tmp_path_factory):
     """(policy, reference, directory the policy is saved in): a 2-layer GPT-2 without dropout and
     a perturbed copy; TRL loads its policy and its reference from the directory."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    torch.manual_seed(0)
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_layer=2,
-        n_embd=32,
-        n_head=2,
-        n_positions=64,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        bos_token_id=tokenizer.eos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    policy = GPT2LMHeadModel(config)
-    reference = copy.deepcopy(policy)
-    with torch.no_grad():
-        for parameter in reference.parameters():
-            parameter.add_(REFERENCE_NOISE * torch.randn_like(parameter))
+    policy, reference = policy_and_reference(tokenizer, REFERENCE_NOISE)
     directory = tmp_path_factory.mktemp("policy")
     policy.save_pretrained(directory)
     return policy, reference, directory
