@@ -56,3 +56,20 @@ class PromptDraws:
 def distinct_prompts(records: Sequence) -> list[str]:
     """The distinct prompts of training records, in first-seen order."""
     return list(dict.fromkeys(record.prompt for record in records))
+
+
+class DrawnSource:
+    """Base of an online batch source whose state is its :class:`PromptDraws` (``self.draws``):
+    checkpoints keep the generator and the costs, which the train rows log."""
+
+    draws: PromptDraws
+
+    def metrics(self) -> dict[str, int]:
+        """What the run has drawn so far: samples, tokens generated, reward queries."""
+        return dict(self.draws.costs)
+
+    def state_dict(self) -> dict:
+        return self.draws.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.draws.load_state_dict(state)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from prefopt.models.sampling import sample_responses
-from prefopt.online.draws import PromptDraws
+from prefopt.online.draws import DrawnSource, PromptDraws
 from prefopt.online.settings import OnlinePairsSettings
 from prefopt.trainer.batching import GlobalBatch, collate_fresh
 from prefopt.trainer.items import TrainItem
@@ -38,7 +38,7 @@ def bradley_terry_labels(
     return torch.where(gap == 0, 0, labels)  # (n,)
 
 
-class OnlinePairs:
+class OnlinePairs(DrawnSource):
     """The batch source of online DPO (module docstring); ``judge`` scores (prompts, texts)."""
 
     def __init__(self, draws: PromptDraws, tokenizer, judge, settings: OnlinePairsSettings):
@@ -85,13 +85,3 @@ class OnlinePairs:
                 TrainItem(self.draws.prompt_ids[i], chosen, rejected, meta={"score_gap": gap})
             )
         return items
-
-    def metrics(self) -> dict[str, int]:
-        """What the run has drawn so far: samples, tokens generated, reward queries."""
-        return dict(self.draws.costs)
-
-    def state_dict(self) -> dict:
-        return self.draws.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.draws.load_state_dict(state)

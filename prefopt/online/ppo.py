@@ -38,7 +38,7 @@ import torch
 
 from prefopt.models.logprobs import build_batch, response_token_logps
 from prefopt.models.sampling import sample_responses
-from prefopt.online.draws import PromptDraws
+from prefopt.online.draws import DrawnSource, PromptDraws
 from prefopt.online.rollouts import collate_samples, token_logps
 from prefopt.online.settings import PPOSettings
 from prefopt.online.value_model import ValueModel
@@ -78,7 +78,7 @@ def kl_controller(settings: PPOSettings):
     return AdaptiveKLController(settings.kl_coef, settings.kl_target, settings.kl_horizon)
 
 
-class PPORollouts:
+class PPORollouts(DrawnSource):
     """PPO's batch source (module docstring): minibatches of the current rollout."""
 
     def __init__(
@@ -187,10 +187,6 @@ class PPORollouts:
         lengths = torch.tensor([len(r) for r in response_ids], device=device)  # (N,)
         mask = torch.arange(width, device=device)[None, :] < lengths[:, None]  # (N, L)
         return (*(torch.cat(column) for column in columns), mask)
-
-    def metrics(self) -> dict[str, int]:
-        """What the run has drawn so far: samples, tokens generated, reward queries."""
-        return dict(self.draws.costs)
 
     def state_dict(self) -> dict:
         return {

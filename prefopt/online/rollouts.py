@@ -29,7 +29,7 @@ import torch
 
 from prefopt.models.logprobs import build_batch, response_token_logps
 from prefopt.models.sampling import sample_responses
-from prefopt.online.draws import PromptDraws
+from prefopt.online.draws import DrawnSource, PromptDraws
 from prefopt.online.settings import RLOOSettings
 from prefopt.rl.advantages import rloo_advantages
 from prefopt.rl.objectives import clipped_surrogate
@@ -94,7 +94,7 @@ def token_logps(model, batch: dict) -> torch.Tensor:
     return logps
 
 
-class RLOORollouts:
+class RLOORollouts(DrawnSource):
     """RLOO's batch source (module docstring): ``judge`` scores, ``reference`` is pi_ref."""
 
     def __init__(self, draws: PromptDraws, tokenizer, judge, reference, settings: RLOOSettings):
@@ -156,16 +156,6 @@ class RLOORollouts:
         lengths = torch.tensor([len(r) for r in response_ids], device=device)  # (N,)
         mask = torch.arange(width, device=device)[None, :] < lengths[:, None]  # (N, L)
         return torch.cat(old), torch.cat(ref), mask
-
-    def metrics(self) -> dict[str, int]:
-        """What the run has drawn so far: samples, tokens generated, reward queries."""
-        return dict(self.draws.costs)
-
-    def state_dict(self) -> dict:
-        return self.draws.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.draws.load_state_dict(state)
 
 
 class RLOOObjective:
