@@ -25,7 +25,7 @@ import argparse
 from pathlib import Path
 
 import pandas as pd
-from protocol import launch, study_dir
+from protocol import EPOCHS, launch, study_dir
 from study_data import markdown_lines
 
 STRENGTHS = {  # method -> (search space, the strength's key, three values around its default)
@@ -47,6 +47,7 @@ COMMON = [
     "seed=1,2,3",
     "trainer.lr=1e-3",
     "trainer.max_steps=250",
+    f"trainer.epochs={EPOCHS}",  # enough that the 250 steps bind for every method
     "eval.eval_every=25",
     "eval.test_at=never",
     "eval.proxy=true",  # the reward model's score of the samples: over-optimisation shows in it

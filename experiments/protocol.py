@@ -40,6 +40,9 @@ from prefopt.losses import available_losses
 SELECTION_SEED = 0  # training seed of pilot and trial runs; confirmation seeds never equal it
 TRIALS_SEED = 0  # seed of the trial draws (with the loss's name)
 MAX_STEPS = 250  # optimiser steps of every run of every loss (trainer.max_steps)
+# trainer.epochs of every run: enough that MAX_STEPS binds for every method (an online method's
+# epoch is one pass over the prompts: 12 RLOO steps on the reviews task), so all take equal steps
+EPOCHS = 100
 PARALLEL_JOBS = 2  # runs at a time under launcher=joblib (conf/launcher/joblib.yaml's n_jobs)
 ESTIMATED_RUN_SECONDS = 300.0  # stated time per run when the study has no finished run to measure
 TUNING_TEST_AT = "never"  # eval.test_at of tuning runs: validation only; test is for confirmation
@@ -59,6 +62,7 @@ def common_overrides(study: str, phase: str, loss: str, max_steps: int) -> list[
         f"name={study}/{phase}",
         f"experiment=search/{loss}",
         f"trainer.max_steps={max_steps}",
+        f"trainer.epochs={EPOCHS}",
     ]
     if phase != "confirm":
         overrides.append(f"eval.test_at={TUNING_TEST_AT}")

@@ -120,6 +120,7 @@ def test_trials_launch_one_multirun_per_loss_at_equal_steps_without_test(monkeyp
     assert len(launched) == 2
     for overrides in launched:
         assert "trainer.max_steps=7" in overrides and "launcher=joblib" in overrides
+        assert f"trainer.epochs={protocol.EPOCHS}" in overrides  # max_steps binds for every method
         assert f"eval.test_at={protocol.TUNING_TEST_AT}" in overrides
         assert f"seed={protocol.SELECTION_SEED}" in overrides
     trials = [o for o in launched[0] if o.startswith("+trial=")][0].split("=")[1].split(",")
