@@ -9,8 +9,10 @@ measure.py says what is timed). ``throughput``, ``memory``: the configurations o
 ``--repeats`` rounds interleaved; every run's step-0 loss must be log 2 (dropout off, policy =
 reference) and its mean chosen log-prob the first configuration's, to 1e-4. ``sweep``: SWEEP_LOSSES
 x SWEEP_BETAS end to end by each SWEEP configuration. ``--preset gpu``: a 374M Llama in bf16, with
-GPU memory and model FLOPs utilisation (6N per trained token, 2N per reference-forward token,
-against the card's dense bf16 peak); ``tiny_gpu``: its code path on a CPU.
+GPU memory; ``tiny_gpu``: its code path on a CPU. ``throughput`` and ``memory`` report each
+configuration's FLOP/s by two counts (flops.py: the conventional 6N per token, and the FLOPs the job
+requires) as fractions of the matrix-product rates measured in its own processes (ceiling.py) and,
+on a known GPU, of the card's dense bf16 peak (model FLOPs utilisation, MFU).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import json
 import math
 import multiprocessing
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -29,8 +32,10 @@ from importlib.util import find_spec
 from pathlib import Path
 
 import torch
+from ceiling import gemm_shapes, measure_ceiling
+from flops import flops_per_token, required_per_token
 from measure import StepClock, peak_mib, summarise
-from workload import PRESETS, Workload, flops_per_token, prefopt_config, prepare, tokens_per_step
+from workload import PRESETS, Workload, prefopt_config, prepare, tokens_per_step
 
 from prefopt.trainer.loop import Trainer
 from prefopt.trainer.provenance import hardware, versions
@@ -93,6 +98,7 @@ BF16_PEAK = (  # dense bf16 peak FLOP/s by device name (first match): NVIDIA's d
     ("H200 NVL", 835e12), ("H200", 989e12), ("A100", 312e12),
 )  # fmt: skip
 STEP0_TOLERANCE = 1e-4
+FLOP_COUNTS = ("conventional_6n", "required")  # flops.py's two counts, in report order
 SUMMARISED = ("tokens_per_second", "tokens_per_cpu_second", "peak_rss_mib", "setup_seconds")
 
 
@@ -140,9 +146,12 @@ def fresh_run_dir(workdir: Path, prefix: str) -> Path:
     return run_dir
 
 
-def worker(name: str, work: Workload, workdir: Path, threads: int, sweep: bool) -> dict:
+def worker(
+    name: str, work: Workload, workdir: Path, threads: int, sweep: bool, gemms: dict | None
+) -> dict:
     """Configuration ``name`` in this fresh process, its output to a log file: one run, or with
-    ``sweep`` all the sweep's runs one after another (prefopt's share a reference cache)."""
+    ``sweep`` all the sweep's runs one after another (prefopt's share a reference cache); then,
+    with ``gemms`` (ceiling.gemm_shapes), the matrix-product rates (after the peak RSS is read)."""
     run_dir = fresh_run_dir(workdir, f"{name}_")
     with open(run_dir / "output.log", "w") as log:
         for stream in (sys.stdout, sys.stderr):
@@ -155,12 +164,17 @@ def worker(name: str, work: Workload, workdir: Path, threads: int, sweep: bool) 
         result = {"grid": grid, "runs": runs, "sweep_seconds": time.perf_counter() - start}
     else:
         result = run_one(config, work, workdir, run_dir)
-    return {**result, "peak_rss_mib": peak_mib("peak_rss_bytes")}
+    result["peak_rss_mib"] = peak_mib("peak_rss_bytes")
+    if gemms:
+        result["ceiling"] = measure_ceiling(gemms, work.precision, work.device)
+    return result
 
 
-def run_all(names: list[str], work: Workload, threads: int, repeats=1, sweep=False) -> dict:
+def run_all(
+    names: list[str], work: Workload, threads: int, repeats=1, sweep=False, gemms=None
+) -> dict:
     """``repeats`` rounds of the configurations ``names``, interleaved, each run in a fresh
-    process on one prepared model and data set; name -> list of results."""
+    process on one prepared model and data set (``gemms``: worker's); name -> list of results."""
     results: dict[str, list] = {name: [] for name in names}
     with tempfile.TemporaryDirectory() as tmp:
         prepare(Path(tmp), work)
@@ -168,7 +182,7 @@ def run_all(names: list[str], work: Workload, threads: int, repeats=1, sweep=Fal
             for name in names:
                 started = time.perf_counter()
                 with multiprocessing.get_context("spawn").Pool(1) as pool:
-                    result = pool.apply(worker, (name, work, Path(tmp), threads, sweep))
+                    result = pool.apply(worker, (name, work, Path(tmp), threads, sweep, gemms))
                     pool.close()  # let the worker exit by itself, its resources released
                     pool.join()
                 result["process_seconds"] = time.perf_counter() - started  # imports included
@@ -195,8 +209,20 @@ def span(stats: dict) -> str:
     return f"{stats['median']:.0f} ({stats['min']:.0f}-{stats['max']:.0f})"
 
 
+def giga_span(stats: dict) -> str:
+    """A FLOP/s summary in GFLOP/s: median (min-max)."""
+    return f"{stats['median'] / 1e9:.1f} ({stats['min'] / 1e9:.1f}-{stats['max'] / 1e9:.1f})"
+
+
 def number(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
+
+
+def both(counts: dict | None, spec: str, scale: float = 1.0) -> str:
+    """A cell of the two FLOP counts: "conventional / required"."""
+    if counts is None:
+        return "-"
+    return " / ".join(format(counts[count] / scale, spec) for count in FLOP_COUNTS)
 
 
 # Markdown tables: header -> the cell of a row (the first column holds the row's name).
@@ -208,7 +234,10 @@ SUMMARY_COLUMNS = {
     "peak RSS MiB": lambda r: f"{r['peak_rss_mib']['median']:.0f}",
     "GPU MiB before step 1": lambda r: number(r["setup_gpu_peak_mib"], ".0f"),
     "steps' peak GPU MiB": lambda r: number(r["steps_gpu_peak_mib"], ".0f"),
-    "MFU": lambda r: number(r["mfu"], ".1%"),
+    "GFLOP/s (6N / required)": lambda r: both(r["flops_per_second"], ".1f", 1e9),
+    "of largest-GEMM rate": lambda r: both(r["fraction_of"]["largest_gemm"], ".0%"),
+    "of 2048^3 rate": lambda r: both(r["fraction_of"]["square_2048"], ".0%"),
+    "of bf16 peak (MFU)": lambda r: both(r["fraction_of"]["bf16_peak"], ".1%"),
     "setup s": lambda r: f"{r['setup_seconds']['median']:.1f}",
 }
 RATIO_COLUMNS = {
@@ -249,12 +278,52 @@ def write(args, work: Workload, name: str, report: dict, lines: list[str]) -> No
 
 
 def summary_row(config: Config, results: list[dict], flops: dict, peak: float | None) -> dict:
-    """A configuration's repeats summarised, with its GPU peaks, model FLOPs per token and MFU."""
+    """A configuration's repeats summarised, with its GPU peaks, its FLOPs per token and FLOP/s by
+    both counts (flops.py), the rates of its processes' products (medians over its repeats) and
+    its FLOP/s as fractions of each, and of the bf16 ``peak`` (None where unknown: MFU)."""
     row = {key: summarise([r[key] for r in results]) for key in SUMMARISED}
-    per_token = flops["policy"] + flops["reference"] * config.reference_every_step
-    mfu = None if peak is None else row["tokens_per_second"]["median"] * per_token / peak
+    every_step = config.reference_every_step
+    per_token = {
+        "conventional_6n": flops["policy"] + flops["reference"] * every_step,
+        "required": required_per_token(flops, every_step, config.lora),
+    }
+    rate = {count: row["tokens_per_second"]["median"] * n for count, n in per_token.items()}
+    ceilings = {
+        gemm: statistics.median(r["ceiling"][gemm]["flops_per_second"] for r in results)
+        for gemm in results[0]["ceiling"]
+    }
+    ceilings["bf16_peak"] = peak
+    fractions = {
+        name: None if c is None else {count: rate[count] / c for count in rate}
+        for name, c in ceilings.items()
+    }
     gpu = {key: results[0][key] for key in ("setup_gpu_peak_mib", "steps_gpu_peak_mib")}
-    return {**row, **gpu, "model_flops_per_token": per_token, "mfu": mfu}
+    return {
+        **row, **gpu, "model_flops_per_token": per_token["conventional_6n"],
+        "required_flops_per_token": per_token["required"], "flops_per_second": rate,
+        "ceiling_flops_per_second": ceilings, "fraction_of": fractions,
+        "mfu": None if peak is None else fractions["bf16_peak"]["conventional_6n"],
+    }  # fmt: skip
+
+
+def flops_lines(flops: dict, gemms: dict, machine: dict, peak: float | None) -> list[str]:
+    """The report's account of its FLOP counts and of the rates it divides them by."""
+    rates = "; ".join(
+        f"{gemm} {'x'.join(map(str, gemms[gemm]))}: {giga_span(stats)} GFLOP/s"
+        for gemm, stats in machine.items()
+    )
+    peak_text = "none known for this device" if peak is None else f"{peak:.3g} FLOP/s"
+    return [
+        f"FLOPs per trained token (flops.py): conventional 6N + 2N per reference forward, N = "
+        f"{flops['n'] / 1e6:.2f}M; required (3 + reference) x 2 x (N_blocks + H x R/T) (LoRA: "
+        f"2 + reference), blocks' matrices N_blocks = {flops['n_blocks'] / 1e6:.2f}M, LM head "
+        f"H = {flops['head'] / 1e6:.2f}M on response positions only, R/T = "
+        f"{flops['response_share']:.3f}; reference = 1 where it runs in every step.",
+        "",
+        f"Matrix products (ceiling.py; M x K x N, median (min-max) over every configuration's "
+        f"processes, each measured right after its timed steps): {rates}. Each row's fractions use "
+        f"its own processes' medians. Dense bf16 datasheet peak: {peak_text}.",
+    ]
 
 
 def ratio_row(summary: dict, raw: dict, ours: str, theirs: str) -> dict:
@@ -272,20 +341,28 @@ def ratio_row(summary: dict, raw: dict, ours: str, theirs: str) -> dict:
 def measure(args, work: Workload, ratios: dict) -> None:
     """``throughput`` or ``memory``: the configurations of ``ratios``, checked at step 0,
     summarised and compared."""
-    names = configurations(ratios)
-    raw = run_all(names, work, args.threads, args.repeats)
+    names, flops = configurations(ratios), flops_per_token(work)
+    gemms = gemm_shapes(flops, tokens_per_step(work))
+    raw = run_all(names, work, args.threads, args.repeats, gemms=gemms)
     checks = {
         name: [check_step0(r, name, raw[names[0]][0]) for r in rs] for name, rs in raw.items()
     }
     device = torch.cuda.get_device_name() if work.device == "cuda" else "cpu"
-    flops, peak = flops_per_token(work), bf16_peak(device)
+    peak = bf16_peak(device)
     summary = {name: summary_row(CONFIGS[name], rs, flops, peak) for name, rs in raw.items()}
     rows = {label: ratio_row(summary, raw, *pair) for label, pair in ratios.items()}
-    report = {"flops": {**flops, "device": device, "bf16_peak_flops": peak}, "summary": summary}
+    machine = {
+        gemm: summarise([r["ceiling"][gemm]["flops_per_second"] for rs in raw.values() for r in rs])
+        for gemm in gemms
+    }  # over every process
+    report = {
+        "flops": {**flops, "device": device, "bf16_peak_flops": peak},
+        "ceiling": {"shapes_mkn": gemms, "flops_per_second": machine}, "summary": summary,
+    }  # fmt: skip
     write(args, work, args.command, {**report, "ratios": rows, "step0_checks": checks, "raw": raw}, [
-        f"Device: {device}; model FLOPs per token 6N trained + 2N per reference forward, "
-        f"N = {flops['n'] / 1e6:.1f}M; MFU against a dense bf16 peak of {peak or 0:.3g} FLOP/s "
-        "(0: unknown, not reported).",
+        f"Device: {device}, {work.precision}, torch threads: {args.threads}.",
+        "",
+        *flops_lines(flops, gemms, machine, peak),
         "",
         *table(SUMMARY_COLUMNS, summary),
         "",

@@ -98,20 +98,6 @@ def build_model(work: Workload, tokenizer):
     return LlamaForCausalLM(config)
 
 
-def flops_per_token(work: Workload) -> dict:
-    """Model FLOPs per token: 6N for a trained (policy) token, 2N for a reference forward's token.
-
-    N counts the parameters that multiply every token: all but the input embedding (a lookup),
-    whose matrix still counts once where it is tied to the LM head (GPT-2).
-    """
-    with torch.device("meta"):
-        model = build_model(work, build_word_tokenizer(work.words()))
-    total = sum(p.numel() for p in model.parameters())  # a tied matrix once
-    embedding, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
-    n = total if embedding is head else total - embedding.numel()
-    return {"parameters": total, "n": n, "policy": 6 * n, "reference": 2 * n}
-
-
 def make_pairs(work: Workload) -> list[dict]:
     """Random-word pairs; responses start with a space so TRL's prompt + response string concatenation
     tokenizes to the prompt's ids followed by the response's."""
@@ -138,8 +124,12 @@ def prepare(workdir: Path, work: Workload) -> None:
 
 def pair_tokens(pair: dict) -> int:
     """Non-padding tokens of a pair's chosen and rejected sequences (each response gets an EOS)."""
-    prompt = len(pair["prompt"].split())
-    return 2 * prompt + len(pair["chosen"].split()) + 1 + len(pair["rejected"].split()) + 1
+    return 2 * len(pair["prompt"].split()) + pair_response_tokens(pair)
+
+
+def pair_response_tokens(pair: dict) -> int:
+    """Response tokens of a pair's two sequences, EOS included: the positions a loss reads."""
+    return len(pair["chosen"].split()) + 1 + len(pair["rejected"].split()) + 1
 
 
 def batch_order(work: Workload) -> list[int]:
@@ -147,13 +137,17 @@ def batch_order(work: Workload) -> list[int]:
     return epoch_order(work.num_pairs, work.seed, 0)
 
 
-def tokens_per_step(work: Workload) -> list[int]:
-    """Tokens trained on in each optimiser step, in the shared batch order."""
+def tokens_per_step(work: Workload, count=pair_tokens) -> list[int]:
+    """Tokens trained on in each optimiser step (``count`` of each pair), in the shared batch order."""
     pairs, order, size = make_pairs(work), batch_order(work), work.batch_size
     return [
-        sum(pair_tokens(pairs[i]) for i in order[s * size : (s + 1) * size])
-        for s in range(work.steps)
+        sum(count(pairs[i]) for i in order[s * size : (s + 1) * size]) for s in range(work.steps)
     ]
+
+
+def response_tokens_per_step(work: Workload) -> list[int]:
+    """Response tokens (EOS included) in each optimiser step."""
+    return tokens_per_step(work, pair_response_tokens)
 
 
 def prefopt_config(

@@ -1,4 +1,5 @@
-"""The benchmark's pieces that need no TRL: the shared workload, the timing rule, prefopt's side."""
+"""The benchmark's pieces that need no TRL: the shared workload, the timing rule, the FLOP counts,
+the matrix-product ceiling, the report's rows, prefopt's side."""
 
 from __future__ import annotations
 
@@ -6,16 +7,20 @@ import math
 from dataclasses import replace
 
 import pytest
+import torch
+from ceiling import gemm_shapes, matmul_rate
+from flops import flops_per_token, required_per_token
 from measure import steady_throughput, summarise
 from workload import (
     PRESETS,
     Workload,
     batch_order,
-    flops_per_token,
     make_pairs,
+    pair_response_tokens,
     pair_tokens,
     prefopt_config,
     prepare,
+    response_tokens_per_step,
     tokens_per_step,
 )
 
@@ -61,6 +66,7 @@ def test_summarise_median_and_spread():
 def test_pair_tokens_counts_prompt_twice_and_one_eos_per_response():
     pair = {"prompt": "w1 w2 w3", "chosen": " w4 w5", "rejected": " w6"}
     assert pair_tokens(pair) == 2 * 3 + (2 + 1) + (1 + 1)
+    assert pair_response_tokens(pair) == (2 + 1) + (1 + 1)
 
 
 def test_pairs_tokenize_like_trl_concatenation(tmp_path):
@@ -119,9 +125,111 @@ def test_gpu_workload_is_a_llama_of_about_0_37b_parameters():
     assert flops["parameters"] == 2 * 32000 * 1024 + 24 * layer + 1024
     assert flops["n"] == flops["parameters"] - 32000 * 1024
     assert flops["policy"] == 6 * flops["n"] and flops["reference"] == 2 * flops["n"]
+    assert flops["n_blocks"] == 24 * (4 * 1024**2 + 3 * 1024 * 2816)  # the blocks' matrices
+    assert (flops["head"], flops["hidden"], flops["widest"]) == (32000 * 1024, 1024, 32000)
+    # every pair: 128 prompt and 255 + EOS response tokens per sequence
+    assert flops["response_share"] == pytest.approx(2 * 256 / (2 * 128 + 2 * 256))
     assert PRESETS["gpu"].max_length == 128 + 255 + 1  # 384 tokens per sequence
     gpt2 = flops_per_token(TINY)  # tied embeddings: the matrix counts once, as the LM head
     assert gpt2["n"] == gpt2["parameters"]
+
+
+def test_required_flops_by_hand():
+    """TINY's GPT-2: one block of width 16 (attention 16 x 48 and 16 x 16, MLP 16 x 64 and 64 x
+    16), a tied 64 x 16 LM head read on the response positions of the timed steps 2..3 only."""
+    flops = flops_per_token(TINY)
+    blocks, head = 16 * 48 + 16 * 16 + 16 * 64 + 64 * 16, 64 * 16
+    assert (flops["n_blocks"], flops["head"]) == (blocks, head)
+    pairs, order = make_pairs(TINY), batch_order(TINY)[TINY.batch_size :]  # steps 2..3
+    responses = sum(
+        len(pairs[i]["chosen"].split()) + len(pairs[i]["rejected"].split()) + 2 for i in order
+    )
+    prompts = sum(2 * len(pairs[i]["prompt"].split()) for i in order)
+    share = responses / (prompts + responses)
+    assert flops["response_share"] == pytest.approx(share)
+    assert share == pytest.approx(
+        sum(response_tokens_per_step(TINY)[1:]) / sum(tokens_per_step(TINY)[1:])
+    )
+    forward = 2 * (blocks + head * share)  # FLOPs of one forward per token
+    assert required_per_token(flops, reference=False, lora=False) == pytest.approx(3 * forward)
+    assert required_per_token(flops, reference=True, lora=False) == pytest.approx(4 * forward)
+    assert required_per_token(flops, reference=False, lora=True) == pytest.approx(2 * forward)
+    assert required_per_token(flops, reference=True, lora=True) == pytest.approx(3 * forward)
+    assert 3 * forward < flops["policy"]  # below 6N: the head skips prompt positions
+
+
+def test_matmul_rate_is_positive_on_tiny_shapes():
+    result = matmul_rate(8, 4, 6, torch.float32, "cpu", repeats=2, min_seconds=1e-4)
+    assert result["shape"] == [8, 4, 6] and result["calls"] >= 1
+    assert result["flops_per_second"] == pytest.approx(2 * 8 * 4 * 6 / result["seconds"])
+    assert result["flops_per_second"] > 0
+
+
+def test_matmul_rate_counts_2mnk_flops_per_product_with_a_fake_timer():
+    """A clock that advances 0.5 s per reading: every timed sample lasts 0.5 s, so a 2 s sample
+    takes 4 products of 0.125 s each."""
+    readings = iter(0.5 * i for i in range(1000))
+    result = matmul_rate(
+        8, 4, 6, torch.float32, "cpu", repeats=3, min_seconds=2.0, clock=lambda: next(readings)
+    )
+    assert result["calls"] == 4
+    assert result["seconds"] == pytest.approx(0.125)
+    assert result["flops_per_second"] == pytest.approx(2 * 8 * 6 * 4 / 0.125)
+
+
+def test_gemm_shapes_take_the_timed_steps_mean_tokens_and_the_widest_matrix():
+    flops = flops_per_token(PRESETS["tiny_gpu"])  # vocabulary 512, wider than the MLP's 176
+    shapes = gemm_shapes(flops, [10, 20, 30])  # steps 2..3: 25 tokens on average
+    assert shapes == {"largest_gemm": (25, 64, 512), "square_2048": (2048, 2048, 2048)}
+
+
+def test_summary_row_reports_both_counts_against_each_ceiling():
+    """Two repeats at 1000 and 3000 tokens/s (median 2000) of the cached configuration: 6N = 6e6
+    FLOPs per token, required 6 x (0.7e6 + 0.4e6 x 0.5) = 5.4e6; products at 24 GFLOP/s (both
+    repeats) and 40 / 60 GFLOP/s (median 50); a 120 GFLOP/s peak."""
+    from bench import CONFIGS, SUMMARY_COLUMNS, summary_row, table
+
+    flops = {
+        "policy": 6e6,
+        "reference": 2e6,
+        "n_blocks": 0.7e6,
+        "head": 0.4e6,
+        "response_share": 0.5,
+    }
+    results = [
+        {
+            "tokens_per_second": tokens, "tokens_per_cpu_second": tokens, "peak_rss_mib": 900.0,
+            "setup_seconds": 1.0, "setup_gpu_peak_mib": None, "steps_gpu_peak_mib": None,
+            "ceiling": {
+                gemm: {"flops_per_second": rate}
+                for gemm, rate in (("largest_gemm", 24e9), ("square_2048", square))
+            },
+        }
+        for tokens, square in ((1000.0, 40e9), (3000.0, 60e9))
+    ]  # fmt: skip
+    config = CONFIGS["prefopt_cached"]
+    row = summary_row(config, results, flops, peak=120e9)
+    assert row["required_flops_per_token"] == pytest.approx(5.4e6)
+    assert row["flops_per_second"] == pytest.approx({"conventional_6n": 12e9, "required": 10.8e9})
+    assert row["fraction_of"]["largest_gemm"] == pytest.approx(
+        {"conventional_6n": 0.5, "required": 0.45}
+    )
+    assert row["fraction_of"]["square_2048"] == pytest.approx(
+        {"conventional_6n": 0.24, "required": 0.216}
+    )
+    assert row["mfu"] == pytest.approx(0.1)
+    lines = table(SUMMARY_COLUMNS, {config.name: row})
+    for header in (
+        "GFLOP/s (6N / required)",
+        "of largest-GEMM rate",
+        "of 2048^3 rate",
+        "of bf16 peak (MFU)",
+    ):
+        assert header in lines[0]
+    assert "| 12.0 / 10.8 | 50% / 45% | 24% / 22% | 10.0% / 9.0% |" in lines[2]
+    cpu = summary_row(config, results, flops, peak=None)  # no datasheet peak
+    assert cpu["mfu"] is None and cpu["fraction_of"]["bf16_peak"] is None
+    assert "| 50% / 45% | 24% / 22% | - |" in table(SUMMARY_COLUMNS, {config.name: cpu})[2]
 
 
 def test_bf16_peak_by_device_name():
