@@ -47,6 +47,7 @@ from prefopt.rl.kl_control import AdaptiveKLController, FixedKLController
 from prefopt.rl.objectives import clipped_surrogate, clipped_value_errors
 from prefopt.rl.rewards import token_kl, token_rewards
 from prefopt.trainer.batching import GlobalBatch
+from prefopt.trainer.objective import StatelessObjective
 
 FORWARD_ROWS = 64  # sequences per no-gradient forward when a rollout's quantities are computed
 
@@ -205,7 +206,7 @@ class PPORollouts(DrawnSource):
         self.orders = [list(order) for order in state["orders"]]
 
 
-class PPOObjective:
+class PPOObjective(StatelessObjective):
     """PPO's clipped policy loss plus ``vf_coef`` times the clipped value loss, per response: each
     response's token sum, scaled so that the micro-batch's mean is the token mean."""
 
@@ -252,12 +253,3 @@ class PPOObjective:
             }
         losses = policy_losses + s.vf_coef * value_losses  # (N,)
         return losses, {name: value.float() for name, value in sums.items()}
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
-
-    def train(self, mode: bool = True) -> PPOObjective:
-        return self

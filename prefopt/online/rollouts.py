@@ -35,6 +35,7 @@ from prefopt.rl.advantages import rloo_advantages
 from prefopt.rl.objectives import clipped_surrogate
 from prefopt.rl.rewards import sequence_rewards, token_kl
 from prefopt.trainer.batching import GlobalBatch
+from prefopt.trainer.objective import StatelessObjective
 
 FORWARD_ROWS = 64  # sequences per no-gradient forward when a rollout's log-probs are computed
 
@@ -158,7 +159,7 @@ class RLOORollouts(DrawnSource):
         return torch.cat(old), torch.cat(ref), mask
 
 
-class RLOOObjective:
+class RLOOObjective(StatelessObjective):
     """RLOO's clipped sequence-ratio loss on a micro-batch of :func:`collate_samples`."""
 
     name = "rloo"
@@ -188,12 +189,3 @@ class RLOOObjective:
             "clip_fraction": clipped.float().sum(),
         }
         return losses, {name: value.float() for name, value in sums.items()}
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
-
-    def train(self, mode: bool = True) -> RLOOObjective:
-        return self

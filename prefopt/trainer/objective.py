@@ -71,3 +71,17 @@ class PreferenceObjective:
     def train(self, mode: bool = True) -> PreferenceObjective:
         self.loss_fn.train(mode)
         return self
+
+
+class StatelessObjective:
+    """Base of an objective with nothing to checkpoint and no train/eval mode of its own (an online
+    algorithm's: its state lives in its batch source and its trained parts)."""
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+    def train(self, mode: bool = True) -> StatelessObjective:
+        return self
