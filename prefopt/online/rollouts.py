@@ -16,7 +16,9 @@ step's P k sequences and divided by P k. With one update per rollout rho = 1, it
 (about 0: the logged ``loss`` says nothing of progress; ``rollout_score`` does) and its gradient
 REINFORCE's, -mean_i A_i grad log pi(y_i). Train rows log the rollout's mean ``rollout_score`` (s,
 the reward judge's score), ``rollout_kl`` (sum_t kl_t with the configured estimator),
-``rollout_length`` (response tokens) and ``rollout_finished`` (share ending with EOS).
+``rollout_length`` (response tokens), ``rollout_finished`` (share ending with EOS) and
+``sequence_clip_fraction`` (share of sequences whose ratio is clipped; PPO's ``clip_fraction``
+counts tokens).
 """
 
 from __future__ import annotations
@@ -186,6 +188,6 @@ class RLOOObjective(StatelessObjective):
             "rollout_kl": inputs["kl"].sum(),
             "rollout_length": lengths.float().sum(),
             "rollout_finished": inputs["finished"].sum(),
-            "clip_fraction": clipped.float().sum(),
+            "sequence_clip_fraction": clipped.float().sum(),  # PPO's clip_fraction counts tokens
         }
         return losses, {name: value.float() for name, value in sums.items()}

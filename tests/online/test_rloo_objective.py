@@ -49,7 +49,7 @@ def test_fresh_rollout_loss_is_minus_the_advantage_with_reinforce_gradient(polic
     batch = collate_samples(_rollouts(policy, advantages), [0, 1, 2], PAD)
     losses, sums = RLOOObjective(clip_eps=0.2).micro_batch(policy, batch)
     assert torch.allclose(losses, -torch.tensor(advantages), atol=1e-6)  # rho = 1
-    assert sums["clip_fraction"].item() == 0.0
+    assert sums["sequence_clip_fraction"].item() == 0.0
     assert sums["rollout_score"].item() == pytest.approx(0.0 + 0.5 + 1.0)
     assert sums["rollout_finished"].item() == 2.0
     grads = torch.autograd.grad(losses.sum(), list(policy.parameters()))
@@ -74,6 +74,6 @@ def test_a_positive_advantage_raises_its_response_and_the_clip_stops_it(policy):
     batch["old_logps"] = batch["old_logps"] - 1.0  # rho = e^3 > 1.2: clipped, no gradient
     optimizer.zero_grad()
     losses, sums = objective.micro_batch(policy, batch)
-    assert sums["clip_fraction"].item() == 1.0
+    assert sums["sequence_clip_fraction"].item() == 1.0
     losses.sum().backward()
     assert all(p.grad is None or not p.grad.any() for p in policy.parameters())
