@@ -7,6 +7,8 @@ confirmation on test with fresh seeds, and the study's data in one file.
     python experiments/protocol.py confirm --study compare                     # fresh seeds, test
     python experiments/protocol.py export  --study compare   # results/compare/runs.parquet
     python experiments/protocol.py report  --study compare   # table and figures from that file
+    python experiments/protocol.py agreement --study compare --with compare_constraints
+        # each loss's rank per task and Kendall's tau-b, from both studies' runs.parquet
 
 A method is a search space, conf/experiment/search/<method>.yaml (search_space.py): a loss (the
 default: every registered loss), or an RLHF baseline given by name with --methods (ppo, ppo_rm,
@@ -236,7 +238,9 @@ def print_verdicts(sweep: Path, losses: list[str]) -> dict[str, dict[str, str]]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("phase", choices=(*PHASES, "select", "export", "report"), help="what to do")
+    parser.add_argument(
+        "phase", choices=(*PHASES, "select", "export", "report", "agreement"), help="what to do"
+    )
     parser.add_argument("--study", default="compare", help="multirun/<study>, results/<study>")
     parser.add_argument(
         "--methods",
@@ -248,6 +252,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--max-steps", type=int, default=MAX_STEPS, help="steps of every run")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, launch nothing")
+    parser.add_argument(
+        "--with",
+        dest="others",
+        nargs="+",
+        default=[],
+        help="agreement: the studies of the other tasks (results/<study>/runs.parquet)",
+    )
     parser.add_argument("extra", nargs="*", help="more overrides for every run (task=...)")
     args = parser.parse_intermixed_args(argv)  # overrides may follow the options
     if args.phase in PHASES:
@@ -259,11 +270,16 @@ def main(argv: list[str] | None = None) -> None:
     elif args.phase == "select":
         print_verdicts(study_dir(args.study) / "trials", args.losses)
     else:
-        from study_data import export_study, report_study
+        from study_data import agreement_study, export_study, report_study
 
         data = RESULTS / args.study / "runs.parquet"
         if args.phase == "export":
             export_study(study_dir(args.study), data)
+        elif args.phase == "agreement":
+            if not args.others:
+                parser.error("agreement needs --with STUDY [STUDY ...], the other tasks' studies")
+            paths = [data, *(RESULTS / other / "runs.parquet" for other in args.others)]
+            agreement_study(paths, RESULTS / args.study)
         else:
             report_study(data, RESULTS / args.study)
 

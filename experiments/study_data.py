@@ -182,3 +182,37 @@ def report_study(path: Path, out: Path) -> Path:
     report.write_text("\n".join(lines).rstrip() + "\n")
     print(f"wrote {report}")
     return report
+
+
+def agreement_study(paths: list[Path], out: Path) -> Path:
+    """agreement.md under `out`: each method's confirmed test rank in every study's task and
+    Kendall's tau-b between the tasks (prefopt.analysis.task_agreement), from the studies' files."""
+    from prefopt.analysis.task_agreement import TASK, agreement_lines, seed_scores
+
+    parts = []
+    for path in paths:
+        rows, _ = read_study(path)
+        confirm = rows[rows["phase"] == "confirm"]
+        if confirm.empty or TASK not in confirm or confirm[TASK].nunique() != 1:
+            raise ValueError(f"{path}: needs confirmation runs of one task (column {TASK})")
+        parts.append(confirm.assign(run_dir=confirm["run_id"]))  # no samples are read
+    frame = pd.concat(parts, ignore_index=True)
+    if frame[TASK].nunique() != len(paths):
+        raise ValueError(f"the studies {[str(p) for p in paths]} must each hold another task")
+    frame.attrs["config_columns"] = sorted({c for p in parts for c in p.attrs["config_columns"]})
+    metric = _selection_metric(frame)
+    scores = seed_scores(frame, method=METHOD, select_metric=metric, metric=metric)
+    sources = ", ".join(f"{p.parent.name}/{p.name}" for p in paths)
+    lines = [
+        f"# Agreement between tasks: {out.name}",
+        "",
+        f"From {sources}: confirmation runs, test {metric} at each run's checkpoint chosen on "
+        "validation, mean over seeds; rank 1 is the best.",
+        "",
+        *agreement_lines(scores, metric.replace("_", " ") + " (%)"),
+    ]
+    out.mkdir(parents=True, exist_ok=True)
+    report = out / "agreement.md"
+    report.write_text("\n".join(lines).rstrip() + "\n")
+    print(f"wrote {report}")
+    return report

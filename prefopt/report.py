@@ -6,7 +6,10 @@
 Figures go to <out>/figures/, the LaTeX table to <out>/table.tex. A figure whose data the sweep
 lacks, or that would carry no information (a curve of one evaluation, a frontier of one KL, a
 heatmap of one row or column), is skipped with a line in the report saying why, and an earlier
-report's file of it is removed; runs that did not finish are listed.
+report's file of it is removed; runs that did not finish are listed. A sweep over several tasks
+gets a report per task (`<out>/<task>/report.md`, its figures and table.tex beside it) and a top
+report with every task's method table, each method's rank per task and Kendall's tau-b between
+the tasks (`prefopt.analysis.task_agreement`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from prefopt.analysis import (  # noqa: E402
 from prefopt.analysis.heatmaps import MIN_AXIS_VALUES  # noqa: E402
 from prefopt.analysis.overfitting import DROP_RUN, MIN_DROP, ONSET_SE  # noqa: E402
 from prefopt.analysis.selection import CHECKPOINTS, START  # noqa: E402
+from prefopt.analysis.task_agreement import TASK, agreement_lines, seed_scores  # noqa: E402
 from prefopt.console import setup_console  # noqa: E402
 from prefopt.results import load_sweep  # noqa: E402
 from prefopt.results.sweep import load_best_of_n  # noqa: E402
@@ -65,20 +69,45 @@ def write_report(
     n_boot: int = 2000,
     family: Sequence[str] | None = None,
 ) -> Path:
-    """Write report.md (and figures/, table.tex) for the sweep; returns the report's path.
+    """Write report.md (and figures/, table.tex) for the sweep; returns the report's path. A
+    sweep over several tasks (`task.name`) gets one such report per task in `<out>/<task>/`, and
+    a top report with each task's method table and the agreement between the tasks' rankings.
 
     `family`: the methods the table compares with `baseline` at the seed level (Holm over them),
     declared before the runs; None: every other method of the sweep."""
     sweep_dir = Path(sweep_dir)
     out_dir = Path(out_dir) if out_dir is not None else sweep_dir
-    figures = out_dir / "figures"
     frame = load_sweep(sweep_dir)
     lines = [f"# Sweep report: {sweep_dir.name}", "", *_run_section(frame)]
+    options = (checkpoint, margin, x, method, baseline, n_boot, family)
+    tasks = sorted(frame[TASK].dropna().unique()) if TASK in frame else []
+    if len(tasks) < 2:
+        tables, figures = _method_sections(frame, load_best_of_n(sweep_dir), out_dir, *options)
+        return _write(out_dir, [*lines, *tables, *figures])
+    lines += _agreement_section(frame, checkpoint, method)
+    for task in tasks:
+        runs = frame[frame[TASK] == task]
+        best_of_n = load_best_of_n(sweep_dir, runs["run_dir"].unique())
+        tables, figures = _method_sections(runs, best_of_n, out_dir / task, *options)
+        _write(
+            out_dir / task,
+            [f"# Sweep report: {sweep_dir.name}, task {task}", "", *tables, *figures],
+        )
+        lines += [f"# Task: {task}", "", f"Figures: [{task}/report.md]({task}/report.md).", ""]
+        lines += [line.replace("(table.tex)", f"({task}/table.tex)") for line in tables]
+    return _write(out_dir, lines)
+
+
+def _method_sections(
+    frame, best_of_n, out_dir, checkpoint, margin, x, method, baseline, n_boot, family
+):
+    """(the method table's lines, the figures' lines) of one task's runs; figures go to
+    `out_dir`/figures, the LaTeX table to `out_dir`/table.tex."""
+    figures = out_dir / "figures"
     if method not in frame or frame[method].isna().all():
-        lines.append(f"No run has a `{method}` in its config: no table or figure by method.")
-        return _write(out_dir, lines)
+        return [f"No run has a `{method}` in its config: no table or figure by method.", ""], []
     select_metric = selection_metric(frame)
-    lines += _table_section(
+    table_lines = _table_section(
         frame, out_dir, checkpoint, method, baseline, n_boot, select_metric, family
     )
     if select_metric is None:
@@ -86,8 +115,9 @@ def write_report(
     else:
         chosen = selected_setting_rows(frame, checkpoint, method, select_metric)
         scope = "each method's selected setting"
-    sections = figure_sections(frame, chosen, load_best_of_n(sweep_dir), x, margin, method)
+    sections = figure_sections(frame, chosen, best_of_n, x, margin, method)
     grid = methods_with_grid(frame, method=method)
+    lines = []
     for title, name, skip_reason, draw in sections:
         lines += [f"## {title}", ""]
         if skip_reason is not None:
@@ -108,7 +138,26 @@ def write_report(
         lines += [f"![{title}](figures/{name}.png)", "", f"[PDF](figures/{name}.pdf)", ""]
         if name == "overfitting":
             lines += _peak_lines(chosen, margin, x, method)
-    return _write(out_dir, lines)
+    return table_lines, lines
+
+
+def _agreement_section(frame: pd.DataFrame, checkpoint: str, method: str) -> list[str]:
+    """Each method's rank on each task and Kendall's tau-b between the tasks, on the test split at
+    the checkpoints and settings chosen within each task."""
+    lines = ["## Agreement between tasks", ""]
+    select_metric = selection_metric(frame)
+    if select_metric is None or method not in frame:
+        return lines + ["Skipped: no finished run has a validation metric to select on.", ""]
+    scores = seed_scores(frame, checkpoint, method, select_metric, select_metric)
+    name = "win rate (%)" if select_metric == "win_rate" else "reward accuracy (%)"
+    return [
+        *lines,
+        f"Test {name} at each task's selected checkpoint and setting, mean over seeds; rank 1 is "
+        "the best. Kendall's tau-b is 1 where the tasks order the methods alike, its interval "
+        "resamples seeds within each task and method.",
+        "",
+        *agreement_lines(scores, name),
+    ]
 
 
 def figure_sections(

@@ -172,3 +172,31 @@ def test_export_then_report_from_the_file_alone(tmp_path):
     assert "Confirmation, headline losses" in text and "matched KL" in text
     assert (tmp_path / "results" / "s" / "figures" / "expected_validation.png").is_file()
     assert (tmp_path / "results" / "s" / "table_headline.tex").is_file()
+
+
+def test_agreement_of_two_tasks_studies_from_their_files(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for index, task in enumerate(("reviews", "constraints")):
+        root = tmp_path / "multirun" / task
+        fabricate_sweep(
+            root / "confirm",
+            betas=(0.1,),
+            lrs=(1e-4,),
+            seeds=(1, 2, 3),
+            unfinished=False,
+            task=task,
+            rng_seed=index,
+        )
+        protocol.main(["export", "--study", task])
+    with pytest.raises(SystemExit):
+        protocol.main(["agreement", "--study", "reviews"])  # no other task named
+    assert "needs --with" in capsys.readouterr().err
+    protocol.main(["agreement", "--study", "reviews", "--with", "constraints"])
+    text = (tmp_path / "results" / "reviews" / "agreement.md").read_text()
+    assert "| dpo | " in text and "(3 seeds" not in text and "; 3 seeds)" in text
+    assert "Kendall's tau-b between constraints and reviews over 3 methods" in text
+    assert "95% interval over seeds [" in text
+    with pytest.raises(ValueError, match="must each hold another task"):
+        study_data.agreement_study(
+            [tmp_path / "results" / "reviews" / "runs.parquet"] * 2, tmp_path / "out"
+        )

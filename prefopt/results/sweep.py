@@ -100,15 +100,18 @@ def load_samples(run_dir: str | Path, step: int, split: str) -> pd.DataFrame | N
     return samples
 
 
-def load_best_of_n(sweep_dir: str | Path) -> pd.DataFrame:
-    """Every best_of_n.json under the sweep, averaged by N (pi_ref is shared by the sweep).
+def load_best_of_n(
+    sweep_dir: str | Path, run_dirs: Iterable[str | Path] | None = None
+) -> pd.DataFrame:
+    """Every best_of_n.json under the sweep (or under ``run_dirs`` only: the runs of one task),
+    averaged by N (pi_ref is shared by the runs).
 
     Columns: n, kl_bound, kl_estimate, judge_reward, win_rate (any may be missing), sorted by n;
     an empty frame when no run wrote one.
     """
-    tables = [
-        pd.DataFrame(read_json(path)) for path in sorted(Path(sweep_dir).rglob("best_of_n.json"))
-    ]
+    roots = [Path(sweep_dir)] if run_dirs is None else [Path(d) for d in run_dirs]
+    paths = sorted({path for root in roots for path in root.rglob("best_of_n.json")})
+    tables = [pd.DataFrame(read_json(path)) for path in paths]
     tables = [table for table in tables if not table.empty]
     if not tables:
         return pd.DataFrame(columns=["n", "kl_bound", "kl_estimate", "judge_reward", "win_rate"])

@@ -75,11 +75,12 @@ def fabricate_sweep(
     rng_seed: int = 0,
     eval_at_start: bool = False,
     unfinished: bool = True,
+    task: str | None = None,
 ) -> PlantedSweep:
     """Write the sweep under `root` (runs at depth 2: loss=<name>/beta=..,lr=..,seed=..).
 
     `eval_at_start`: evaluate at step 0 too; `unfinished`: plant the failed, running and
-    incomplete runs (else every run finishes)."""
+    incomplete runs (else every run finishes); `task`: the runs' `task.name` (none by default)."""
     root = Path(root)
     rng = np.random.default_rng(rng_seed)
     first_eval = 0 if eval_at_start else eval_every
@@ -101,13 +102,13 @@ def fabricate_sweep(
                     if status != "finished":
                         setattr(sweep, f"{status}_run", run_id)
                     stop = {"finished": total_steps, "failed": 30, "running": 50}.get(status, 0)
-                    _write_run(root / run_id, loss, beta, lr, seed, status, stop, sweep, rng)
+                    _write_run(root / run_id, loss, beta, lr, seed, status, stop, sweep, rng, task)
                     sweep.run_ids.append(run_id)
     _write_best_of_n(root / f"loss={losses[0]}/beta={betas[0]},lr={lrs[0]},seed={seeds[0]}")
     return sweep
 
 
-def _write_run(run_dir, loss, beta, lr, seed, status, stop, sweep, rng) -> None:
+def _write_run(run_dir, loss, beta, lr, seed, status, stop, sweep, rng, task=None) -> None:
     run_dir.mkdir(parents=True)
     config = {
         "loss": {"name": loss, "beta": beta},
@@ -117,6 +118,8 @@ def _write_run(run_dir, loss, beta, lr, seed, status, stop, sweep, rng) -> None:
         "model": {"name": "tiny-gpt", "lora": False},
         "run_label": loss,  # the method's name, as prefopt.train sets it
     }
+    if task is not None:
+        config["task"] = {"name": task}
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     overrides = [f"loss={loss}", f"loss.beta={beta}", f"trainer.lr={lr}", f"seed={seed}"]
     (run_dir / "overrides.yaml").write_text(yaml.safe_dump(overrides))
