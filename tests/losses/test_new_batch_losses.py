@@ -1,4 +1,5 @@
-"""aot, aot_unpaired, cpo, simpo's AlphaPO shape, kto_pair and apo_zero_unpaired by hand."""
+"""aot, aot_unpaired, cpo, simpo's AlphaPO shape and ablations, sigmoid_norm's margin, kto_pair and
+apo_zero_unpaired by hand."""
 
 import dataclasses
 import math
@@ -24,6 +25,7 @@ from test_loss_values import (
 )
 
 from prefopt.losses import build_loss, loss_class
+from prefopt.losses.base import PairedLogps, ResponseTokens
 
 MARGINS = [c - r for c, r in zip(CHOSEN, REJECTED, strict=True)]  # [1.0, -2.0, 0.5]
 REF_MARGINS = [c - r for c, r in zip(REF_CHOSEN, REF_REJECTED, strict=True)]  # [-0.5, -0.5, -0.2]
@@ -267,3 +269,81 @@ def test_apo_zero_unpaired_on_a_pairs_two_responses_is_apo_zero():
     halves = build_loss("apo_zero_unpaired", beta=beta)(singles).losses
     pairs = build_loss("apo_zero", beta=beta)(paired()).losses
     assert (halves[:3] + halves[3:]).tolist() == approx(pairs.tolist())
+
+
+# simpo's ablations: sums in place of averages, an NLL term (CPO-SimPO), EOS left out of the
+# average; sigmoid_norm's margin (SimPO with a reference)
+
+
+def test_simpo_without_length_normalisation_uses_summed_logps():
+    beta, gamma = 0.5, 0.3
+    out = build_loss("simpo", beta=beta, gamma=gamma, length_normalize=False)(
+        paired(reference=False)
+    )
+    assert out.losses.tolist() == approx([-log_sigmoid(beta * m - gamma) for m in MARGINS])
+    assert out.chosen_rewards.tolist() == approx([beta * c for c in CHOSEN])
+
+
+def test_cpo_simpo_adds_the_chosen_per_token_nll():
+    beta, gamma, weight = 2.0, 0.5, 0.7
+    inputs = paired(reference=False)
+    out = build_loss("simpo", beta=beta, gamma=gamma, nll_weight=weight)(inputs)
+    simpo = [-log_sigmoid(beta * (w - lo) - gamma) for w, lo in zip(AVG_W, AVG_L, strict=True)]
+    nll = [-a for a in AVG_W]  # [0.5, 2.0, 3.0]
+    assert out.losses.tolist() == approx([s + weight * n for s, n in zip(simpo, nll, strict=True)])
+    assert out.metrics["nll"].item() == pytest.approx(sum(nll) / 3)
+    # the NLL term pushes every chosen log-prob up by weight / len_w more than SimPO alone
+    grad_inputs = paired(reference=False, requires_grad=True)
+    (with_nll,) = grads(build_loss("simpo", nll_weight=1.0), grad_inputs, ["chosen_logps"])
+    (without,) = grads(build_loss("simpo"), grad_inputs, ["chosen_logps"])
+    assert (with_nll - without).tolist() == approx([-1.0 / n for n in LEN_W])
+
+
+def eos_inputs(requires_grad=False):
+    """Two pairs with uneven per-token log-probs: chosen [-1, -2, -3] (3 tokens), [-0.5, -4]
+    (2); rejected [-2, -1] (2), [-1, -1, -1] (3); the last token of each is its EOS."""
+    chosen = torch.tensor([[-1.0, -2.0, -3.0], [-0.5, -4.0, 0.0]], requires_grad=requires_grad)
+    rejected = torch.tensor([[-2.0, -1.0, 0.0], [-1.0, -1.0, -1.0]])
+    tokens = ResponseTokens(chosen_logps=chosen, rejected_logps=rejected)
+    return PairedLogps(
+        chosen.sum(1),
+        rejected.sum(1),
+        torch.tensor([3, 2]),
+        torch.tensor([2, 3]),
+        tokens=tokens,
+    )
+
+
+def test_simpo_eos_excluded_averages_all_but_the_last_token():
+    beta, gamma = 2.0, 0.5
+    out = build_loss("simpo_eos_excluded", beta=beta, gamma=gamma)(eos_inputs())
+    avg_w, avg_l = (
+        [-1.5, -0.5],
+        [-2.0, -1.0],
+    )  # (-6 + 3) / 2, (-4.5 + 4) / 1; (-3 + 1) / 1, (-3 + 1) / 2
+    expected = [-log_sigmoid(beta * (w - lo) - gamma) for w, lo in zip(avg_w, avg_l, strict=True)]
+    assert out.losses.tolist() == approx(expected)
+    assert out.chosen_rewards.tolist() == approx([beta * a for a in avg_w])
+    plain = build_loss("simpo", beta=beta, gamma=gamma)(eos_inputs())  # averages -2, -2.25
+    assert plain.losses.tolist() != approx(expected)
+    summed = build_loss("simpo_eos_excluded", length_normalize=False)(eos_inputs())
+    assert summed.chosen_rewards.tolist() == approx([2.0 * -3.0, 2.0 * -0.5])
+
+
+def test_simpo_eos_excluded_gives_the_eos_token_no_gradient():
+    inputs = eos_inputs(requires_grad=True)
+    build_loss("simpo_eos_excluded")(inputs).losses.sum().backward()
+    grad = inputs.tokens.chosen_logps.grad  # (2, 3)
+    assert grad[0, 2] == 0 and grad[1, 1] == 0  # each chosen response's EOS
+    assert (grad[0, :2] < 0).all() and grad[1, 0] < 0  # raising other chosen tokens lowers the loss
+
+
+def test_sigmoid_norm_margin_is_simpo_with_a_reference():
+    beta, gamma = 5.0, 0.4
+    out = build_loss("sigmoid_norm", beta=beta, gamma=gamma)(paired())
+    norm_w = [d / n for d, n in zip(D_W, LEN_W, strict=True)]
+    norm_l = [d / n for d, n in zip(D_L, column("rejected_lengths"), strict=True)]
+    expected = [-log_sigmoid(beta * (w - lo) - gamma) for w, lo in zip(norm_w, norm_l, strict=True)]
+    assert out.losses.tolist() == approx(expected)
+    tulu = build_loss("sigmoid_norm", beta=beta)(paired()).losses
+    assert (out.losses > tulu).all()  # a margin to meet makes every pair's loss larger

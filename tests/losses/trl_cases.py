@@ -17,7 +17,8 @@ Hyperparameter names, TRL -> prefopt: ``beta`` -> ``beta`` (every loss); ``label
 ``dpo``'s ``f_divergence`` / ``f_alpha``; ``use_weighting=True`` -> the loss ``wpo``; ``ld_alpha`` ->
 the loss ``ld_dpo``'s ``ld_alpha``; ``discopop_tau`` -> ``discopop``'s ``tau``;
 ``loss_type=["sigmoid", "sft"]`` with ``loss_weights=[1, a]`` (RPO) -> ``combined`` dpo + a * sft;
-CPO's ``simpo_gamma`` -> ``simpo``'s ``gamma``, ``cpo_alpha`` -> ``cpo``'s ``cpo_alpha``, ``alpha``
+CPO's ``simpo_gamma`` -> ``simpo``'s ``gamma``, ``cpo_alpha`` -> ``cpo``'s ``cpo_alpha`` (with
+``loss_type="simpo"``: ``simpo``'s ``nll_weight``), ``alpha``
 (AlphaPO) -> ``simpo``'s ``alpha``; KTO's ``desirable_weight`` / ``undesirable_weight`` -> the same names.
 """
 
@@ -140,6 +141,16 @@ CASES = [
         trainer="cpo",
         trl_args={"loss_type": "simpo", "cpo_alpha": 0.0, "beta": 2.0, "simpo_gamma": 0.8},
         loss={"name": "simpo", "beta": 2.0, "gamma": 0.8},
+    ),
+    Case(
+        id="cpo_simpo",
+        trainer="cpo",
+        trl_args={"loss_type": "simpo", "cpo_alpha": 0.7, "beta": 2.0, "simpo_gamma": 0.8},
+        loss={"name": "simpo", "beta": 2.0, "gamma": 0.8, "nll_weight": 0.7},
+        metrics={"nll_loss": "nll"},
+        batch="uniform_chosen",
+        differs="TRL's NLL term averages over every chosen token of the batch, prefopt's over "
+        "each example's tokens: equal on chosen responses of one length",
     ),
     Case(
         id="cpo",
