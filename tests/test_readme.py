@@ -47,11 +47,13 @@ def test_main_job_runs_and_reports(tmp_path):
     result = subprocess.run(report, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     text = (sweep / "report.md").read_text()
-    assert "5 runs: 5 finished" in text
+    assert "10 runs: 10 finished" in text
+    assert "Kendall's tau-b between constraints and reviews over 5 methods" in text
     for loss in ("dpo", "ipo", "kto", "orpo", "simpo"):
-        assert f"| {loss} |" in text
-    assert (sweep / "figures" / "overfitting.png").stat().st_size > 10_000
-    assert (sweep / "table.tex").exists()
+        assert text.count(f"| {loss} |") == 3  # the rank table and each task's method table
+    for task in ("constraints", "reviews"):
+        assert (sweep / task / "figures" / "overfitting.png").stat().st_size > 10_000
+        assert (sweep / task / "table.tex").exists()
 
 
 def test_the_readme_example_loss_registers_and_computes():
