@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from study import train
-from study_data import export_study, markdown_lines, read_study
+from study_data import export_study, markdown_lines, read_study, write_markdown
 
 NAME = "simpo"
 SWEEP = Path("multirun") / NAME
@@ -224,10 +224,7 @@ def report() -> Path:
         part.attrs = rows.attrs
         setting_figure_from(part, task)
         lines += [f"![{task}](figures/by_run_label_{task}.png)", ""]
-    path = RESULTS / "report.md"
-    path.write_text("\n".join(lines).rstrip() + "\n")
-    print(f"wrote {path}")
-    return path
+    return write_markdown(RESULTS / "report.md", lines)
 
 
 def setting_figure_from(rows: pd.DataFrame, task: str) -> None:

@@ -121,6 +121,14 @@ def markdown_lines(frame: pd.DataFrame) -> list[str]:
     return [*lines, ""]
 
 
+def write_markdown(path: Path, lines: list[str]) -> Path:
+    """Write ``lines`` as a Markdown file (its folder made), say so, return its path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines).rstrip() + "\n")
+    print(f"wrote {path}")
+    return path
+
+
 def report_study(path: Path, out: Path) -> Path:
     """report.md, table_headline.tex, table_others.tex and figures/ under `out`, from `path`."""
     from search_space import load_space
@@ -177,11 +185,7 @@ def report_study(path: Path, out: Path) -> Path:
                     "",
                     *markdown_lines(matched),
                 ]
-    out.mkdir(parents=True, exist_ok=True)
-    report = out / "report.md"
-    report.write_text("\n".join(lines).rstrip() + "\n")
-    print(f"wrote {report}")
-    return report
+    return write_markdown(out / "report.md", lines)
 
 
 def agreement_study(paths: list[Path], out: Path) -> Path:
@@ -211,8 +215,4 @@ def agreement_study(paths: list[Path], out: Path) -> Path:
         "",
         *agreement_lines(scores, metric.replace("_", " ") + " (%)"),
     ]
-    out.mkdir(parents=True, exist_ok=True)
-    report = out / "agreement.md"
-    report.write_text("\n".join(lines).rstrip() + "\n")
-    print(f"wrote {report}")
-    return report
+    return write_markdown(out / "agreement.md", lines)

@@ -53,6 +53,10 @@ def dpo(loss_type: str, loss: dict, beta: float = 0.5, **case) -> Case:
     )
 
 
+NLL_AVERAGED_OVER_TOKENS = (
+    "TRL's NLL term averages over every chosen token of the batch, prefopt's over each example's "
+    "tokens: equal on chosen responses of one length"
+)
 REWARDS_UNNORMALISED = (
     "TRL logs beta times the summed log-ratios as rewards for every DPOTrainer loss; prefopt's "
     "rewards are the per-token averages the loss uses, so rewards are not compared"
@@ -149,8 +153,7 @@ CASES = [
         loss={"name": "simpo", "beta": 2.0, "gamma": 0.8, "nll_weight": 0.7},
         metrics={"nll_loss": "nll"},
         batch="uniform_chosen",
-        differs="TRL's NLL term averages over every chosen token of the batch, prefopt's over "
-        "each example's tokens: equal on chosen responses of one length",
+        differs=NLL_AVERAGED_OVER_TOKENS,
     ),
     Case(
         id="cpo",
@@ -159,8 +162,7 @@ CASES = [
         loss={"name": "cpo", "beta": 0.5, "cpo_alpha": 0.7, "label_smoothing": 0.1},
         metrics={"nll_loss": "nll"},
         batch="uniform_chosen",
-        differs="TRL's NLL term averages over every chosen token of the batch, prefopt's over "
-        "each example's tokens: equal on chosen responses of one length",
+        differs=NLL_AVERAGED_OVER_TOKENS,
     ),
     Case(
         id="alphapo",

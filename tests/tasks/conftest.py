@@ -87,3 +87,35 @@ def constraints_tiny_task(constraints_tiny_params):
 @pytest.fixture(scope="session")
 def constraints_tiny_artifacts(constraints_tiny_task, tmp_path_factory):
     return constraints_tiny_task.prepare(tmp_path_factory.mktemp("constraints"), progress=False)
+
+
+@pytest.fixture(scope="session")
+def pretrained_is_base_stage():
+    """Function: (an SFT build, its task parameters) -> the ``reference: pretrained`` build, after
+    asserting that it is the cached base stage (``assert_pretrained_is_the_base_stage``)."""
+    return assert_pretrained_is_the_base_stage
+
+
+def assert_pretrained_is_the_base_stage(sft_artifacts, params: dict):
+    """Build ``params`` with ``reference: pretrained`` in ``sft_artifacts``'s cache: pi_ref is the
+    cached base stage byte for byte, the prompts are the SFT build's, the pairs are not. Returns
+    the build. (Files are compared within one machine: another CPU trains other weights.)"""
+    from prefopt.tasks import build_task
+    from prefopt.tasks.synthetic import settings_hash
+
+    cache = sft_artifacts.root.parents[1]
+    task = build_task({**params, "reference": "pretrained"})
+    built = task.prepare(cache, progress=False)
+    stage = (
+        cache
+        / "tasks"
+        / "stages"
+        / f"{task.name}-pretrained-{settings_hash(task, task.base_fields)}"
+    )
+    weights = (built.model_dir / "model.safetensors").read_bytes()
+    assert weights == (stage / "model.safetensors").read_bytes()
+    pretrained, sft = digests(built), digests(sft_artifacts)
+    assert pretrained["prompts/test.jsonl"] == sft["prompts/test.jsonl"]
+    assert pretrained["pairs/train.jsonl"] != sft["pairs/train.jsonl"]
+    assert pretrained["model/model.safetensors"] != sft["model/model.safetensors"]
+    return built

@@ -69,18 +69,10 @@ def test_the_sft_pi_ref_scores_higher_than_the_base_model(default_build):
 
 
 def test_the_pretrained_reference_is_the_cached_base_model(
-    default_build, preset_params, file_digests
+    default_build, preset_params, pretrained_is_base_stage
 ):
     """pi_ref with ``reference: pretrained`` is the cached base model byte for byte; its pairs are
     its own samples on the SFT build's prompts."""
     _, artifacts = default_build
-    cache = artifacts.root.parents[1]
-    task = build_task({**preset_params("reviews"), "reference": "pretrained"})
-    built = task.prepare(cache, progress=False)  # the cached base model
+    built = pretrained_is_base_stage(artifacts, preset_params("reviews"))
     assert built.info["reference"] == "pretrained"
-    stage = cache / "tasks" / "stages" / f"reviews-pretrained-{settings_hash(task, BASE_FIELDS)}"
-    weights = (built.model_dir / "model.safetensors").read_bytes()
-    assert weights == (stage / "model.safetensors").read_bytes()
-    pretrained, sft = file_digests(built), file_digests(artifacts)
-    assert pretrained["prompts/validation.jsonl"] == sft["prompts/validation.jsonl"]
-    assert pretrained["pairs/train.jsonl"] != sft["pairs/train.jsonl"]
