@@ -26,6 +26,7 @@ from prefopt.tasks.constraints.prompts import Request, all_requests, parse_promp
 from prefopt.tasks.constraints.reward import ConstraintReward
 from prefopt.tasks.reviews.lexicon import response_words
 from prefopt.tasks.synthetic import SyntheticTask
+from prefopt.tasks.synthetic_config import SyntheticConfig
 
 # The settings the base model depends on (its cache key); the others shape SFT or the data only.
 BASE_FIELDS = (
@@ -49,9 +50,7 @@ SAMPLE_METRICS = ("constraints_met", "tone_met", "mentions_met", "avoid_met", "l
 
 
 @dataclass(frozen=True)
-class ConstraintsConfig:
-    seed: int = 0
-    torch_threads: int = 1
+class ConstraintsConfig(SyntheticConfig):
     # language of the generated responses
     max_clauses: int = 6
     clause_decay: float = 0.8
@@ -59,31 +58,10 @@ class ConstraintsConfig:
     length_penalty: float = ConstraintReward.length_penalty
     unfinished_reward: float = ConstraintReward.unfinished_reward
     ungrammatical_reward: float = ConstraintReward.ungrammatical_reward
-    # the base model: a GPT-2 pre-trained from scratch
-    n_layer: int = 2
-    n_embd: int = 64
-    n_head: int = 4
+    # the base model's corpus, and the SFT stage's defaults that differ from SyntheticConfig's
     pretrain_follow_prob: float = 0.0
-    pretrain_steps: int = 500
-    pretrain_batch_size: int = 128
-    pretrain_lr: float = 1e-2
-    # the SFT model, fine-tuned from the base model, and which of the two is pi_ref
-    sft_follow_prob: float = 0.5
     sft_steps: int = 300
-    sft_batch_size: int = 128
     sft_lr: float = 1e-2
-    reference: str = "sft"
-    # preference data
-    n_validation_prompts: int = 300
-    n_test_prompts: int = 500
-    n_train_pairs: int = 2000
-    n_eval_pairs: int = 300
-    label_temperature: float = 0.25
-    flip_rate: float = 0.0
-    min_reward_gap: float = 0.05
-    max_new_tokens: int = 48
-    sampling_temperature: float = 1.0
-    sampling_batch_size: int = 256
 
 
 class ConstraintsTask(SyntheticTask):

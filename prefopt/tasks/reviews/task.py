@@ -25,6 +25,7 @@ from prefopt.tasks.reviews.lexicon import all_words
 from prefopt.tasks.reviews.parser import parse_prompt
 from prefopt.tasks.reviews.reward import TARGET_SIGNS, GoldReward
 from prefopt.tasks.synthetic import SyntheticTask
+from prefopt.tasks.synthetic_config import SyntheticConfig
 
 # The settings the base model depends on (its cache key); the others shape SFT or the data only.
 BASE_FIELDS = (
@@ -56,9 +57,7 @@ PROMPT_TOKENS = 16  # room for a prompt in pi_ref's positions (a prompt has 7 wo
 
 
 @dataclass(frozen=True)
-class ReviewsConfig:
-    seed: int = 0
-    torch_threads: int = 1
+class ReviewsConfig(SyntheticConfig):
     # language of the generated reviews (generator.py)
     max_clauses: int = 6
     clause_decay: float = 0.5
@@ -73,30 +72,6 @@ class ReviewsConfig:
     runaway_penalty: float = GoldReward.runaway_penalty
     unfinished_reward: float = GoldReward.unfinished_reward
     ungrammatical_reward: float = GoldReward.ungrammatical_reward
-    # the base model: a GPT-2 pre-trained from scratch
-    n_layer: int = 2
-    n_embd: int = 64
-    n_head: int = 4
-    pretrain_steps: int = 500
-    pretrain_batch_size: int = 128
-    pretrain_lr: float = 1e-2
-    # the SFT model, fine-tuned from the base model, and which of the two is pi_ref
-    sft_follow_prob: float = 0.5
-    sft_steps: int = 200
-    sft_batch_size: int = 128
-    sft_lr: float = 3e-3
-    reference: str = "sft"
-    # preference data
-    n_validation_prompts: int = 300
-    n_test_prompts: int = 500
-    n_train_pairs: int = 2000
-    n_eval_pairs: int = 300
-    label_temperature: float = 0.25
-    flip_rate: float = 0.0
-    min_reward_gap: float = 0.05
-    max_new_tokens: int = 48
-    sampling_temperature: float = 1.0
-    sampling_batch_size: int = 256
 
 
 class ReviewsTask(SyntheticTask):
