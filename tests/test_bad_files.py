@@ -112,7 +112,7 @@ def test_corrupt_sample_cache_entry_is_recomputed(tmp_path, caplog, monkeypatch,
 
     monkeypatch.setattr(sampling_cache, "sample_responses", fake_sampler)
     kwargs = dict(
-        settings=SamplingSettings(max_new_tokens=4),
+        settings=SamplingSettings.from_config({"max_new_tokens": 4}),
         seed=0,
         cache_dir=tmp_path,
         model_key="m",

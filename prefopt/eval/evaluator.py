@@ -44,6 +44,7 @@ from prefopt.eval.responses import content_lengths, response_logps
 from prefopt.eval.sample_plan import samples_per_prompt, select_prompts
 from prefopt.eval.samples_file import write_samples
 from prefopt.eval.sampling_cache import SamplingSettings, cached_samples, derive_seed
+from prefopt.eval.settings import eval_value
 from prefopt.eval.stats import (
     best_of_n_kl_bound,
     best_of_n_kl_estimate,
@@ -112,8 +113,8 @@ class Evaluator:
         control_ids: Sequence[int] = (),
     ):
         self.settings = SamplingSettings.from_config(eval_cfg)
-        self.reference_seed = int(eval_cfg.get("reference_seed", 0))
-        self.best_of_n_samples = eval_cfg.get("best_of_n_samples")
+        self.reference_seed = int(eval_value(eval_cfg, "reference_seed"))
+        self.best_of_n_samples = eval_value(eval_cfg, "best_of_n_samples")
         self.judge = judge
         self.proxy_judge = proxy_judge
         if proxy_judge is not None and not proxy_judge.pointwise:
@@ -126,7 +127,9 @@ class Evaluator:
         encode = encode_prompt or (
             lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]
         )
-        self.prompts, self.prompt_ids = select_prompts(prompts, eval_cfg.get("num_prompts"), encode)
+        self.prompts, self.prompt_ids = select_prompts(
+            prompts, eval_value(eval_cfg, "num_prompts"), encode
+        )
         self.samples_per_prompt = samples_per_prompt(eval_cfg, self.prompts)
         self.control_ids = list(control_ids)
         self._reference: dict[str, ReferenceSide] = {}

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from prefopt.eval.settings import eval_defaults
+from prefopt.eval.settings import eval_value
 
 TEST_SPLIT = "test"  # the split that eval_cfg's test_*_samples_per_prompt apply to
 
@@ -26,11 +26,10 @@ def samples_per_prompt(eval_cfg: Mapping, splits) -> dict[str, SampleCounts]:
     """Each split's counts: ``policy_samples_per_prompt`` and ``reference_samples_per_prompt``,
     on the test split ``test_policy_samples_per_prompt`` and ``test_reference_samples_per_prompt``
     where given (null or left out: the other splits' counts). A mapping written by hand that
-    leaves out one of the first two gets conf/eval/default.yaml's value (:func:`eval_defaults`)."""
+    leaves out one of the first two gets conf/eval/default.yaml's value (:func:`eval_value`)."""
 
     def count(name: str) -> int:
-        value = eval_cfg[name] if name in eval_cfg else getattr(eval_defaults(), name)
-        return _positive_int(value, name)
+        return _positive_int(eval_value(eval_cfg, name), name)
 
     counts = SampleCounts(count("policy_samples_per_prompt"), count("reference_samples_per_prompt"))
     test_counts = SampleCounts(

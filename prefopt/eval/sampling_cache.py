@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from prefopt.eval.hashing import stable_hash
+from prefopt.eval.settings import eval_value
 from prefopt.models.sampling import SAMPLER_VERSION, Samples, sample_responses
 from prefopt.results.store import atomic_write_text, read_json
 
@@ -25,22 +26,24 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SamplingSettings:
-    """How responses are drawn (see conf/eval/default.yaml)."""
+    """How responses are drawn (conf/eval/default.yaml holds each key's default and meaning)."""
 
     max_new_tokens: int
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-    batch_size: int = 64
+    temperature: float
+    top_k: int
+    top_p: float
+    batch_size: int
 
     @classmethod
     def from_config(cls, eval_cfg: Mapping) -> SamplingSettings:
+        """From the eval group; a key a mapping written by hand leaves out gets the YAML's value
+        (max_new_tokens, which the trainer derives from the data, must be given)."""
         return cls(
             max_new_tokens=int(eval_cfg["max_new_tokens"]),
-            temperature=float(eval_cfg.get("temperature", 1.0)),
-            top_k=int(eval_cfg.get("top_k", 0)),
-            top_p=float(eval_cfg.get("top_p", 1.0)),
-            batch_size=int(eval_cfg.get("batch_size", 64)),
+            temperature=float(eval_value(eval_cfg, "temperature")),
+            top_k=int(eval_value(eval_cfg, "top_k")),
+            top_p=float(eval_value(eval_cfg, "top_p")),
+            batch_size=int(eval_value(eval_cfg, "batch_size")),
         )
 
     @property

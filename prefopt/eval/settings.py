@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from omegaconf import OmegaConf
@@ -90,6 +91,12 @@ def eval_defaults() -> EvalSettings:
     return EvalSettings.from_config(
         OmegaConf.load(os.path.join(CONFIG_DIR, "eval", "default.yaml"))
     )
+
+
+def eval_value(eval_cfg: Mapping, name: str):
+    """``eval_cfg[name]``, or conf/eval/default.yaml's value where a mapping written by hand leaves
+    the key out (:func:`eval_defaults`)."""
+    return eval_cfg[name] if name in eval_cfg else getattr(eval_defaults(), name)
 
 
 def eval_interval(eval_every: int | float, steps_per_epoch: int, total_steps: int) -> int:

@@ -55,3 +55,12 @@ def test_loading_reads_every_key_of_a_model_config():
     partial = {key: value for key, value in hf.items() if key != "use_safetensors"}
     with pytest.raises(ConfigError, match="model.use_safetensors is missing"):
         loading_settings(partial)
+
+
+def test_left_out_sampling_keys_are_the_yaml():
+    from prefopt.eval.sampling_cache import SamplingSettings
+
+    settings = SamplingSettings.from_config({"max_new_tokens": 4, "top_k": 3})
+    assert settings.top_k == 3  # given
+    for name in ("temperature", "top_p", "batch_size"):
+        assert getattr(settings, name) == EVAL_YAML[name], name
