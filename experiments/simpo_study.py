@@ -116,7 +116,7 @@ def run_outcomes(rows: pd.DataFrame) -> pd.DataFrame:
     win rate, the test win rate there, and the final validation grammatical share and KL."""
     from prefopt.analysis.selection import checkpoint_rows
 
-    chosen = checkpoint_rows(rows, "best", "win_rate")
+    chosen = checkpoint_rows(rows.assign(run_dir=rows["run_id"]), "best", "win_rate")
     chosen = chosen[chosen["status"] == "finished"]
     validation = rows[rows["split"] == "validation"].sort_values("step")
     final = validation.groupby("run_id").tail(1).set_index("run_id")
