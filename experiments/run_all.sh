@@ -13,3 +13,5 @@ python experiments/compare_losses.py "$J"
 python experiments/wrong_reference.py
 python experiments/reliability/kill_resume.py --kills 20 --out results/reliability
 python experiments/eval_cost.py --runs 3
+python -m prefopt.train -m experiment=agreement && python -m prefopt.report multirun/agreement --out results/agreement
+python experiments/simpo_study.py run && python experiments/simpo_study.py report
