@@ -35,7 +35,7 @@ from pathlib import Path
 
 import yaml
 from search_space import METHOD, inside_verdicts, load_space, stored_trials
-from study import train
+from study import count_runs, train
 
 from prefopt.losses import available_losses
 
@@ -143,16 +143,6 @@ def confirm_commands(study: str, losses: list[str], max_steps: int) -> dict[str,
             f"seed={','.join(str(s) for s in seeds)}",
         ]
     return commands
-
-
-def count_runs(overrides: list[str]) -> int:
-    """Runs of one multirun: the product of the comma-separated values of its sweep overrides."""
-    runs = 1
-    for override in overrides:
-        key, _, value = override.partition("=")
-        if not key.startswith("hydra.") and "[" not in value:
-            runs *= len(value.split(","))
-    return runs
 
 
 def measured_run_seconds(study: str) -> tuple[float, str]:

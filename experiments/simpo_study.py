@@ -26,9 +26,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from study import train
+from study import count_runs, train
 from study_data import export_study, markdown_lines, read_study, write_markdown
 
 NAME = "simpo"
@@ -104,11 +103,6 @@ def commands(extra: list[str]) -> list[list[str]]:
             ]
         )
     return runs
-
-
-def n_runs(overrides: list[str]) -> int:
-    """Runs of one multirun: the product of its comma-separated values."""
-    return int(np.prod([len(o.split("=", 1)[1].split(",")) for o in overrides if "," in o]))
 
 
 def run_outcomes(rows: pd.DataFrame) -> pd.DataFrame:
@@ -246,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
         report()
         return
     planned = commands(args.extra)
-    print(f"{len(planned)} multiruns, {sum(n_runs(c) for c in planned)} runs")
+    print(f"{len(planned)} multiruns, {sum(count_runs(c) for c in planned)} runs")
     for overrides in planned:
         print("  " + " ".join(overrides))
         if not args.dry_run:

@@ -13,6 +13,16 @@ def train(*overrides: str) -> None:
     subprocess.run([sys.executable, "-m", "prefopt.train", "-m", *overrides], check=True)
 
 
+def count_runs(overrides: list[str]) -> int:
+    """Runs of one multirun: the product of the comma-separated values of its sweep overrides."""
+    runs = 1
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if not key.startswith("hydra.") and "[" not in value:
+            runs *= len(value.split(","))
+    return runs
+
+
 def setting_figure(sweep: Path, out: Path, setting: str, group: str | None = None) -> None:
     """Win rate, grammatical fraction and KL over training, a line per value of ``setting``."""
     from prefopt.analysis import plot_setting_curves, save_figure

@@ -213,6 +213,6 @@ def agreement_study(paths: list[Path], out: Path) -> Path:
         f"From {sources}: confirmation runs, test {metric} at each run's checkpoint chosen on "
         "validation, mean over seeds; rank 1 is the best.",
         "",
-        *agreement_lines(scores, metric.replace("_", " ") + " (%)"),
+        *agreement_lines(scores, metric),
     ]
     return write_markdown(out / "agreement.md", lines)

@@ -38,7 +38,12 @@ from prefopt.analysis import (  # noqa: E402
 from prefopt.analysis.heatmaps import MIN_AXIS_VALUES  # noqa: E402
 from prefopt.analysis.overfitting import DROP_RUN, MIN_DROP, ONSET_SE  # noqa: E402
 from prefopt.analysis.selection import CHECKPOINTS, START  # noqa: E402
-from prefopt.analysis.task_agreement import TASK, agreement_lines, seed_scores  # noqa: E402
+from prefopt.analysis.task_agreement import (  # noqa: E402
+    METRIC_LABELS,
+    TASK,
+    agreement_lines,
+    seed_scores,
+)
 from prefopt.console import setup_console  # noqa: E402
 from prefopt.results import load_sweep  # noqa: E402
 from prefopt.results.sweep import load_best_of_n  # noqa: E402
@@ -149,14 +154,13 @@ def _agreement_section(frame: pd.DataFrame, checkpoint: str, method: str) -> lis
     if select_metric is None or method not in frame:
         return lines + ["Skipped: no finished run has a validation metric to select on.", ""]
     scores = seed_scores(frame, checkpoint, method, select_metric, select_metric)
-    name = "win rate (%)" if select_metric == "win_rate" else "reward accuracy (%)"
     return [
         *lines,
-        f"Test {name} at each task's selected checkpoint and setting, mean over seeds; rank 1 is "
-        "the best. Kendall's tau-b is 1 where the tasks order the methods alike, its interval "
-        "resamples seeds within each task and method.",
+        f"Test {METRIC_LABELS[select_metric]} at each task's selected checkpoint and setting, "
+        "mean over seeds; rank 1 is the best. Kendall's tau-b is 1 where the tasks order the "
+        "methods alike, its interval resamples seeds within each task and method.",
         "",
-        *agreement_lines(scores, name),
+        *agreement_lines(scores, select_metric),
     ]
 
 

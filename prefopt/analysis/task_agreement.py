@@ -28,6 +28,7 @@ from prefopt.analysis.selection import checkpoint_rows, select_hyperparameters
 
 TASK = "task.name"  # the config key that names a run's task
 MIN_SEEDS = 2  # seeds every (task, method) cell needs for tau-b's interval
+METRIC_LABELS = {"win_rate": "win rate (%)", "reward_accuracy": "reward accuracy (%)"}
 
 
 def seed_scores(
@@ -125,8 +126,10 @@ def _task_means(samples: list[np.ndarray], n_methods: int) -> tuple[np.ndarray, 
     return means[:n_methods], means[n_methods:]
 
 
-def agreement_lines(scores: pd.DataFrame, metric_name: str, scale: float = 100.0) -> list[str]:
-    """Markdown: the rank table and one line of tau-b per pair of tasks."""
+def agreement_lines(scores: pd.DataFrame, metric: str, scale: float = 100.0) -> list[str]:
+    """Markdown: the rank table of ``metric`` (a key of METRIC_LABELS) and one line of tau-b per
+    pair of tasks."""
+    metric_name = METRIC_LABELS[metric]
     if scores.empty:
         return ["No finished run to rank.", ""]
     table = rank_table(scores)
