@@ -95,7 +95,7 @@ class SimPOLoss(PreferenceLoss):
         losses = -F.logsigmoid(self.beta * (chosen - rejected) - self.gamma)  # (B,)
         metrics = {}
         if self.nll_weight > 0:
-            nll = -inputs.chosen_logps / inputs.chosen_lengths  # (B,)
+            nll = -mean_token_logps(inputs)[0]  # (B,) the chosen per-token NLL
             losses = losses + self.nll_weight * nll
             metrics["nll"] = nll.mean()
         return LossOutput(losses, self.beta * chosen, self.beta * rejected, metrics)
