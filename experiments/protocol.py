@@ -58,10 +58,17 @@ def study_dir(study: str) -> Path:
     return MULTIRUN / study
 
 
+def study_cache(study: str) -> Path:
+    """The study's own cache (its task build, pi_ref samples): multirun/<study>/.cache, absolute."""
+    return (study_dir(study) / ".cache").resolve()
+
+
 def common_overrides(study: str, phase: str, loss: str, max_steps: int) -> list[str]:
-    """Overrides every run of a phase shares: its sweep folder, method, step budget, launcher."""
+    """Overrides every run of a phase shares: its sweep folder, method, step budget, the study's
+    cache, launcher."""
     overrides = [
         f"name={study}/{phase}",
+        f"cache_dir={study_cache(study)}",
         f"experiment=search/{loss}",
         f"trainer.max_steps={max_steps}",
         f"trainer.epochs={EPOCHS}",

@@ -11,7 +11,11 @@ refused with a message naming each differing key and file, unless ``resume`` say
   are recorded under ``forced`` in ``run_identity.json``.
 
 Files are fingerprinted by content (SHA-256), cached by path, size and modification time in
-``<cache_dir>/fingerprints.json``, so a large model directory is hashed once.
+``<cache_dir>/fingerprints.json``, so a large model directory is hashed once. A run of a built-in
+task also records the task build it reads (pi_ref and the data files) under the build's name,
+``task <name>-<config hash>``, not its path: a run made on another build of the same task config
+(rebuilt on another machine, where builds differ) is refused, while the same build carried to
+another cache (``prefopt.tasks.carry``) matches.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ RESULT_NEUTRAL_KEYS = (
 )
 RESUME_MODES = ("auto", "never", "force")
 IDENTITY_FILE = "run_identity.json"
+TASK_BUILD_PREFIX = "task "  # key of a task build among an identity's files (not a path)
 REPLACED_DIR = ".replaced"
 
 
@@ -103,9 +108,13 @@ class Fingerprints:
         """SHA-256 of a file, or of a directory's files (relative names and contents)."""
         if path.is_file():
             return self._file(path)
+        return self.of_files(path, [p for p in path.rglob("*") if p.is_file()])
+
+    def of_files(self, root: Path, files: list[Path]) -> str:
+        """SHA-256 of ``files`` under ``root`` (their names relative to it and their contents)."""
         digest = hashlib.sha256()
-        for file in sorted(p for p in path.rglob("*") if p.is_file()):
-            digest.update(str(file.relative_to(path)).encode())
+        for file in sorted(files):
+            digest.update(str(file.relative_to(root)).encode())
             digest.update(self._file(file).encode())
         return digest.hexdigest()
 
@@ -144,18 +153,31 @@ def input_paths(cfg: DictConfig) -> list[Path]:
     return sorted(set(paths))
 
 
+def task_build_fingerprint(cfg: DictConfig, cache_dir: Path, fingerprints: Fingerprints) -> dict:
+    """``{"task <name>-<config hash>": content hash}`` of the task build the run reads (built now
+    if the cache lacks it), or {} for a run without a built-in task."""
+    if not cfg.get("task"):
+        return {}
+    from prefopt.tasks import build_task
+
+    artifacts = build_task(cfg.task).prepare(cache_dir)
+    content = fingerprints.of_files(artifacts.root, artifacts.content_files())
+    return {f"{TASK_BUILD_PREFIX}{artifacts.root.name}": content}
+
+
 @dataclass
 class RunIdentity:
     """The config, input files and code version of a run."""
 
     config: dict[str, object]
-    files: dict[str, str]  # absolute path -> content hash
+    files: dict[str, str]  # absolute path (or "task <build>") -> content hash
     code: str
 
     @classmethod
     def of(cls, cfg: DictConfig, cache_dir: Path) -> RunIdentity:
         fingerprints = Fingerprints(cache_dir)
         files = {str(path): fingerprints.of(path) for path in input_paths(cfg)}
+        files.update(task_build_fingerprint(cfg, cache_dir, fingerprints))
         fingerprints.save()
         return cls(comparable_config(cfg), files, code_version())
 
@@ -177,7 +199,10 @@ class RunIdentity:
             elif path not in old_files:
                 changes.append(f"file {path}: newly read")
             elif old_files[path] != self.files[path]:
-                changes.append(f"file {path}: content changed")
+                if path.startswith(TASK_BUILD_PREFIX):  # rebuilt: pi_ref or its data differ
+                    changes.append(f"{path}: another build (pi_ref or data differ)")
+                else:
+                    changes.append(f"file {path}: content changed")
         return changes
 
 

@@ -62,6 +62,13 @@ class TaskArtifacts:
             info=info,
         )
 
+    def content_files(self) -> list[Path]:
+        """The files a run reads: pi_ref's directory and every data file (not config.json and
+        info.json, whose build time differs between builds of the same content)."""
+        model = [p for p in self.model_dir.rglob("*") if p.is_file()]
+        files = [*self.data_files.values(), *self.unpaired_files.values()]
+        return sorted([*model, *files, *self.prompt_files.values()])
+
     def problem(self) -> str | None:
         """What is wrong with the files of a built task (one missing, truncated or corrupt), or None."""
         for name in ("config.json", "info.json"):
