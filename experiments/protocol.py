@@ -25,6 +25,13 @@ most --max-steps optimiser steps, its checkpoint chosen on validation. `confirm`
 loss's selected setting with seeds never equal to the selection seed. A launching subcommand
 prints its runs times the measured time per run first; --dry-run prints that plan only.
 Runs that finished are skipped by prefopt.train, so every phase resumes.
+
+A study spans sessions and machines through results/<study>/: `export` writes runs.parquet (every
+run's data and small files), trials.json and task_builds/ (the task build its runs read, packed by
+prefopt.tasks.carry; the same seed builds another pi_ref on another CPU). Every launching phase and
+`select` first carry these back into multirun/<study>/: the build into the study's own cache, the
+trials, and each committed run (restored finished, so prefopt.train skips it). A build or trial
+draw that differs from the one carried is refused, never mixed in.
 """
 
 from __future__ import annotations
@@ -61,6 +68,51 @@ def study_dir(study: str) -> Path:
 def study_cache(study: str) -> Path:
     """The study's own cache (its task build, pi_ref samples): multirun/<study>/.cache, absolute."""
     return (study_dir(study) / ".cache").resolve()
+
+
+def study_results(study: str) -> Path:
+    """results/<study>: the study's committed data (runs.parquet, trials.json, task_builds/)."""
+    return RESULTS / study
+
+
+def carry_out(study: str) -> None:
+    """Pack the study cache's task builds into results/<study>/task_builds/ and copy its trials;
+    an archive already there must hold the same build."""
+    from prefopt.tasks.carry import SUFFIX, content_fingerprint, manifest_of, pack
+
+    out = study_results(study)
+    tasks = study_cache(study) / "tasks"
+    found = sorted(tasks.iterdir()) if tasks.is_dir() else []
+    for build in [p for p in found if p.is_dir() and p.name[0] != "." and p.name != "stages"]:
+        archive = out / "task_builds" / f"{build.name}{SUFFIX}"
+        if not archive.is_file():
+            print(f"packed {pack(build, archive.parent)}")
+        elif manifest_of(archive)["content"] != content_fingerprint(build, study_cache(study)):
+            raise ValueError(f"{build} is another build than {archive}; the study mixes two")
+    trials = study_dir(study) / "trials.json"
+    if trials.is_file():
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "trials.json").write_text(trials.read_text())
+
+
+def carry_in(study: str) -> None:
+    """Put the study's committed build, trials and runs back into multirun/<study>/."""
+    from study_data import restore_study
+
+    from prefopt.tasks.carry import unpack
+
+    source = study_results(study)
+    for archive in sorted((source / "task_builds").glob("*.tar.gz")):
+        unpack(archive, study_cache(study))
+    committed, local = source / "trials.json", study_dir(study) / "trials.json"
+    if committed.is_file():
+        if local.is_file() and local.read_text() != committed.read_text():
+            raise ValueError(f"{local} differs from {committed}: two trial draws in one study")
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_text(committed.read_text())
+    if (source / "runs.parquet").is_file():
+        written = restore_study(source / "runs.parquet", study_dir(study))
+        print(f"restored {written} runs of {source / 'runs.parquet'} into {study_dir(study)}")
 
 
 def common_overrides(study: str, phase: str, loss: str, max_steps: int) -> list[str]:
@@ -258,6 +310,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("extra", nargs="*", help="more overrides for every run (task=...)")
     args = parser.parse_intermixed_args(argv)  # overrides may follow the options
+    if args.phase in (*PHASES, "select") and not args.dry_run:
+        carry_in(args.study)
     if args.phase in PHASES:
         build = {"pilot": pilot_commands, "trials": trial_commands, "confirm": confirm_commands}
         commands = build[args.phase](args.study, args.losses, args.max_steps)
@@ -269,16 +323,17 @@ def main(argv: list[str] | None = None) -> None:
     else:
         from study_data import agreement_study, export_study, report_study
 
-        data = RESULTS / args.study / "runs.parquet"
+        data = study_results(args.study) / "runs.parquet"
         if args.phase == "export":
             export_study(study_dir(args.study), data)
+            carry_out(args.study)
         elif args.phase == "agreement":
             if not args.others:
                 parser.error("agreement needs --with STUDY [STUDY ...], the other tasks' studies")
-            paths = [data, *(RESULTS / other / "runs.parquet" for other in args.others)]
-            agreement_study(paths, RESULTS / args.study)
+            paths = [data, *(study_results(other) / "runs.parquet" for other in args.others)]
+            agreement_study(paths, study_results(args.study))
         else:
-            report_study(data, RESULTS / args.study)
+            report_study(data, study_results(args.study))
 
 
 if __name__ == "__main__":

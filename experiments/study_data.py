@@ -1,11 +1,17 @@
 """A study's compact data in one Parquet file, and its report rebuilt from that file alone.
 
-The file holds two kinds of records (column `record`): "row", every logged metrics row of every
-run with its flattened config, overrides, status and `phase` (pilot, trials, confirm); and
-"prompt", the per-prompt scores (win, rewards, length) of the test split at each run's checkpoint
-chosen on validation, the checkpoint the tables read. The report writes the tables (headline
-losses, then the others against DPO, seed-level tests), expected validation performance over the
-trials and the win rate at matched KL, from the file; the run directories are not read.
+The file holds three kinds of records (column `record`): "row", every logged metrics row of every
+run with its flattened config, overrides, status and `phase` (pilot, trials, confirm); "prompt",
+the per-prompt scores (win, rewards, length) of the test split at each run's checkpoint chosen on
+validation, the checkpoint the tables read; and "run", the text of each run's small files
+(RUN_FILES: its identity, summary, config, overrides, metrics). The report writes the tables
+(headline losses, then the others against DPO, seed-level tests), expected validation performance
+over the trials and the win rate at matched KL, from the file; the run directories are not read.
+
+A study resumes in another session from its file: `restore_study` writes each run the file holds
+back into the sweep (its small files and test scores, without checkpoints or models, marked by
+RESTORED_MARK), where prefopt.train finds it finished with the same identity and skips it; a run
+directory already there that holds another run is refused.
 """
 
 from __future__ import annotations
@@ -21,6 +27,19 @@ PROMPT_SPLIT = "test"  # split whose per-prompt scores are kept: the one the tab
 PROMPT_FIELDS = ("prompt_index", "win", "policy_reward", "reference_reward", "policy_length")
 CONFIG_METADATA = b"prefopt_config_columns"  # Parquet metadata key: the frame's config columns
 BASELINE = "dpo"  # the method every other is compared with
+RUN_FILES = (  # a run's small files kept in "run" records (those it has), enough to resume past it
+    "run_identity.json",
+    "summary.json",
+    "config.yaml",
+    "overrides.yaml",
+    "metrics.jsonl",
+    "provenance.json",
+    "data_report.json",
+)
+# what tells two runs apart when a directory is already there: the identity, else (a run of a
+# prefopt that wrote none) the resolved config
+IDENTITY_FILES = ("run_identity.json", "config.yaml")
+RESTORED_MARK = "restored.json"  # in a restored run directory: the file it was restored from
 
 
 def _selection_metric(frame: pd.DataFrame) -> str:
@@ -48,6 +67,62 @@ def prompt_records(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
+def run_records(frame: pd.DataFrame) -> pd.DataFrame:
+    """One record per run: its run_id and the text of its RUN_FILES as a JSON object."""
+    records = []
+    for run_id, run_dir in frame.groupby("run_id")["run_dir"].first().items():
+        present = [name for name in RUN_FILES if (Path(run_dir) / name).is_file()]
+        texts = {name: (Path(run_dir) / name).read_text(encoding="utf-8") for name in present}
+        records.append({"run_id": run_id, "run_files": json.dumps(texts, sort_keys=True)})
+    return pd.DataFrame(records)
+
+
+def write_samples(prompts: pd.DataFrame, run_dir: Path) -> None:
+    """samples/step_<step>_<split>.jsonl under `run_dir` from one run's prompt records (the layout
+    prefopt.results.sweep.load_samples reads; `win` kept as the judge's `preference`)."""
+    for (split, step), group in prompts.groupby(["split", "step"]):
+        path = run_dir / "samples" / f"step_{int(step):07d}_{split}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        group.drop(columns=["run_id", "split", "step"]).assign(preference=group["win"]).to_json(
+            path, orient="records", lines=True
+        )
+
+
+def restore_study(path: Path, root: Path) -> int:
+    """Write every run of the study file `path` that `root` lacks back under `root` (each one
+    published whole: written aside, then renamed); returns how many were written. A run directory
+    already there must hold the same run (the same run_identity.json), else a ValueError names it."""
+    import pyarrow.parquet as pq
+
+    data = pq.read_table(path).to_pandas()
+    runs = data[data["record"] == "run"]
+    columns = [c for c in ("run_id", "split", "step", *PROMPT_FIELDS) if c in data]
+    prompts = data.loc[data["record"] == "prompt", columns]
+    prompts = prompts.dropna(axis=1, how="all") if len(prompts) else prompts
+    written = 0
+    for run in runs.itertuples():
+        files = json.loads(run.run_files)
+        target = root / run.run_id
+        if target.exists():
+            name = IDENTITY_FILES[0] if IDENTITY_FILES[0] in files else IDENTITY_FILES[1]
+            here = target / name
+            if not here.is_file() or here.read_text(encoding="utf-8") != files.get(name):
+                raise ValueError(
+                    f"{target} holds another run than {path}'s {run.run_id} (its {name} differs "
+                    "or is missing); move one of them aside"
+                )
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{target.name[:40]}.", dir=target.parent))
+        for name, text in files.items():
+            (scratch / name).write_text(text, encoding="utf-8")
+        write_samples(prompts[prompts["run_id"] == run.run_id], scratch)
+        (scratch / RESTORED_MARK).write_text(json.dumps({"from": str(path)}) + "\n")
+        scratch.rename(target)
+        written += 1
+    return written
+
+
 def _parquet_column(column: pd.Series) -> pd.Series:
     """A column Parquet can store: numbers stay, mixed or nested values become JSON text."""
     if column.dtype != object:
@@ -59,21 +134,26 @@ def _parquet_column(column: pd.Series) -> pd.Series:
 
 
 def export_study(root: Path, path: Path) -> Path:
-    """Write the study under `root` (multirun/<study>) to the Parquet file `path`."""
+    """Write the study under `root` (multirun/<study>) to the Parquet file `path`; the runs an
+    existing `path` holds are restored under `root` first, so that none is lost."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from prefopt.results import load_sweep
     from prefopt.results.sweep import config_columns
 
+    if path.is_file():
+        restore_study(path, root)
     frame = load_sweep(root)
     frame["phase"] = frame["run_id"].str.split("/").str[0]
     columns = config_columns(frame)
     prompts = prompt_records(frame)
-    data = pd.concat(
-        [frame.drop(columns="run_dir").assign(record="row"), prompts.assign(record="prompt")],
-        ignore_index=True,
-    )
+    records = [
+        frame.drop(columns="run_dir").assign(record="row"),
+        prompts.assign(record="prompt"),
+        run_records(frame).assign(record="run"),
+    ]
+    data = pd.concat(records, ignore_index=True)
     data = data.apply(_parquet_column)
     data.attrs = {}
     table = pa.Table.from_pandas(data, preserve_index=False)
@@ -91,7 +171,8 @@ def read_study(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
     table = pq.read_table(path)
     data = table.to_pandas()
-    rows = data[data["record"] == "row"].drop(columns=["record", *PROMPT_FIELDS], errors="ignore")
+    dropped = ["record", "run_files", *PROMPT_FIELDS]
+    rows = data[data["record"] == "row"].drop(columns=dropped, errors="ignore")
     rows = rows.reset_index(drop=True)
     rows.attrs["config_columns"] = json.loads(table.schema.metadata[CONFIG_METADATA])
     prompts = data.loc[data["record"] == "prompt", ["run_id", "split", "step", *PROMPT_FIELDS]]
@@ -101,12 +182,8 @@ def read_study(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 def _with_samples(rows: pd.DataFrame, prompts: pd.DataFrame, scratch: Path) -> pd.DataFrame:
     """`rows` whose run_dir points at samples files rebuilt under `scratch` from the prompt
     records (the layout prefopt.results.sweep.load_samples reads; `win` kept as `preference`)."""
-    for (run_id, split, step), group in prompts.groupby(["run_id", "split", "step"]):
-        path = scratch / run_id / "samples" / f"step_{int(step):07d}_{split}.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        group.drop(columns=["run_id", "split", "step"]).assign(preference=group["win"]).to_json(
-            path, orient="records", lines=True
-        )
+    for run_id, group in prompts.groupby("run_id"):
+        write_samples(group, scratch / run_id)
     rebuilt = rows.assign(run_dir=[str(scratch / run_id) for run_id in rows["run_id"]])
     rebuilt.attrs = rows.attrs
     return rebuilt

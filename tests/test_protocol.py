@@ -22,6 +22,8 @@ from fabricate import fabricate_sweep  # noqa: E402
 
 from prefopt.losses import available_losses  # noqa: E402
 
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
 HEADLINE = {"dpo", "ipo", "kto", "orpo", "simpo", "sft"}
 
 
@@ -200,3 +202,122 @@ def test_agreement_of_two_tasks_studies_from_their_files(tmp_path, monkeypatch, 
         study_data.agreement_study(
             [tmp_path / "results" / "reviews" / "runs.parquet"] * 2, tmp_path / "out"
         )
+
+
+def test_a_study_file_restores_its_runs_and_a_second_export_keeps_them(tmp_path):
+    from prefopt.results import load_sweep
+
+    root = tmp_path / "multirun" / "s"
+    fabricate_sweep(root / "trials", seeds=(0,), unfinished=False)
+    data = study_data.export_study(root, tmp_path / "results" / "s" / "runs.parquet")
+    first = load_sweep(root).drop(columns="run_dir")
+    shutil.rmtree(root)
+    written = study_data.restore_study(data, root)
+    assert written == first["run_id"].nunique()
+    restored = load_sweep(root).drop(columns="run_dir")
+    assert restored.equals(first)
+    marks = list(root.rglob(study_data.RESTORED_MARK))
+    assert len(marks) == written and str(data) in marks[0].read_text()
+    assert study_data.restore_study(data, root) == 0  # already there: nothing written
+
+    fabricate_sweep(root / "confirm", betas=(0.1,), lrs=(1e-4,), seeds=(1, 2), unfinished=False)
+    shutil.rmtree(root / "trials")  # a new session's sweep: only its own runs
+    study_data.export_study(root, data)  # restores the file's runs first
+    rows, prompts = study_data.read_study(data)
+    assert set(rows["phase"]) == {"trials", "confirm"}
+    assert set(rows.loc[rows["phase"] == "trials", "run_id"]) == set(first["run_id"])
+    assert not prompts.empty
+
+
+def test_a_restore_onto_another_run_in_the_same_directory_is_refused(tmp_path):
+    root = tmp_path / "multirun" / "s"
+    fabricate_sweep(root / "trials", seeds=(0,), unfinished=False)
+    for run_dir in [p.parent for p in root.rglob("summary.json")]:
+        (run_dir / "run_identity.json").write_text('{"config": {"seed": 0}}')
+    data = study_data.export_study(root, tmp_path / "runs.parquet")
+    victim = next(p.parent for p in root.rglob("run_identity.json"))
+    victim.joinpath("run_identity.json").write_text('{"config": {"seed": 1}}')
+    with pytest.raises(ValueError, match="holds another run") as raised:
+        study_data.restore_study(data, root)
+    assert str(victim) in str(raised.value)
+
+
+def test_a_restored_real_run_is_found_finished_and_not_trained_again(tmp_path):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    import prefopt.train  # noqa: F401  (registers the run-name resolver)
+    from prefopt.trainer.run import run_training
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(
+            config_name="config",
+            overrides=[
+                "task=reviews_tiny",
+                f"cache_dir={tmp_path / 'cache'}",
+                "trainer.max_steps=2",
+                "eval.generate=false",
+                "trainer.batch_size=8",
+                "num_threads=1",
+            ],
+        )
+    root = tmp_path / "multirun" / "s"
+    run_dir = root / "confirm" / "dpo" / "seed=0"
+    first = run_training(cfg, run_dir)
+    metrics = (run_dir / "metrics.jsonl").read_text()
+    data = study_data.export_study(root, tmp_path / "runs.parquet")
+    shutil.rmtree(root)
+    assert study_data.restore_study(data, root) == 1
+    assert not (run_dir / "checkpoints").exists()  # restored without checkpoints or models
+    again = run_training(cfg, run_dir)
+    assert again["status"] == "finished" and again["final"] == first["final"]
+    assert (run_dir / "metrics.jsonl").read_text() == metrics
+
+
+@pytest.fixture(scope="module")
+def tiny_task_root(tmp_path_factory):
+    """A built reviews_tiny task (its directory under a cache of its own)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from prefopt.tasks import build_task
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["task=reviews_tiny"])
+    return build_task(cfg.task).prepare(tmp_path_factory.mktemp("cache"), progress=False).root
+
+
+def test_export_carries_the_build_and_trials_and_a_new_session_gets_them_back(
+    tiny_task_root, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    launched = _calls(monkeypatch, tmp_path)
+    protocol.main(["trials", "--study", "s", "--losses", "dpo"])  # draws and stores the trials
+    cache_tasks = protocol.study_cache("s") / "tasks"
+    shutil.copytree(tiny_task_root, cache_tasks / tiny_task_root.name)
+    (cache_tasks / "stages").mkdir()  # shared stages stay behind
+    fabricate_sweep(protocol.study_dir("s") / "trials", seeds=(0,), unfinished=False)
+    protocol.main(["export", "--study", "s"])
+    results = tmp_path / "results" / "s"
+    assert (results / "trials.json").read_text() == (
+        protocol.study_dir("s") / "trials.json"
+    ).read_text()
+    assert [p.name for p in (results / "task_builds").iterdir()] == [
+        f"{tiny_task_root.name}.tar.gz"
+    ]
+
+    shutil.rmtree(tmp_path / "multirun")  # another session: nothing local
+    launched.clear()
+    protocol.main(["trials", "--study", "s", "--losses", "dpo"])
+    assert "restored 12 runs" in capsys.readouterr().out
+    rebuilt = cache_tasks / tiny_task_root.name
+    assert (rebuilt / "model" / "model.safetensors").read_bytes() == (
+        tiny_task_root / "model" / "model.safetensors"
+    ).read_bytes()
+    assert launched and any(o == f"cache_dir={protocol.study_cache('s')}" for o in launched[0])
+
+    (results / "trials.json").write_text("{}")  # another draw committed: refused
+    with pytest.raises(ValueError, match="two trial draws"):
+        protocol.main(["trials", "--study", "s", "--losses", "dpo"])

@@ -61,7 +61,9 @@ def pack(root: Path, out_dir: Path) -> Path:
         with os.fdopen(fd, "wb") as handle, tarfile.open(fileobj=handle, mode="w:gz") as tar:
             _add_bytes(tar, MANIFEST, json.dumps(manifest, sort_keys=True).encode())
             for path in sorted(p for p in root.rglob("*") if p.is_file()):
-                _add_bytes(tar, f"{root.name}/{path.relative_to(root).as_posix()}", path.read_bytes())
+                _add_bytes(
+                    tar, f"{root.name}/{path.relative_to(root).as_posix()}", path.read_bytes()
+                )
         os.replace(tmp, archive)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -41,9 +41,7 @@ def test_a_cache_holding_another_build_of_the_same_name_is_refused(tiny_artifact
     assert prompts.read_text().startswith('{"prompt": "another prompt"}')  # left as it was
 
 
-def test_an_archive_whose_files_differ_from_its_manifest_is_named_damaged(
-    tiny_artifacts, tmp_path
-):
+def test_an_archive_whose_files_differ_from_its_manifest_is_named_damaged(tiny_artifacts, tmp_path):
     archive = pack(tiny_artifacts.root, tmp_path / "carried")
     damaged = tmp_path / "damaged.tar.gz"
     with tarfile.open(archive, "r:gz") as source, tarfile.open(damaged, "w:gz") as out:
