@@ -27,7 +27,7 @@ import argparse
 from pathlib import Path
 
 import pandas as pd
-from study import count_runs, train
+from study import count_runs, frame_figure, train
 from study_data import export_study, markdown_lines, read_study, write_markdown
 
 NAME = "simpo"
@@ -216,18 +216,9 @@ def report() -> Path:
         if part.empty:
             continue
         part.attrs = rows.attrs
-        setting_figure_from(part, task)
+        frame_figure(part, RESULTS, f"by_run_label_{task}", "run_label", group="trainer.lr")
         lines += [f"![{task}](figures/by_run_label_{task}.png)", ""]
     return write_markdown(RESULTS / "report.md", lines)
-
-
-def setting_figure_from(rows: pd.DataFrame, task: str) -> None:
-    """Validation win rate, grammatical share and KL over training, a line per variant, a line
-    style per learning rate, for one task."""
-    from prefopt.analysis import plot_setting_curves, save_figure
-
-    figure = plot_setting_curves(rows, "run_label", group="trainer.lr")
-    save_figure(figure, RESULTS / "figures", f"by_run_label_{task}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,11 +25,17 @@ def count_runs(overrides: list[str]) -> int:
 
 def setting_figure(sweep: Path, out: Path, setting: str, group: str | None = None) -> None:
     """Win rate, grammatical fraction and KL over training, a line per value of ``setting``."""
-    from prefopt.analysis import plot_setting_curves, save_figure
     from prefopt.results import load_sweep
 
-    figure = plot_setting_curves(load_sweep(sweep), setting, group=group)
-    save_figure(figure, out / "figures", f"by_{setting.rsplit('.', 1)[-1]}")
+    frame_figure(load_sweep(sweep), out, f"by_{setting.rsplit('.', 1)[-1]}", setting, group)
+
+
+def frame_figure(rows, out: Path, name: str, setting: str, group: str | None = None) -> None:
+    """out/figures/<name>.png: the rows' win rate, grammatical fraction and KL over training, a
+    line per value of ``setting`` (a line style per value of ``group``)."""
+    from prefopt.analysis import plot_setting_curves, save_figure
+
+    save_figure(plot_setting_curves(rows, setting, group=group), out / "figures", name)
 
 
 def report(sweep: Path, out: Path, *options: str) -> None:

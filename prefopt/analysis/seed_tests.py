@@ -45,6 +45,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from prefopt.analysis.stats import Interval
+
 ALPHA = 0.05  # two-sided level of every test and of the power
 MAX_EXACT_RELABELINGS = 200_000  # all relabelings up to here (10 seeds a side is 184,756)
 MONTE_CARLO_RELABELINGS = 20_000  # random ones beyond it (sd of p at 0.05: 0.15 points)
@@ -84,6 +86,26 @@ def welch_test(method, baseline) -> tuple[float, float, float]:
     with np.errstate(divide="ignore", invalid="ignore"):
         t = (method.mean() - baseline.mean()) / se
     return float(t), float(df), float(2 * stats.t.sf(abs(t), df)) if se > 0 else float("nan")
+
+
+def welch_interval(method, baseline, confidence: float = 1 - ALPHA) -> Interval:
+    """mean(method) - mean(baseline) and its Welch interval, difference +- t_{nu} * se (the
+    quantities of `welch_test`); low/high NaN with fewer than 2 seeds a side."""
+    method, baseline = _present(method), _present(baseline)
+    if method.size == 0 or baseline.size == 0:
+        return Interval(np.nan, np.nan, np.nan, 0)
+    difference = float(method.mean() - baseline.mean())
+    n_seeds = int(min(method.size, baseline.size))
+    if n_seeds < 2:
+        return Interval(difference, np.nan, np.nan, n_seeds)
+    se, df = _welch_se_df(
+        method.var(ddof=1) / method.size,
+        method.size,
+        baseline.var(ddof=1) / baseline.size,
+        baseline.size,
+    )
+    half = float(stats.t.ppf(0.5 + confidence / 2, df) * se) if se > 0 else 0.0
+    return Interval(difference, difference - half, difference + half, n_seeds)
 
 
 def _welch_se_df(var_mean_a, n_a, var_mean_b, n_b):

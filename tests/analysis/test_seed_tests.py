@@ -144,3 +144,17 @@ def test_compare_methods_corrects_over_the_declared_family():
     assert kto["welch_p_holm"] >= kto["welch_p"]
     with pytest.raises(ValueError, match="no comparison"):
         compare_methods(seed_means, [], effect=KTO_DPO_GAP)
+
+
+def test_welch_interval_matches_a_hand_computed_case():
+    from prefopt.analysis.seed_tests import welch_interval
+
+    # a: mean 2, var 1, n 3 -> var of mean 1/3; b: mean 3, var 2, n 2 -> 1
+    # se = sqrt(4/3); df = (4/3)^2 / ((1/3)^2 / 2 + 1^2 / 1) = 32/19
+    interval = welch_interval([1.0, 2.0, 3.0], [2.0, 4.0])
+    half = stats.t.ppf(0.975, 32 / 19) * (4 / 3) ** 0.5
+    assert interval.mean == pytest.approx(-1.0)
+    assert interval.low == pytest.approx(-1.0 - half) and interval.high == pytest.approx(-1 + half)
+    assert interval.n_seeds == 2
+    one = welch_interval([1.0], [2.0, 4.0])
+    assert one.mean == pytest.approx(-2.0) and np.isnan(one.low) and np.isnan(one.high)
