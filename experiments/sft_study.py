@@ -18,12 +18,11 @@ seeds: the difference of the means, its Welch 95% interval and the exact permuta
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from study import count_runs, frame_figure, train
+from study import frame_figure, run_or_report
 from study_data import export_study, markdown_lines, read_study, write_markdown
 
 NAME = "sft_vs_dpo"
@@ -150,18 +149,7 @@ def report() -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("phase", choices=("run", "report"))
-    parser.add_argument("--dry-run", action="store_true", help="print the multirun only")
-    parser.add_argument("extra", nargs="*", help="more overrides for every run")
-    args = parser.parse_intermixed_args(argv)
-    if args.phase == "report":
-        report()
-        return
-    overrides = command(args.extra)
-    print(f"{count_runs(overrides)} runs: python -m prefopt.train -m {' '.join(overrides)}")
-    if not args.dry_run:
-        train(*overrides)
+    run_or_report(__doc__.split("\n\n")[0], lambda extra: [command(extra)], report, argv)
 
 
 if __name__ == "__main__":

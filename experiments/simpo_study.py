@@ -23,11 +23,10 @@ of the seed-paired difference, with a Student t interval over the 3 seeds (t_2 =
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pandas as pd
-from study import count_runs, frame_figure, train
+from study import frame_figure, run_or_report
 from study_data import export_study, markdown_lines, read_study, write_markdown
 
 NAME = "simpo"
@@ -222,20 +221,7 @@ def report() -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("phase", choices=("run", "report"))
-    parser.add_argument("--dry-run", action="store_true", help="print the multiruns only")
-    parser.add_argument("extra", nargs="*", help="more overrides for every run")
-    args = parser.parse_intermixed_args(argv)
-    if args.phase == "report":
-        report()
-        return
-    planned = commands(args.extra)
-    print(f"{len(planned)} multiruns, {sum(count_runs(c) for c in planned)} runs")
-    for overrides in planned:
-        print("  " + " ".join(overrides))
-        if not args.dry_run:
-            train(*overrides)
+    run_or_report(__doc__.split("\n\n")[0], commands, report, argv)
 
 
 if __name__ == "__main__":

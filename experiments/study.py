@@ -2,15 +2,41 @@
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 
 def train(*overrides: str) -> None:
     """One Hydra multirun of prefopt.train (finished runs are skipped, interrupted ones resume)."""
     subprocess.run([sys.executable, "-m", "prefopt.train", "-m", *overrides], check=True)
+
+
+def run_or_report(
+    description: str,
+    commands: Callable[[list[str]], list[list[str]]],
+    report: Callable[[], object],
+    argv: list[str] | None = None,
+) -> None:
+    """A study driver's command line: `run [--dry-run] [overrides...]` prints, then launches, each
+    multirun of ``commands(overrides)``; `report` calls ``report()``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("phase", choices=("run", "report"))
+    parser.add_argument("--dry-run", action="store_true", help="print the multiruns only")
+    parser.add_argument("extra", nargs="*", help="more overrides for every run")
+    args = parser.parse_intermixed_args(argv)
+    if args.phase == "report":
+        report()
+        return
+    planned = commands(args.extra)
+    print(f"{len(planned)} multiruns, {sum(count_runs(c) for c in planned)} runs")
+    for overrides in planned:
+        print("  python -m prefopt.train -m " + " ".join(overrides))
+        if not args.dry_run:
+            train(*overrides)
 
 
 def count_runs(overrides: list[str]) -> int:

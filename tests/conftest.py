@@ -29,3 +29,23 @@ def compose_config():
             )
 
     return compose_with
+
+
+@pytest.fixture
+def tiny_task_config(compose_config):
+    """``tiny_task_config(cache_dir)``: a two-step DPO run of the reviews_tiny task without
+    generation, one thread, its task built under ``cache_dir``."""
+
+    def config(cache_dir):
+        return compose_config(
+            [
+                "task=reviews_tiny",
+                f"cache_dir={cache_dir}",
+                "trainer.max_steps=2",
+                "eval.generate=false",
+                "trainer.batch_size=8",
+                "num_threads=1",
+            ]
+        )
+
+    return config

@@ -242,26 +242,10 @@ def test_a_restore_onto_another_run_in_the_same_directory_is_refused(tmp_path):
     assert str(victim) in str(raised.value)
 
 
-def test_a_restored_real_run_is_found_finished_and_not_trained_again(tmp_path):
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    import prefopt.train  # noqa: F401  (registers the run-name resolver)
+def test_a_restored_real_run_is_found_finished_and_not_trained_again(tmp_path, tiny_task_config):
     from prefopt.trainer.run import run_training
 
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(
-            config_name="config",
-            overrides=[
-                "task=reviews_tiny",
-                f"cache_dir={tmp_path / 'cache'}",
-                "trainer.max_steps=2",
-                "eval.generate=false",
-                "trainer.batch_size=8",
-                "num_threads=1",
-            ],
-        )
+    cfg = tiny_task_config(tmp_path / "cache")
     root = tmp_path / "multirun" / "s"
     run_dir = root / "confirm" / "dpo" / "seed=0"
     first = run_training(cfg, run_dir)
