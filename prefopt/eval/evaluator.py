@@ -59,8 +59,6 @@ from prefopt.models.sampling import Samples, sample_responses
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BEST_OF_N = (1, 2, 4, 8, 16)
-
 
 @dataclass
 class ReferenceSide:
@@ -257,10 +255,8 @@ class Evaluator:
         return metrics
 
     # ---------------------------------------------------------------- best-of-n baseline
-    def best_of_n(
-        self, split: str, ns: Sequence[int] = DEFAULT_BEST_OF_N, seed: int = 0
-    ) -> list[dict]:
-        """Best-of-n sampling from pi_ref under the judge, for each n in ``ns``.
+    def best_of_n(self, split: str, ns: Sequence[int], seed: int = 0) -> list[dict]:
+        """Best-of-n sampling from pi_ref under the judge, for each n in ``ns`` (eval.best_of_n_ns).
 
         Draws M = max(max(ns), eval_cfg.best_of_n_samples) samples per prompt from pi_ref (cached
         on disk), picks the judge's best of the first n, and reports its mean reward, its win rate

@@ -335,7 +335,7 @@ def test_pairwise_judge(model_dir, tokenizer, tmp_path):
     assert 0 <= metrics["win_rate_ci_low"] <= metrics["win_rate"] <= metrics["win_rate_ci_high"]
     assert "judge_reward" not in metrics
     with pytest.raises(ValueError, match="pointwise"):
-        evaluator.best_of_n("test")
+        evaluator.best_of_n("test", ns=(1, 2))
 
 
 def test_best_of_n(model_dir, tokenizer, tmp_path):
