@@ -51,6 +51,7 @@ RESULT_NEUTRAL_KEYS = (
     "resume",  # what to do with a differing run
     "debug",  # tracebacks for user errors
     "hydra",  # Hydra's own settings
+    "search",  # the comparison protocol's search space, read by its driver (experiments/protocol.py)
 )
 RESUME_MODES = ("auto", "never", "force")
 IDENTITY_FILE = "run_identity.json"
@@ -187,7 +188,11 @@ class RunIdentity:
     def changes_from(self, stored: Mapping) -> list[str]:
         """Each way this run's config and files differ from a stored identity, one line each."""
         changes = []
-        old_config = stored.get("config", {})
+        old_config = {  # without keys made result-neutral after the run was stored
+            key: value
+            for key, value in stored.get("config", {}).items()
+            if key.split(".", 1)[0] not in RESULT_NEUTRAL_KEYS
+        }
         for key in sorted(set(old_config) | set(self.config)):
             old, new = old_config.get(key, "<absent>"), self.config.get(key, "<absent>")
             if old != new:

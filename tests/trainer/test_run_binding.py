@@ -131,6 +131,12 @@ def test_keys_that_do_not_change_the_result_leave_the_identity_alone(data_root, 
         assert key not in {k.split(".")[0] for k in base}
     changed = OmegaConf.merge(cfg, {"eval": {"pair_batch_size": 3}})
     assert identity.comparable_config(changed) != base
+    # a run stored before a key became neutral (the protocol's search space) is the same run
+    current = identity.RunIdentity(base, {}, "code")
+    stored = {"config": {**base, "search.space.loss.beta": [0.05, 5.0]}, "files": {}}
+    assert current.changes_from(stored) == []
+    stored["config"]["trainer.lr"] = 123.0
+    assert current.changes_from(stored) == [f"config trainer.lr: 123.0 -> {base['trainer.lr']!r}"]
 
 
 def test_run_names_are_collision_free_and_short():
