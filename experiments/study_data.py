@@ -3,13 +3,13 @@
 The file holds three kinds of records (column `record`): "row", every logged metrics row of every
 run with its flattened config, overrides, status and `phase` (pilot, trials, confirm); "prompt",
 the per-prompt scores (win, rewards, length) of the test split at each run's checkpoint chosen on
-validation, the checkpoint the tables read; and "run", the text of each run's small files
-(RUN_FILES: its identity, summary, config, overrides, metrics). The report writes the tables
+validation, the checkpoint the tables read; and "run", the text of each finished run's small
+files (RUN_FILES: its identity, summary, config, overrides, metrics). The report writes the tables
 (headline losses, then the others against DPO, seed-level tests), expected validation performance
 over the trials and the win rate at matched KL, from the file; the run directories are not read.
 
-A study resumes in another session from its file: `restore_study` writes each run the file holds
-back into the sweep (its small files and test scores, without checkpoints or models, marked by
+A study resumes in another session from its file: `restore_study` writes each finished run the file
+holds back into the sweep (its small files and test scores, without checkpoints or models, marked by
 RESTORED_MARK), where prefopt.train finds it finished with the same identity and skips it; a run
 directory already there that holds another run is refused.
 """
@@ -68,9 +68,11 @@ def prompt_records(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_records(frame: pd.DataFrame) -> pd.DataFrame:
-    """One record per run: its run_id and the text of its RUN_FILES as a JSON object."""
+    """One record per finished run: its run_id and the text of its RUN_FILES as a JSON object (an
+    unfinished run cannot resume without its checkpoints, which stay behind: it runs again)."""
     records = []
-    for run_id, run_dir in frame.groupby("run_id")["run_dir"].first().items():
+    finished = frame[frame["status"] == "finished"]
+    for run_id, run_dir in finished.groupby("run_id")["run_dir"].first().items():
         present = [name for name in RUN_FILES if (Path(run_dir) / name).is_file()]
         texts = {name: (Path(run_dir) / name).read_text(encoding="utf-8") for name in present}
         records.append({"run_id": run_id, "run_files": json.dumps(texts, sort_keys=True)})

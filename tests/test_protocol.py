@@ -305,3 +305,18 @@ def test_export_carries_the_build_and_trials_and_a_new_session_gets_them_back(
     (results / "trials.json").write_text("{}")  # another draw committed: refused
     with pytest.raises(ValueError, match="two trial draws"):
         protocol.main(["trials", "--study", "s", "--losses", "dpo"])
+
+
+def test_only_finished_runs_are_restored(tmp_path):
+    root = tmp_path / "multirun" / "s"
+    planted = fabricate_sweep(
+        root / "trials", seeds=(0, 1)
+    )  # a failed, a running, an incomplete run
+    data = study_data.export_study(root, tmp_path / "runs.parquet")
+    rows, _ = study_data.read_study(data)
+    assert f"trials/{planted.failed_run}" in set(rows["run_id"])  # its rows are kept
+    shutil.rmtree(root)
+    study_data.restore_study(data, root)
+    assert not (root / "trials" / planted.failed_run).exists()  # it runs again
+    assert not (root / "trials" / planted.running_run).exists()
+    assert (root / "trials" / planted.run_ids[0] / "summary.json").is_file()
