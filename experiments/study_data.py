@@ -221,6 +221,10 @@ def report_study(path: Path, out: Path) -> Path:
     )
 
     rows, prompts = read_study(path)
+    driver_keys = [c for c in rows.columns if c.startswith("search.")]  # the spaces, not settings
+    columns = [c for c in rows.attrs["config_columns"] if c not in driver_keys]
+    rows = rows.drop(columns=driver_keys)
+    rows.attrs["config_columns"] = columns
     metric = _selection_metric(rows)
     lines = [f"# Study report: {out.name}", "", f"From {path.name} alone; selected on validation "]
     lines[-1] += f"{metric}, reported on {PROMPT_SPLIT}.\n"
@@ -231,11 +235,11 @@ def report_study(path: Path, out: Path) -> Path:
         frame = _with_samples(rows, prompts, Path(scratch))
         confirm = frame[frame["phase"] == "confirm"]
         for name, members in groups.items():
+            family = [loss for loss in members if loss != BASELINE]
             part = confirm[confirm[METHOD].isin({*members, BASELINE})]
-            if part.empty:
+            if part.empty or not family:
                 continue
             part.attrs = frame.attrs
-            family = [loss for loss in members if loss != BASELINE]
             table = method_table(
                 part, method=METHOD, select_metric=metric, baseline=BASELINE, family=family
             )
