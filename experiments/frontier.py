@@ -10,8 +10,14 @@ reward, KL and the proxy reward model's score; label-flip rates 0, 0.2 and 0.4 f
 against the reward model. Every evaluation point is a point of the frontier.
 
     python experiments/frontier.py --dry-run          # runs x measured time per run, nothing run
-    python experiments/frontier.py                    # train (resumable), then the report
+    python experiments/frontier.py                    # train (resumable), export, then the report
+    python experiments/frontier.py export             # runs.parquet, points.csv from the runs so far
     python experiments/frontier.py report             # the report from results/frontier/points.csv
+
+The study spans sessions as the comparison protocol's do (protocol.carry_in, carry_out): its runs
+live under multirun/frontier/{methods,noise} with the study's own cache; `export` writes
+results/frontier/runs.parquet (every run, finished runs restorable) and the task build, and `run`
+first restores them, so that finished runs are skipped in the next session.
 
 The report (results/frontier/): the frontier figure (gold reward and win rate against KL), each
 method's frontier at KL budgets with a t-interval over seeds, the cost of first reaching a gold
@@ -24,9 +30,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
-from protocol import EPOCHS, launch, study_dir
-from study_data import markdown_lines
+from protocol import EPOCHS, carry_in, carry_out, launch, study_cache, study_dir, study_results
+from study_data import export_study, markdown_lines, read_study
 
 STRENGTHS = {  # method -> (search space, the strength's key, three values around its default)
     "dpo": ("dpo", "loss.beta", "0.1,0.5,2.0"),
@@ -40,8 +47,9 @@ STRENGTHS = {  # method -> (search space, the strength's key, three values aroun
     "rloo": ("rloo", "online.kl_coef", "0.02,0.1,0.5"),
     "online_dpo": ("online_dpo", "loss.beta", "0.1,0.5,2.0"),
 }
-NOISY = {"dpo": "loss.beta=0.5", "ppo_rm": "online.kl_coef=0.1"}  # the label-noise arms
-FLIP_RATES = "0.0,0.2,0.4"
+# the label-noise arms: method -> (its strength's key, the value its clean arm also runs)
+NOISY = {"dpo": ("loss.beta", 0.5), "ppo_rm": ("online.kl_coef", 0.1)}
+FLIP_RATES = "0.2,0.4"  # the noisy arms' label-flip rates; rate 0 is the clean arm's run
 RL_METHODS = ("ppo", "ppo_rm", "rloo")  # fitted with Gao et al.'s RL form
 COMMON = [
     "seed=1,2,3",
@@ -54,13 +62,14 @@ COMMON = [
     "launcher=joblib",
 ]
 BUDGETS = (0.5, 1.0, 2.0, 4.0)  # nats of KL at which the frontiers are compared
-OUT = Path("results/frontier")
 POINT_COLUMNS = [
     "run_label",
     "status",
     "seed",
     "task.flip_rate",
     "task.n_train_pairs",
+    "loss.beta",
+    "online.kl_coef",
     "step",
     "kl",
     "judge_reward",
@@ -71,38 +80,35 @@ COSTS = ["tokens_generated", "tokens_trained", "reward_queries"]
 
 
 def commands(study: str) -> dict[str, list[str]]:
-    """Each arm's multirun: the methods at their strengths, and the label-noise arms."""
+    """Each arm's multirun: the methods at their strengths (multirun/<study>/methods), and the
+    label-noise arms at their flip rates (multirun/<study>/noise), all in the study's cache."""
+    common = [f"cache_dir={study_cache(study)}", *COMMON]
     arms = {}
     for method, (space, key, values) in STRENGTHS.items():
         grid = [f"{key}={values}"] if key else []
-        arms[method] = [f"name={study}", f"experiment=search/{space}", *grid, *COMMON]
-    for method, setting in NOISY.items():
-        space = STRENGTHS[method][0]
+        arms[method] = [f"name={study}/methods", f"experiment=search/{space}", *grid, *common]
+    for method, (key, value) in NOISY.items():
         arms[f"{method}_noise"] = [
-            f"name={study}_noise",
-            f"experiment=search/{space}",
-            setting,
+            f"name={study}/noise",
+            f"experiment=search/{STRENGTHS[method][0]}",
+            f"{key}={value}",
             f"task.flip_rate={FLIP_RATES}",
-            *COMMON,
+            *common,
         ]
     return arms
 
 
-def points_from_runs(sweeps: list[Path]) -> pd.DataFrame:
-    """One row per validation evaluation of every run: where it lies (KL, gold, proxy, win
-    rate) and what the run had spent by then (the train row of the same step)."""
-    from prefopt.results import load_sweep
-
-    frames = []
-    for sweep in sweeps:
-        frame = load_sweep(sweep)
-        evals = frame[frame["split"] == "validation"]
-        spent = frame[frame["split"] == "train"][["run_id", "step", *COSTS]]
-        frames.append(evals.merge(spent, on=["run_id", "step"], how="left"))
-    points = pd.concat(frames, ignore_index=True)
+def points_from_study(path: Path) -> pd.DataFrame:
+    """One row per validation evaluation of every run in the study file `path`: where it lies
+    (KL, gold, proxy, win rate) and what the run had spent by then (the train row of the same
+    step)."""
+    frame, _ = read_study(path)
+    evals = frame[frame["split"] == "validation"]
+    spent = frame[frame["split"] == "train"].reindex(columns=["run_id", "step", *COSTS])
+    points = evals.merge(spent, on=["run_id", "step"], how="left")
     for name in COSTS:
         points[name] = points[name].fillna(0)  # step 0, and offline runs' reward queries
-    return points[[*POINT_COLUMNS, "run_id", *COSTS]]
+    return points.reindex(columns=[*POINT_COLUMNS, "run_id", *COSTS]).reset_index(drop=True)
 
 
 def offline_data_cost(points: pd.DataFrame) -> dict[str, int]:
@@ -162,8 +168,12 @@ def noise_table(points: pd.DataFrame) -> pd.DataFrame:
     from prefopt.analysis.stats import t_interval
 
     rows = []
-    noisy = points[points["run_label"].isin(NOISY)]
-    for (method, flip), group in noisy.groupby(["run_label", "task.flip_rate"]):
+    arms = [
+        points[(points["run_label"] == method) & np.isclose(points[key], value)]
+        for method, (key, value) in NOISY.items()
+    ]
+    noisy = pd.concat(arms).assign(flip=lambda f: f["task.flip_rate"].fillna(0.0))
+    for (method, flip), group in noisy.groupby(["run_label", "flip"]):
         interval = t_interval(group.groupby("seed")["judge_reward"].max())
         rows.append(
             {
@@ -214,22 +224,33 @@ def report(points: pd.DataFrame, out: Path) -> Path:
     return path
 
 
+def export(study: str) -> Path:
+    """results/<study>/runs.parquet and its task build from the runs so far, then points.csv."""
+    data = export_study(study_dir(study), study_results(study) / "runs.parquet")
+    carry_out(study)
+    points = study_results(study) / "points.csv"
+    points_from_study(data).to_csv(points, index=False)
+    print(f"wrote {points}")
+    return points
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("phase", nargs="?", choices=("run", "report"), default="run")
-    parser.add_argument("--study", default="frontier", help="multirun/<study>")
+    parser.add_argument("phase", nargs="?", choices=("run", "export", "report"), default="run")
+    parser.add_argument("--study", default="frontier", help="multirun/<study>, results/<study>")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, launch nothing")
     parser.add_argument("extra", nargs="*", help="more overrides for every run (task=...)")
     args = parser.parse_intermixed_args(argv)
-    data = OUT / "points.csv"
     if args.phase == "run":
+        if not args.dry_run:
+            carry_in(args.study)
         launch("frontier", args.study, commands(args.study), args.extra, args.dry_run)
         if args.dry_run:
             return
-        OUT.mkdir(parents=True, exist_ok=True)
-        sweeps = [study_dir(args.study), study_dir(f"{args.study}_noise")]
-        points_from_runs([s for s in sweeps if s.is_dir()]).to_csv(data, index=False)
-    report(pd.read_csv(data), OUT)
+    if args.phase in ("run", "export"):
+        export(args.study)
+    out = study_results(args.study)
+    report(pd.read_csv(out / "points.csv"), out)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "analysis"))
 
 import frontier  # noqa: E402
 
@@ -14,7 +15,9 @@ import frontier  # noqa: E402
 def test_the_plan_covers_every_method_at_three_seeds(capsys):
     frontier.main(["--dry-run"])
     out = capsys.readouterr().out
-    assert "frontier: 102 runs" in out  # (5 losses x 3 + sft + 4 baselines x 3) x 3 + 2 x 3 x 3
+    # (5 losses x 3 + sft + 4 baselines x 3) x 3, then 2 noisy arms x 2 flip rates x 3 seeds (their
+    # flip rate 0 is the clean arm's run)
+    assert "frontier: 96 runs" in out
     assert "dry run: nothing launched" in out
 
 
@@ -33,6 +36,8 @@ def _points():
                             "seed": seed,
                             "task.flip_rate": flip,
                             "task.n_train_pairs": 2000,
+                            "loss.beta": 0.5 if method == "dpo" else None,
+                            "online.kl_coef": 0.1 if method == "ppo_rm" else None,
                             "step": step,
                             "kl": kl,
                             "judge_reward": slope * kl - 0.1 * kl**2 + rng.normal(0, 0.05),
@@ -66,3 +71,33 @@ def test_the_report_compares_frontiers_over_seeds_and_costs(tmp_path):
         .loc["ppo_rm", "seeds_reached"]
         == 0
     )  # never reached: no cost
+
+
+def test_every_arm_runs_in_the_study_folder_and_cache():
+    arms = frontier.commands("frontier")
+    cache = f"cache_dir={frontier.study_cache('frontier')}"
+    assert all(cache in overrides for overrides in arms.values())
+    names = {next(o for o in overrides if o.startswith("name=")) for overrides in arms.values()}
+    assert names == {"name=frontier/methods", "name=frontier/noise"}
+    assert "task.flip_rate=0.2,0.4" in arms["dpo_noise"] and "loss.beta=0.5" in arms["dpo_noise"]
+
+
+def test_the_noise_table_takes_rate_zero_from_the_clean_arm_at_the_noisy_strength():
+    points = _points()
+    other = points[points["run_label"] == "dpo"].assign(**{"loss.beta": 2.0, "judge_reward": 99.0})
+    table = frontier.noise_table(pd.concat([points, other])).set_index(["method", "flip_rate"])
+    assert set(table.index) == {(m, f) for m in ("dpo", "ppo_rm") for f in (0.0, 0.2)}
+    assert table.loc[("dpo", 0.0), "gold"] < 99  # beta 2's runs are not the noisy arm's
+    assert (table["seeds"] == 3).all()
+
+
+def test_export_writes_the_study_file_and_its_points(tmp_path, monkeypatch):
+    from fabricate import fabricate_sweep
+
+    monkeypatch.chdir(tmp_path)
+    fabricate_sweep(tmp_path / "multirun" / "frontier" / "methods", seeds=(1,), unfinished=False)
+    points = pd.read_csv(frontier.export("frontier"))
+    assert (tmp_path / "results" / "frontier" / "runs.parquet").is_file()
+    rows, _ = frontier.read_study(tmp_path / "results" / "frontier" / "runs.parquet")
+    assert len(points) == (rows["split"] == "validation").sum() > 0
+    assert set(points["loss.beta"]) == {0.1, 0.5} and (points[frontier.COSTS] == 0).all().all()
