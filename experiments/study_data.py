@@ -4,9 +4,11 @@ The file holds three kinds of records (column `record`): "row", every logged met
 run with its flattened config, overrides, status and `phase` (pilot, trials, confirm); "prompt",
 the per-prompt scores (win, rewards, length) of the test split at each run's checkpoint chosen on
 validation, the checkpoint the tables read; and "run", the text of each finished run's small
-files (RUN_FILES: its identity, summary, config, overrides, metrics). The report writes the tables
-(headline losses, then the others against DPO, seed-level tests), expected validation performance
-over the trials and the win rate at matched KL, from the file; the run directories are not read.
+files (RUN_FILES: its identity, summary, config, overrides; its metrics.jsonl is not copied there
+but rebuilt from its "row" records on restore, the same values, so the file holds each value once).
+The report writes the tables (headline losses, then the others against DPO, seed-level tests),
+expected validation performance over the trials and the win rate at matched KL, from the file; the
+run directories are not read.
 
 A study resumes in another session from its file: `restore_study` writes each finished run the file
 holds back into the sweep (its small files and test scores, without checkpoints or models, marked by
@@ -26,13 +28,14 @@ from search_space import METHOD
 PROMPT_SPLIT = "test"  # split whose per-prompt scores are kept: the one the tables report
 PROMPT_FIELDS = ("prompt_index", "win", "policy_reward", "reference_reward", "policy_length")
 CONFIG_METADATA = b"prefopt_config_columns"  # Parquet metadata key: the frame's config columns
+METRIC_METADATA = b"prefopt_metric_columns"  # Parquet metadata key: the logged metrics' columns
+METRICS_FILE = "metrics.jsonl"  # a run's logged rows: rebuilt on restore from its "row" records
 BASELINE = "dpo"  # the method every other is compared with
 RUN_FILES = (  # a run's small files kept in "run" records (those it has), enough to resume past it
     "run_identity.json",
     "summary.json",
     "config.yaml",
     "overrides.yaml",
-    "metrics.jsonl",
     "provenance.json",
     "data_report.json",
 )
@@ -90,13 +93,33 @@ def write_samples(prompts: pd.DataFrame, run_dir: Path) -> None:
         )
 
 
+def metrics_text(rows: pd.DataFrame, metrics: list[str]) -> str:
+    """metrics.jsonl of one run from its "row" records: split, step, epoch and each logged metric
+    the row has (a metric the row lacks was not logged in it)."""
+    lines = []
+    for _, row in rows.iterrows():
+        logged = {"split": row["split"], "step": int(row["step"]), "epoch": row["epoch"]}
+        for name in metrics:
+            value = row.get(name)
+            if value is not None and not (isinstance(value, float) and value != value):
+                logged[name] = value
+        plain = {
+            key: value.item() if hasattr(value, "item") else value for key, value in logged.items()
+        }
+        lines.append(json.dumps(plain, sort_keys=True))  # numpy scalars as Python numbers
+    return "".join(line + "\n" for line in lines)
+
+
 def restore_study(path: Path, root: Path) -> int:
     """Write every run of the study file `path` that `root` lacks back under `root` (each one
     published whole: written aside, then renamed); returns how many were written. A run directory
     already there must hold the same run (the same run_identity.json), else a ValueError names it."""
     import pyarrow.parquet as pq
 
-    data = pq.read_table(path).to_pandas()
+    table = pq.read_table(path)
+    data = table.to_pandas()
+    metrics = json.loads((table.schema.metadata or {}).get(METRIC_METADATA, b"[]"))
+    rows = data[data["record"] == "row"]
     runs = data[data["record"] == "run"]
     columns = [c for c in ("run_id", "split", "step", *PROMPT_FIELDS) if c in data]
     prompts = data.loc[data["record"] == "prompt", columns]
@@ -116,6 +139,8 @@ def restore_study(path: Path, root: Path) -> int:
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f".{target.name[:40]}.", dir=target.parent))
+        if METRICS_FILE not in files:  # files of earlier exports hold it
+            files[METRICS_FILE] = metrics_text(rows[rows["run_id"] == run.run_id], metrics)
         for name, text in files.items():
             (scratch / name).write_text(text, encoding="utf-8")
         write_samples(prompts[prompts["run_id"] == run.run_id], scratch)
@@ -159,7 +184,11 @@ def export_study(root: Path, path: Path) -> Path:
     data = data.apply(_parquet_column)
     data.attrs = {}
     table = pa.Table.from_pandas(data, preserve_index=False)
-    metadata = {**(table.schema.metadata or {}), CONFIG_METADATA: json.dumps(columns).encode()}
+    metadata = {
+        **(table.schema.metadata or {}),
+        CONFIG_METADATA: json.dumps(columns).encode(),
+        METRIC_METADATA: json.dumps(frame.attrs["metric_columns"]).encode(),
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table.replace_schema_metadata(metadata), path, compression="zstd")
     runs = frame["run_id"].nunique()
