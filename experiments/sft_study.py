@@ -120,6 +120,47 @@ def loss_differences(outcomes: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def curves_figure(rows: pd.DataFrame, task: str) -> None:
+    """figures/curves_<task>.png: a panel per learning rate, DPO's and SFT's validation win rate
+    over epochs, the mean over seeds with its 95% band (prompt-level standard error and seed
+    variance combined, prefopt.analysis.overfitting.mean_curve)."""
+    import matplotlib.pyplot as plt
+
+    from prefopt.analysis import save_figure
+    from prefopt.analysis.overfitting import mean_curve
+    from prefopt.analysis.style import PAPER_RC, figure_legend, method_colors, panel_grid
+
+    validation = rows[(rows["split"] == "validation") & (rows["task.name"] == task)]
+    colors = method_colors(LOSSES)
+    with plt.rc_context(PAPER_RC):
+        figure, axes = panel_grid(len(LRS), max_columns=len(LRS))
+        handles = {}
+        for axis, lr in zip(axes, LRS, strict=True):
+            for loss in LOSSES:
+                runs = validation[
+                    (validation["loss.name"] == loss) & (validation["trainer.lr"] == lr)
+                ]
+                curve = mean_curve(runs, "win_rate", "epoch")
+                color = colors[loss]
+                (line,) = axis.plot(curve["epoch"], 100 * curve["mean"], color=color, marker="o")
+                axis.fill_between(
+                    curve["epoch"], 100 * curve["low"], 100 * curve["high"], color=color, alpha=0.2
+                )
+                handles.setdefault(
+                    f"{loss} (mean of {runs['run_id'].nunique()} seeds, 95% band)", line
+                )
+            axis.axhline(50, color="0.6", linestyle=":", linewidth=0.8)
+            axis.set_title(f"{task}, lr {lr:g}")
+            axis.set_xlabel("Epoch")
+        low = min(axis.get_ylim()[0] for axis in axes)
+        high = max(axis.get_ylim()[1] for axis in axes)
+        for axis in axes:
+            axis.set_ylim(low, high)  # one scale: the rates compare across panels
+        axes[0].set_ylabel("Validation win rate vs $\\pi_{\\mathrm{ref}}$ (%)")
+        figure_legend(figure, handles)
+    save_figure(figure, RESULTS / "figures", f"curves_{task}")
+
+
 def report() -> Path:
     """results/sft_vs_dpo/: runs.parquet, outcomes.csv, report.md and a figure per task."""
     data = export_study(SWEEP, RESULTS / "runs.parquet")
@@ -143,8 +184,10 @@ def report() -> Path:
         lines += [f"## {task}", "", *markdown_lines(part.drop(columns="task"))]
         sweep = rows[rows["task.name"] == task]
         sweep.attrs = rows.attrs
-        frame_figure(sweep, RESULTS, f"by_lr_{task}", "loss.name", group="trainer.lr")
-        lines += [f"![{task}](figures/by_lr_{task}.png)", ""]
+        curves_figure(rows, task)
+        frame_figure(sweep, RESULTS, f"by_lr_{task}", "trainer.lr", group="loss.name")
+        lines += [f"![{task}](figures/curves_{task}.png)", ""]
+        lines += [f"![{task}: grammar and KL](figures/by_lr_{task}.png)", ""]
     return write_markdown(RESULTS / "report.md", lines)
 
 
