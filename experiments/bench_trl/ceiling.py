@@ -1,16 +1,8 @@
-"""The machine's matrix-product rate, the ceiling a configuration's FLOP/s are read against.
-
-Measured in each configuration's own process right after its timed steps, with its torch threads,
-on its device, in the workload's dtype (fp32; bf16 where the job runs under bf16 autocast), so a
-machine busy during the steps is busy during these too. Two products, (M, K) @ (K, N):
-
-- ``largest_gemm``: the model's largest, M = a timed step's tokens (the rows every block's matrix
-  product multiplies), K = hidden, N = the widest output of the model's matrices (the vocabulary,
-  i.e. the LM head, on every preset here; the MLP's width where that is wider);
-- ``square_2048``: 2048 x 2048 x 2048, a shape any BLAS runs near its best.
-
-Each: one warm-up call, one call timed to size a sample (enough calls to last MIN_SAMPLE_SECONDS),
-then REPEATS samples; the rate is 2 M N K FLOPs over the median sample's seconds per product.
+"""The matrix-product rates a configuration's FLOP/s are read against, measured in its own process
+after its timed steps (its threads, device and dtype), for two (M, K) @ (K, N): ``largest_gemm``,
+the model's largest (M = a timed step's tokens, K = hidden, N = the widest matrix output), and
+``square_2048``. Each: a warm-up call, a call that sizes a sample to MIN_SAMPLE_SECONDS, REPEATS
+samples; the rate is 2 M N K FLOPs over the median sample's seconds per product.
 """
 
 from __future__ import annotations
@@ -20,6 +12,7 @@ import statistics
 import time
 
 import torch
+from measure import synchronize
 
 REPEATS = 5  # timed samples per product; their median counts
 MIN_SAMPLE_SECONDS = 0.05  # a sample repeats the product until it lasts about this long
@@ -27,27 +20,21 @@ SQUARE = 2048  # the square product's side
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}  # Workload.precision -> matmul dtype
 
 
-def synchronize(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
 def matmul_rate(
     m: int, k: int, n: int, dtype: torch.dtype, device: str, repeats: int = REPEATS,
     min_seconds: float = MIN_SAMPLE_SECONDS, clock=time.perf_counter,
 ) -> dict:  # fmt: skip
-    """FLOP/s of torch.matmul on (m, k) @ (k, n): 2 m n k FLOPs over the median seconds per product
-    of ``repeats`` samples; ``clock`` (seconds) is the timer."""
-    a = torch.randn(m, k, dtype=dtype, device=device)  # (M, K)
-    b = torch.randn(k, n, dtype=dtype, device=device)  # (K, N)
-    out = torch.empty(m, n, dtype=dtype, device=device)  # (M, N)
+    """FLOP/s of torch.matmul on (m, k) @ (k, n) timed by ``clock`` (seconds), as above."""
+    like = {"dtype": dtype, "device": device}
+    a, b, out = torch.randn(m, k, **like), torch.randn(k, n, **like), torch.empty(m, n, **like)
 
     def seconds(calls: int) -> float:
-        synchronize(device)
+        """Seconds of ``calls`` products, the GPU's queue drained before and after."""
+        synchronize()
         start = clock()
         for _ in range(calls):
             torch.matmul(a, b, out=out)
-        synchronize(device)
+        synchronize()
         return clock() - start
 
     seconds(1)  # warm-up

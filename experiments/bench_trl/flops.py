@@ -1,31 +1,16 @@
-"""FLOPs per trained token of the benchmark's job, counted from the model's shapes, the same way
-for both tools (what a tool computes beyond the job earns it nothing).
-
-Conventional (model FLOPs utilisation, MFU): 6N per trained token, 2N per token of a reference
-forward; N = every parameter but the input embedding (a lookup), the LM head included (counted once
-where it is tied to the input embedding, GPT-2), on every token.
-
-Required (what the job needs): a forward costs 2 FLOPs per weight per token it multiplies. The
-blocks' weight matrices (attention projections, MLP; N_blocks entries) multiply every token; the LM
-head (hidden x vocab = H entries) only the positions whose log-prob a loss reads, those predicting a
-response token (R of a timed step's T tokens: chosen + EOS and rejected + EOS of each pair). So per
-trained token, on average over the timed steps 2..S,
-
-    forward  = 2 * (N_blocks + H * R / T)
-    required = (3 + reference) * forward   (policy forward, backward to activations and to weights)
-    LoRA:      (2 + reference) * forward   (frozen weights: the backward to activations only)
-
-with reference = 1 where a reference forward runs in every timed step, 0 where cached reference
-log-probs were computed before them. Left out of both counts: attention's score and value products
-(4 x layers x context x hidden per token and forward, a few per cent on the CPU preset), biases,
-norms, position embeddings, LoRA's low-rank products and the optimiser; the fractions of a
-matrix-product rate they give are lower bounds.
+"""FLOPs per trained token, from the model's shapes, the same for both tools (the full account:
+results/performance/README.md). Conventional (MFU): 6N per trained token and 2N per token of a
+reference forward, N = every parameter but the input embedding (the LM head once where tied).
+Required: (3 + reference) * forward (LoRA, frozen weights: 2 + reference), forward = 2 * (N_blocks +
+H * R / T): the blocks' matrices on every token, the LM head (hidden x vocab) only on the R of a
+timed step's T tokens that predict a response token; reference = 1 where a reference forward runs in
+every timed step. Attention products, norms, biases, LoRA's products and the optimiser are left out.
 """
 
 from __future__ import annotations
 
 import torch
-from workload import Workload, build_model, response_tokens_per_step, tokens_per_step
+from workload import Workload, build_model, pair_response_tokens, tokens_per_step
 
 from prefopt.tasks.wordlevel import build_word_tokenizer
 
@@ -44,7 +29,7 @@ def flops_per_token(work: Workload) -> dict:
         p for p in model.parameters() if p.dim() == 2 and id(p) not in lookups and p is not head
     ]
     timed_tokens = sum(tokens_per_step(work)[1:])  # steps 2..S
-    timed_responses = sum(response_tokens_per_step(work)[1:])
+    timed_responses = sum(tokens_per_step(work, pair_response_tokens)[1:])
     return {
         "parameters": total,
         "n": n,

@@ -1,16 +1,6 @@
-"""Timing and memory, by the same rule on both sides.
-
-Each tool notes when each optimiser step ends (its GPU work finished). Timed: the end of step 1 to
-the end of the last step S, which holds all a steady step costs (batch, policy and any reference
-forward, loss, backward, clipping, AdamW, the tool's logging) and nothing of model loading, data,
-reference precomputation or the warm-up step 1:
-
-    tokens_per_second = sum(tokens of steps 2..S) / (end of step S - end of step 1)
-
-The same interval in process CPU time (all threads) gives tokens per CPU-second, which depends much
-less on other load on the machine. Setup: the run's start to the start of step 1. GPU memory: the
-peak allocated up to the end of step 1, then the peak over steps 2..S.
-"""
+"""Timing and memory by one rule on both sides (results/performance/README.md, "What is timed"):
+the tokens of steps 2..S over the end of step 1 to the end of step S, by the wall clock and by
+process CPU time; setup up to step 1's start; the GPU peak up to step 1's end, then over 2..S."""
 
 from __future__ import annotations
 
@@ -20,6 +10,12 @@ import time
 import torch
 
 from prefopt.trainer.provenance import peak_memory
+
+
+def synchronize() -> None:
+    """Wait for the GPU's queued work (nothing to wait for without one)."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 def peak_mib(key: str) -> float | None:
@@ -36,8 +32,7 @@ class StepClock:
 
     def step_end(self, step_start: float) -> None:
         """At the end of a step that started at ``step_start`` (``time.perf_counter``)."""
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
+        synchronize()
         self.record["step_ends"].append(time.perf_counter())
         self.record["step_ends_cpu"].append(time.process_time())
         if "setup_seconds" not in self.record:  # step 1
@@ -61,13 +56,13 @@ def steady_throughput(step_ends: list[float], tokens: list[int]) -> dict:
             f"need the increasing end times of 2 or more steps and their token counts; got "
             f"{step_ends} and {tokens}"
         )
-    seconds, timed_tokens = step_ends[-1] - step_ends[0], sum(tokens[1:])
+    seconds, timed_tokens, steps = step_ends[-1] - step_ends[0], sum(tokens[1:]), len(tokens) - 1
     return {
-        "timed_steps": len(step_ends) - 1,
+        "timed_steps": steps,
         "timed_seconds": seconds,
         "timed_tokens": timed_tokens,
         "tokens_per_second": timed_tokens / seconds,
-        "seconds_per_step": seconds / (len(step_ends) - 1),
+        "seconds_per_step": seconds / steps,
     }
 
 

@@ -1,22 +1,18 @@
 """Where each tool's time goes: torch.profiler operator totals over the same short run.
 
-    python experiments/bench_trl/profile_ops.py --steps 4 --threads 1 --out results/performance
+    python experiments/bench_trl/profile_ops.py --steps 4 --threads 1 --top 12 --out results/performance
 
-bench.py's throughput configurations on the CPU workload under torch.profiler: per configuration,
-the operators with the most self CPU time and their share of the total (profile_ops.json, .md).
-Setup is profiled too; the tables say which operators differ, not how fast either tool is.
+Per throughput configuration (bench.py), setup included: the operators with the most self CPU time
+and their share of the total; they say which operators differ, not how fast either tool is.
 """
 
 from __future__ import annotations
 
-import argparse
-import tempfile
-from pathlib import Path
-
 import torch
-from bench import CONFIGS, RATIOS, configurations, fresh_run_dir, run_one, table, write
+from bench import CONFIGS, RATIOS, configurations, fresh_run_dir, parse_args, run_one
+from report import table, write
 from torch.profiler import ProfilerActivity, profile
-from workload import Workload, prepare
+from workload import Workload, prepared
 
 COLUMNS = {  # the table of each configuration: op -> its cells
     "op": None,
@@ -39,23 +35,18 @@ def top_ops(prof, limit: int) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--top", type=int, default=12)
-    parser.add_argument("--out", default="results/performance")
-    args = parser.parse_args()
+    """Profile each throughput configuration; write profile_ops.json and .md."""
+    args = parse_args(__doc__, ["--steps", "--threads", "--top", "--out"], steps=4, threads=1)
     torch.set_num_threads(args.threads)
-    work, report, lines = Workload(steps=args.steps), {}, []
-    with tempfile.TemporaryDirectory() as tmp:
-        prepare(Path(tmp), work)
+    work, report, blocks = Workload(steps=args.steps), {}, []
+    with prepared(work) as workdir:
         for name in configurations(RATIOS["throughput"]):
-            run_dir = fresh_run_dir(Path(tmp), f"{name}_")
+            run_dir = fresh_run_dir(workdir, f"{name}_")
             with profile(activities=[ProfilerActivity.CPU]) as prof:
-                run_one(CONFIGS[name], work, Path(tmp), run_dir)
+                run_one(CONFIGS[name], work, workdir, run_dir)
             report[name] = top_ops(prof, args.top)
-            lines += ["", f"### {name}", "", *table(COLUMNS, {o["op"]: o for o in report[name]})]
-    write(args, work, "profile_ops", {"ops": report}, lines[1:])
+            blocks += [f"### {name}", table(COLUMNS, {o["op"]: o for o in report[name]})]
+    write(args, work, "profile_ops", {"ops": report}, blocks)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,6 @@
-"""TRL's side: one DPOTrainer run on the same model, data, batches and optimiser as prefopt's.
-
-Away from TRL's defaults, each to make the job prefopt's: fp32 on a CPU (on a GPU both use bf16
-autocast over fp32 weights), torch.optim.AdamW (``adamw_torch``), a constant learning rate, no
-saving, a log row every step (prefopt's too), no length cut, the pairs in prefopt's batch order
-and read in sequence. TRL's defaults already match the rest (no warm-up or weight decay, betas
-(0.9, 0.999), clipping at 1.0). A sweep's runs evaluate the training file once after the last
-step, as prefopt's do. The rest (a reference forward per step or ``precompute_ref_log_probs``, the
-fused LM head, no dropout) is TRL's.
+"""TRL's side: one DPOTrainer run on prefopt's model, data, batch order and optimiser: fp32 on a
+CPU (bf16 autocast on a GPU, as prefopt), ``adamw_torch``, a constant learning rate, no saving, a
+log row every step, no length cut; a sweep's runs evaluate once after the last step, as prefopt's.
 """
 
 from __future__ import annotations
@@ -22,15 +16,17 @@ from workload import Workload, batch_order, tokens_per_step
 
 
 class ClockCallback(TrainerCallback):
-    """Feeds the step clock."""
+    """Feeds the step clock each step's start and end."""
 
     def __init__(self, clock: StepClock):
         self.clock, self.step_start = clock, None
 
     def on_step_begin(self, args, state, control, **kwargs):
+        """A step starts."""
         self.step_start = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kwargs):
+        """A step ends."""
         self.clock.step_end(self.step_start)
 
 

@@ -1,13 +1,14 @@
-"""The one job both tools run: a model from a config (GPT-2 on a CPU, a Llama shape on a GPU) and a
-word-level tokenizer, saved with save_pretrained; random-word pairs in a TRL-format JSONL that both
-tokenize to the same ids; batches in prefopt's epoch order; the tokens trained on, from the data:
-
-    tokens(pair) = 2 * len(prompt) + len(chosen + eos) + len(rejected + eos)
+"""The one job both tools run: a model built from a config and a word-level tokenizer, random-word
+pairs in a TRL-format JSONL that both tokenize to the same ids, batches in prefopt's epoch order,
+and the tokens trained on, from the data: 2 * len(prompt) + len(chosen + eos) + len(rejected + eos).
 """
 
 from __future__ import annotations
 
 import random
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -18,11 +19,11 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from prefopt.tasks.preferences import write_jsonl
 from prefopt.tasks.pretrain import build_gpt2
-from prefopt.tasks.wordlevel import build_word_tokenizer
+from prefopt.tasks.wordlevel import EOS, PAD, UNK, build_word_tokenizer
 from prefopt.train import CONFIG_DIR
 from prefopt.trainer.batching import epoch_order
 
-SPECIAL_TOKENS = 3  # <pad>, <eos> and <unk> come before the words
+SPECIAL_TOKENS = len((PAD, EOS, UNK))  # the word-level tokenizer's ids before the words
 LIMITS = ("max_prompt_length", "max_response_length", "max_length")  # prefopt's data limits
 
 
@@ -104,6 +105,7 @@ def make_pairs(work: Workload) -> list[dict]:
     rng, words = random.Random(work.seed), work.words()
 
     def text(low_high: tuple[int, int], lead: str = "") -> str:
+        """``lead``, then a random number (in ``low_high``) of random words."""
         return lead + " ".join(rng.choice(words) for _ in range(rng.randint(*low_high)))
 
     keys = {"prompt": (work.prompt_words, ""), "chosen": (work.response_words, " ")}
@@ -112,8 +114,7 @@ def make_pairs(work: Workload) -> list[dict]:
 
 
 def prepare(workdir: Path, work: Workload) -> None:
-    """What both tools read: ``workdir``/model (the workload's model and its tokenizer, saved with
-    save_pretrained) and ``workdir``/data/train.jsonl."""
+    """What both tools read: ``workdir``/model (model and tokenizer) and ``workdir``/data/train.jsonl."""
     tokenizer = build_word_tokenizer(work.words())
     torch.manual_seed(work.seed)
     build_model(work, tokenizer).save_pretrained(workdir / "model")
@@ -122,8 +123,16 @@ def prepare(workdir: Path, work: Workload) -> None:
     write_jsonl(workdir / "data" / "train.jsonl", make_pairs(work))
 
 
+@contextmanager
+def prepared(work: Workload) -> Iterator[Path]:
+    """A temporary directory that ``prepare`` has filled for ``work``, removed afterwards."""
+    with tempfile.TemporaryDirectory() as tmp:
+        prepare(Path(tmp), work)
+        yield Path(tmp)
+
+
 def pair_tokens(pair: dict) -> int:
-    """Non-padding tokens of a pair's chosen and rejected sequences (each response gets an EOS)."""
+    """Non-padding tokens of a pair's chosen and rejected sequences."""
     return 2 * len(pair["prompt"].split()) + pair_response_tokens(pair)
 
 
@@ -145,17 +154,11 @@ def tokens_per_step(work: Workload, count=pair_tokens) -> list[int]:
     ]
 
 
-def response_tokens_per_step(work: Workload) -> list[int]:
-    """Response tokens (EOS included) in each optimiser step."""
-    return tokens_per_step(work, pair_response_tokens)
-
-
 def prefopt_config(
     work: Workload, workdir: Path, cache_dir: Path, overrides=(), loss="dpo", beta=None
 ):
-    """conf/ composed for the workload on the model and data that ``prepare`` left in ``workdir``
-    (no task, no generation evaluation, every sequence within the data limits), with ``overrides``
-    of the configuration and ``loss`` at ``beta`` (the workload's beta when None)."""
+    """conf/ composed for the workload on what ``prepare`` left in ``workdir`` (no task, no
+    generation), with a configuration's ``overrides`` and ``loss`` at ``beta`` (None: the workload's)."""
     run = [
         "name=bench_trl", "task=none", f"seed={work.seed}", f"device={work.device}",
         f"cache_dir={cache_dir}", "num_threads=null",  # torch's default threads on both sides

@@ -4,6 +4,7 @@ the matrix-product ceiling, the report's rows, prefopt's side."""
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import replace
 
 import pytest
@@ -20,7 +21,6 @@ from workload import (
     pair_tokens,
     prefopt_config,
     prepare,
-    response_tokens_per_step,
     tokens_per_step,
 )
 
@@ -148,7 +148,7 @@ def test_required_flops_by_hand():
     share = responses / (prompts + responses)
     assert flops["response_share"] == pytest.approx(share)
     assert share == pytest.approx(
-        sum(response_tokens_per_step(TINY)[1:]) / sum(tokens_per_step(TINY)[1:])
+        sum(tokens_per_step(TINY, pair_response_tokens)[1:]) / sum(tokens_per_step(TINY)[1:])
     )
     forward = 2 * (blocks + head * share)  # FLOPs of one forward per token
     assert required_per_token(flops, reference=False, lora=False) == pytest.approx(3 * forward)
@@ -187,7 +187,8 @@ def test_summary_row_reports_both_counts_against_each_ceiling():
     """Two repeats at 1000 and 3000 tokens/s (median 2000) of the cached configuration: 6N = 6e6
     FLOPs per token, required 6 x (0.7e6 + 0.4e6 x 0.5) = 5.4e6; products at 24 GFLOP/s (both
     repeats) and 40 / 60 GFLOP/s (median 50); a 120 GFLOP/s peak."""
-    from bench import CONFIGS, SUMMARY_COLUMNS, summary_row, table
+    from bench import CONFIGS
+    from report import SUMMARY_COLUMNS, summary_row, table
 
     flops = {
         "policy": 6e6,
@@ -233,7 +234,7 @@ def test_summary_row_reports_both_counts_against_each_ceiling():
 
 
 def test_bf16_peak_by_device_name():
-    from bench import bf16_peak
+    from report import bf16_peak
 
     assert bf16_peak("NVIDIA H100 80GB HBM3") == 989e12
     assert bf16_peak("NVIDIA H100 PCIe") == 756e12
@@ -296,3 +297,15 @@ def test_every_preset_fits_its_model_context(tmp_path, preset):
     cfg = prefopt_config(work, tmp_path, tmp_path)
     check_lengths_fit_context(cfg.data, max(128, work.max_length), "the workload's model")
     assert cfg.data.max_length == work.max_length
+
+
+def test_scripts_take_their_options_from_one_table(monkeypatch):
+    """bench.py's and the profilers' command lines come from OPTIONS, each with its own defaults."""
+    from bench import parse_args
+
+    monkeypatch.setattr(sys, "argv", ["profile_ops.py"])
+    args = parse_args("doc", ["--steps", "--threads", "--top", "--out"], steps=4, threads=1)
+    assert (args.steps, args.threads, args.top, args.out) == (4, 1, 12, "results/performance")
+    monkeypatch.setattr(sys, "argv", ["bench.py", "memory", "--compile", "--batch-size", "2"])
+    args = parse_args("doc", ["command", "--batch-size", "--steps", "--compile"])
+    assert (args.command, args.batch_size, args.steps, args.compile) == ("memory", 2, 12, True)
