@@ -37,12 +37,11 @@ draw that differs from the one carried is refused, never mixed in.
 from __future__ import annotations
 
 import argparse
-import statistics
 from pathlib import Path
 
 import yaml
 from search_space import METHOD, inside_verdicts, load_space, stored_trials
-from study import count_runs, train
+from study import count_runs, print_cost, train
 
 from prefopt.losses import available_losses
 
@@ -52,8 +51,6 @@ MAX_STEPS = 250  # optimiser steps of every run of every loss (trainer.max_steps
 # trainer.epochs of every run: enough that MAX_STEPS binds for every method (an online method's
 # epoch is one pass over the prompts: 12 RLOO steps on the reviews task), so all take equal steps
 EPOCHS = 100
-PARALLEL_JOBS = 2  # runs at a time under launcher=joblib (conf/launcher/joblib.yaml's n_jobs)
-ESTIMATED_RUN_SECONDS = 300.0  # stated time per run when the study has no finished run to measure
 TUNING_TEST_AT = "never"  # eval.test_at of tuning runs: validation only; test is for confirmation
 MULTIRUN = Path("multirun")
 RESULTS = Path("results")
@@ -204,22 +201,6 @@ def confirm_commands(study: str, losses: list[str], max_steps: int) -> dict[str,
     return commands
 
 
-def measured_run_seconds(study: str) -> tuple[float, str]:
-    """The median train + eval seconds of the study's finished runs, or the stated estimate."""
-    from prefopt.results.sweep import find_run_dirs, read_summary
-
-    root = study_dir(study)
-    seconds = []
-    if root.is_dir():
-        for run_dir in find_run_dirs(root):
-            summary = read_summary(run_dir) or {}
-            if summary.get("status") == "finished" and "train_seconds" in summary:
-                seconds.append(summary["train_seconds"] + summary.get("eval_seconds", 0.0))
-    if seconds:
-        return statistics.median(seconds), f"median of {len(seconds)} finished runs"
-    return ESTIMATED_RUN_SECONDS, "stated estimate, no finished run yet"
-
-
 def print_plan(phase: str, study: str, commands: dict[str, list[str]]) -> int:
     """Each loss's runs, then runs x time per run; returns the number of runs."""
     total = 0
@@ -227,12 +208,7 @@ def print_plan(phase: str, study: str, commands: dict[str, list[str]]) -> int:
         runs = count_runs(overrides)
         total += runs
         print(f"{phase} {loss}: {runs} runs: python -m prefopt.train -m {' '.join(overrides)}")
-    seconds, source = measured_run_seconds(study)
-    hours = total * seconds / 3600
-    print(
-        f"{phase}: {total} runs x {seconds:.0f} s per run ({source}) = {hours:.2f} h of runs, "
-        f"{hours / PARALLEL_JOBS:.2f} h at {PARALLEL_JOBS} at a time"
-    )
+    print_cost(phase, total, study_dir(study))
     return total
 
 

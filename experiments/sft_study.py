@@ -192,7 +192,9 @@ def report() -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_or_report(__doc__.split("\n\n")[0], lambda extra: [command(extra)], report, argv)
+    run_or_report(
+        __doc__.split("\n\n")[0], lambda extra: [command(extra)], report, argv, sweep=SWEEP
+    )
 
 
 if __name__ == "__main__":

@@ -221,7 +221,7 @@ def report() -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_or_report(__doc__.split("\n\n")[0], commands, report, argv)
+    run_or_report(__doc__.split("\n\n")[0], commands, report, argv, sweep=SWEEP)
 
 
 if __name__ == "__main__":

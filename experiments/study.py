@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+
+ESTIMATED_RUN_SECONDS = 300.0  # stated time per run when a study has no finished run to measure
+PARALLEL_JOBS = 2  # runs at a time under launcher=joblib (conf/launcher/joblib.yaml's n_jobs)
 
 
 def train(*overrides: str) -> None:
@@ -15,14 +19,42 @@ def train(*overrides: str) -> None:
     subprocess.run([sys.executable, "-m", "prefopt.train", "-m", *overrides], check=True)
 
 
+def measured_run_seconds(root: Path) -> tuple[float, str]:
+    """The median train + eval seconds of the finished runs under ``root`` (where it exists),
+    or the stated estimate; with the source of the number."""
+    from prefopt.results.sweep import find_run_dirs, read_summary
+
+    seconds = []
+    for run_dir in find_run_dirs(root) if root.is_dir() else []:
+        summary = read_summary(run_dir) or {}
+        if summary.get("status") == "finished" and "train_seconds" in summary:
+            seconds.append(summary["train_seconds"] + summary.get("eval_seconds", 0.0))
+    if seconds:
+        return statistics.median(seconds), f"median of {len(seconds)} finished runs"
+    return ESTIMATED_RUN_SECONDS, "stated estimate, no finished run yet"
+
+
+def print_cost(label: str, runs: int, root: Path) -> None:
+    """`<label>: <runs> runs x <s> s per run (its source) = <h> h of runs, <h/2> h at 2 at a time`;
+    the time per run is measured on ``root``'s finished runs where it has any."""
+    seconds, source = measured_run_seconds(root)
+    hours = runs * seconds / 3600
+    print(
+        f"{label}: {runs} runs x {seconds:.0f} s per run ({source}) = {hours:.2f} h of runs, "
+        f"{hours / PARALLEL_JOBS:.2f} h at {PARALLEL_JOBS} at a time"
+    )
+
+
 def run_or_report(
     description: str,
     commands: Callable[[list[str]], list[list[str]]],
     report: Callable[[], object],
     argv: list[str] | None = None,
+    sweep: Path | None = None,
 ) -> None:
-    """A study driver's command line: `run [--dry-run] [overrides...]` prints, then launches, each
-    multirun of ``commands(overrides)``; `report` calls ``report()``."""
+    """A study driver's command line: `run [--dry-run] [overrides...]` prints the runs times the
+    time per run measured on ``sweep``'s finished runs, then launches each multirun of
+    ``commands(overrides)``; `report` calls ``report()``."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("phase", choices=("run", "report"))
     parser.add_argument("--dry-run", action="store_true", help="print the multiruns only")
@@ -32,7 +64,9 @@ def run_or_report(
         report()
         return
     planned = commands(args.extra)
-    print(f"{len(planned)} multiruns, {sum(count_runs(c) for c in planned)} runs")
+    runs = sum(count_runs(c) for c in planned)
+    print(f"{len(planned)} multiruns, {runs} runs")
+    print_cost("study", runs, sweep or Path("multirun"))
     for overrides in planned:
         print("  python -m prefopt.train -m " + " ".join(overrides))
         if not args.dry_run:
