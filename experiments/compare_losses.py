@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from study import report, train
+from study import planned_train, report
 
 from prefopt.analysis.selection import checkpoint_rows, select_hyperparameters
 from prefopt.results import load_sweep
@@ -46,11 +46,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     for loss in args.losses:
-        train(f"experiment=compare/{loss}", *args.extra)
+        planned_train(f"experiment=compare/{loss}", *args.extra)
     for loss, setting in selected_settings().items():
         print(f"{loss}: selected {setting} on validation")
         values = [f"{key}={value:g}" for key, value in setting.items()]
-        train(f"experiment=compare/{loss}", *values, f"seed={args.seeds}", *args.extra)
+        planned_train(f"experiment=compare/{loss}", *values, f"seed={args.seeds}", *args.extra)
     report(SWEEP, args.out)
 
 

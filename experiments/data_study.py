@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from study import report, setting_figure, train
+from study import planned_train, report, setting_figure
 
 
 def main() -> None:
@@ -21,8 +21,8 @@ def main() -> None:
         "extra", nargs="*", help="more overrides for every run (e.g. launcher=joblib)"
     )
     args = parser.parse_args()
-    train("experiment=data/size", *args.extra)
-    train("experiment=data/gap", *args.extra)
+    planned_train("experiment=data/size", *args.extra)
+    planned_train("experiment=data/gap", *args.extra)
     report(Path("multirun/data"), Path("results/data"), "--method", "run_label")
     setting_figure(Path("multirun/data"), Path("results/data"), "task.n_train_pairs", "run_label")
     setting_figure(Path("multirun/data"), Path("results/data"), "task.min_reward_gap", "run_label")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from study import report, setting_figure, train
+from study import planned_train, report, setting_figure
 
 VARIANTS = ("dpo", "cdpo", "rdpo", "ipo")
 
@@ -27,7 +27,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     for variant in args.variants:
-        train(f"experiment=noise/{variant}", *args.extra)
+        planned_train(f"experiment=noise/{variant}", *args.extra)
     report(Path("multirun/noise"), Path("results/noise"), "--method", "run_label")
     setting_figure(
         Path("multirun/noise"), Path("results/noise"), "task.flip_rate", group="run_label"

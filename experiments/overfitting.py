@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from study import report, train
+from study import planned_train, report
 
 
 def main() -> None:
@@ -23,7 +23,7 @@ def main() -> None:
         "extra", nargs="*", help="more overrides for every run (e.g. num_threads=1)"
     )
     args = parser.parse_args()
-    train("experiment=overfit", *args.extra)
+    planned_train("experiment=overfit", *args.extra)
     report(Path("multirun/overfit"), args.out, "--checkpoint", "final", "--x", "epoch")
 
 

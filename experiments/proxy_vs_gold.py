@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from study import report, train
+from study import planned_train, report
 
 
 def main() -> None:
@@ -22,7 +22,7 @@ def main() -> None:
         "extra", nargs="*", help="more overrides for every run (e.g. launcher=joblib)"
     )
     args = parser.parse_args()
-    train("experiment=proxy", *args.extra)
+    planned_train("experiment=proxy", *args.extra)
     report(Path("multirun/proxy"), Path("results/proxy"), "--checkpoint", "final", "--x", "epoch")
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from study import report, setting_figure, train
+from study import planned_train, report, setting_figure
 
 
 def main() -> None:
@@ -24,12 +24,12 @@ def main() -> None:
     )
     args = parser.parse_args()
     if "beta" in args.studies:
-        train("experiment=beta/dpo", *args.extra)
-        train("experiment=beta/ipo", *args.extra)
+        planned_train("experiment=beta/dpo", *args.extra)
+        planned_train("experiment=beta/ipo", *args.extra)
         report(Path("multirun/beta"), Path("results/beta"), "--checkpoint", "final")
         setting_figure(Path("multirun/beta"), Path("results/beta"), "loss.beta", group="loss.name")
     if "lr" in args.studies:
-        train("experiment=lr", *args.extra)
+        planned_train("experiment=lr", *args.extra)
         report(Path("multirun/lr"), Path("results/lr"), "--checkpoint", "final", "--x", "epoch")
         setting_figure(Path("multirun/lr"), Path("results/lr"), "trainer.lr")
 

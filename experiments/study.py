@@ -14,9 +14,43 @@ ESTIMATED_RUN_SECONDS = 300.0  # stated time per run when a study has no finishe
 PARALLEL_JOBS = 2  # runs at a time under launcher=joblib (conf/launcher/joblib.yaml's n_jobs)
 
 
+CONF = Path(__file__).resolve().parents[1] / "conf"  # the project's Hydra configs
+
+
 def train(*overrides: str) -> None:
     """One Hydra multirun of prefopt.train (finished runs are skipped, interrupted ones resume)."""
     subprocess.run([sys.executable, "-m", "prefopt.train", "-m", *overrides], check=True)
+
+
+def sweep_plan(overrides: list[str]) -> tuple[int, Path]:
+    """(runs, sweep directory) of the multirun ``overrides`` describe: the product of the sweep's
+    value lists, its experiment's `hydra.sweeper.params` with the command line's on top."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    swept = {}
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if "," in value and "[" not in value and not key.startswith("hydra."):
+            swept[key.lstrip("+")] = value
+    fixed = [o for o in overrides if o.partition("=")[0].lstrip("+") not in swept]
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=fixed, return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    params = {**(cfg.hydra.sweeper.get("params") or {}), **swept}
+    runs = 1
+    for value in params.values():
+        runs *= len(str(value).split(","))
+    return runs, Path(f"multirun/{cfg.name}")
+
+
+def planned_train(*overrides: str) -> None:
+    """``train``, after printing the multirun's runs times the time per run measured on its
+    sweep's finished runs."""
+    runs, sweep = sweep_plan(list(overrides))
+    print_cost(f"python -m prefopt.train -m {' '.join(overrides)}", runs, sweep)
+    train(*overrides)
 
 
 def measured_run_seconds(root: Path) -> tuple[float, str]:

@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from study import report, train
+from study import planned_train, report
 
 SWEEP = Path("multirun/wrong_ref")
 START = SWEEP / "sft_start"
@@ -31,14 +31,14 @@ def main() -> None:
     subprocess.run([sys.executable, "-m", "prefopt.train", *sft, *args.extra], check=True)
     start = START / "policy"
     common = ["name=wrong_ref", "loss=dpo", "eval.baseline_name_or_path=@task", *args.extra]
-    train(*common, "run_label=standard")
-    train(
+    planned_train(*common, "run_label=standard")
+    planned_train(
         *common,
         "run_label=wrong_reference",
         f"model.name_or_path={start}",
         "model.reference_name_or_path=@task",
     )
-    train(*common, "run_label=matching_reference", f"model.name_or_path={start}")
+    planned_train(*common, "run_label=matching_reference", f"model.name_or_path={start}")
     report(SWEEP, Path("results/wrong_ref"), "--method", "run_label", "--baseline", "standard")
 
 
