@@ -50,6 +50,7 @@ STRENGTHS = {  # method -> (search space, the strength's key, three values aroun
 # the label-noise arms: method -> (its strength's key, the value its clean arm also runs)
 NOISY = {"dpo": ("loss.beta", 0.5), "ppo_rm": ("online.kl_coef", 0.1)}
 FLIP_RATES = "0.2,0.4"  # the noisy arms' label-flip rates; rate 0 is the clean arm's run
+PHASES = ("methods", "noise")  # the study's sweeps: multirun/<study>/<phase>
 RL_METHODS = ("ppo", "ppo_rm", "rloo")  # fitted with Gao et al.'s RL form
 COMMON = [
     "seed=1,2,3",
@@ -86,10 +87,10 @@ def commands(study: str) -> dict[str, list[str]]:
     arms = {}
     for method, (space, key, values) in STRENGTHS.items():
         grid = [f"{key}={values}"] if key else []
-        arms[method] = [f"name={study}/methods", f"experiment=search/{space}", *grid, *common]
+        arms[method] = [f"name={study}/{PHASES[0]}", f"experiment=search/{space}", *grid, *common]
     for method, (key, value) in NOISY.items():
         arms[f"{method}_noise"] = [
-            f"name={study}/noise",
+            f"name={study}/{PHASES[1]}",
             f"experiment=search/{STRENGTHS[method][0]}",
             f"{key}={value}",
             f"task.flip_rate={FLIP_RATES}",
@@ -103,6 +104,13 @@ def points_from_study(path: Path) -> pd.DataFrame:
     (KL, gold, proxy, win rate) and what the run had spent by then (the train row of the same
     step)."""
     frame, _ = read_study(path)
+    phases = set(frame["phase"]) - set(PHASES)
+    tasks = set(frame["task.name"].dropna()) if "task.name" in frame else set()
+    if phases or len(tasks) > 1:
+        raise ValueError(
+            f"{path}: runs outside {PHASES} ({sorted(phases)}) or of several tasks "
+            f"({sorted(tasks)}); one study is one task, give another task its own --study"
+        )
     evals = frame[frame["split"] == "validation"]
     spent = frame[frame["split"] == "train"].reindex(columns=["run_id", "step", *COSTS])
     points = evals.merge(spent, on=["run_id", "step"], how="left")

@@ -23,26 +23,26 @@ def train(*overrides: str) -> None:
 
 
 def sweep_plan(overrides: list[str]) -> tuple[int, Path]:
-    """(runs, sweep directory) of the multirun ``overrides`` describe: the product of the sweep's
-    value lists, its experiment's `hydra.sweeper.params` with the command line's on top."""
+    """(runs, sweep directory) of the multirun ``overrides`` describe, counted as Hydra's basic
+    sweeper expands it: its experiment's `hydra.sweeper.params`, then the command line, the last
+    value of a key winning (a single value replaces an experiment's list)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    swept = {}
-    for override in overrides:
-        key, _, value = override.partition("=")
-        if "," in value and "[" not in value and not key.startswith("hydra."):
-            swept[key.lstrip("+")] = value
-    fixed = [o for o in overrides if o.partition("=")[0].lstrip("+") not in swept]
+    parser = OverridesParser.create()
+    fixed = [o.input_line for o in parser.parse_overrides(overrides) if not o.is_sweep_override()]
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("config", overrides=fixed, return_hydra_config=True)
     GlobalHydra.instance().clear()
-    params = {**(cfg.hydra.sweeper.get("params") or {}), **swept}
+    params = [f"{key}={value}" for key, value in (cfg.hydra.sweeper.get("params") or {}).items()]
+    last = {o.get_key_element(): o for o in parser.parse_overrides([*params, *overrides])}
     runs = 1
-    for value in params.values():
-        runs *= len(str(value).split(","))
-    return runs, Path(f"multirun/{cfg.name}")
+    for override in last.values():
+        if override.is_sweep_override():
+            runs *= len(list(override.sweep_iterator()))
+    return runs, Path(cfg.hydra.sweep.dir)
 
 
 def planned_train(*overrides: str) -> None:
@@ -83,8 +83,8 @@ def run_or_report(
     description: str,
     commands: Callable[[list[str]], list[list[str]]],
     report: Callable[[], object],
-    argv: list[str] | None = None,
-    sweep: Path | None = None,
+    argv: list[str] | None,
+    sweep: Path,
 ) -> None:
     """A study driver's command line: `run [--dry-run] [overrides...]` prints the runs times the
     time per run measured on ``sweep``'s finished runs, then launches each multirun of
@@ -100,7 +100,7 @@ def run_or_report(
     planned = commands(args.extra)
     runs = sum(count_runs(c) for c in planned)
     print(f"{len(planned)} multiruns, {runs} runs")
-    print_cost("study", runs, sweep or Path("multirun"))
+    print_cost("study", runs, sweep)
     for overrides in planned:
         print("  python -m prefopt.train -m " + " ".join(overrides))
         if not args.dry_run:

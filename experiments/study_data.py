@@ -19,6 +19,7 @@ directory already there that holds another run is refused.
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from pathlib import Path
 
@@ -29,6 +30,7 @@ PROMPT_SPLIT = "test"  # split whose per-prompt scores are kept: the one the tab
 PROMPT_FIELDS = ("prompt_index", "win", "policy_reward", "reference_reward", "policy_length")
 CONFIG_METADATA = b"prefopt_config_columns"  # Parquet metadata key: the frame's config columns
 METRIC_METADATA = b"prefopt_metric_columns"  # Parquet metadata key: the logged metrics' columns
+JSON_METADATA = b"prefopt_json_columns"  # Parquet metadata key: columns stored as JSON text
 METRICS_FILE = "metrics.jsonl"  # a run's logged rows: rebuilt on restore from its "row" records
 BASELINE = "dpo"  # the method every other is compared with
 RUN_FILES = (  # a run's small files kept in "run" records (those it has), enough to resume past it
@@ -93,16 +95,25 @@ def write_samples(prompts: pd.DataFrame, run_dir: Path) -> None:
         )
 
 
-def metrics_text(rows: pd.DataFrame, metrics: list[str]) -> str:
+def _missing(value) -> bool:
+    """None or a float NaN: a value the row did not log."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def metrics_text(rows: pd.DataFrame, metrics: list[str], encoded: list[str]) -> str:
     """metrics.jsonl of one run from its "row" records: split, step, epoch and each logged metric
-    the row has (a metric the row lacks was not logged in it)."""
+    the row has (a metric the row lacks was not logged in it; ``encoded`` metrics were stored as
+    JSON text and are decoded). The placeholder row of a run that logged nothing is left out."""
     lines = []
     for _, row in rows.iterrows():
-        logged = {"split": row["split"], "step": int(row["step"]), "epoch": row["epoch"]}
+        if _missing(row["split"]) or _missing(row["step"]):
+            continue
+        epoch = None if _missing(row["epoch"]) else row["epoch"]
+        logged = {"split": row["split"], "step": int(row["step"]), "epoch": epoch}
         for name in metrics:
             value = row.get(name)
-            if value is not None and not (isinstance(value, float) and value != value):
-                logged[name] = value
+            if not _missing(value):
+                logged[name] = json.loads(value) if name in encoded else value
         plain = {
             key: value.item() if hasattr(value, "item") else value for key, value in logged.items()
         }
@@ -118,7 +129,9 @@ def restore_study(path: Path, root: Path) -> int:
 
     table = pq.read_table(path)
     data = table.to_pandas()
-    metrics = json.loads((table.schema.metadata or {}).get(METRIC_METADATA, b"[]"))
+    metadata = table.schema.metadata or {}
+    metrics = json.loads(metadata.get(METRIC_METADATA, b"[]"))
+    encoded = json.loads(metadata.get(JSON_METADATA, b"[]"))
     rows = data[data["record"] == "row"]
     runs = data[data["record"] == "run"]
     columns = [c for c in ("run_id", "split", "step", *PROMPT_FIELDS) if c in data]
@@ -140,7 +153,8 @@ def restore_study(path: Path, root: Path) -> int:
         target.parent.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f".{target.name[:40]}.", dir=target.parent))
         if METRICS_FILE not in files:  # files of earlier exports hold it
-            files[METRICS_FILE] = metrics_text(rows[rows["run_id"] == run.run_id], metrics)
+            run_rows = rows[rows["run_id"] == run.run_id]
+            files[METRICS_FILE] = metrics_text(run_rows, metrics, encoded)
         for name, text in files.items():
             (scratch / name).write_text(text, encoding="utf-8")
         write_samples(prompts[prompts["run_id"] == run.run_id], scratch)
@@ -150,14 +164,12 @@ def restore_study(path: Path, root: Path) -> int:
     return written
 
 
-def _parquet_column(column: pd.Series) -> pd.Series:
-    """A column Parquet can store: numbers stay, mixed or nested values become JSON text."""
-    if column.dtype != object:
-        return column
+def _needs_json(column: pd.Series) -> bool:
+    """Whether Parquet needs the column as JSON text: values mixed or nested, not all strings."""
     values = column.dropna()
-    if values.map(lambda v: isinstance(v, str)).all() or values.map(type).nunique() == 0:
-        return column
-    return column.map(lambda v: None if v is None else json.dumps(v, default=str))
+    if column.dtype != object or values.map(type).nunique() == 0:
+        return False
+    return not values.map(lambda v: isinstance(v, str)).all()
 
 
 def export_study(root: Path, path: Path) -> Path:
@@ -181,13 +193,16 @@ def export_study(root: Path, path: Path) -> Path:
         run_records(frame).assign(record="run"),
     ]
     data = pd.concat(records, ignore_index=True)
-    data = data.apply(_parquet_column)
+    encoded = [name for name in data.columns if _needs_json(data[name])]
+    for name in encoded:
+        data[name] = data[name].map(lambda v: None if _missing(v) else json.dumps(v, default=str))
     data.attrs = {}
     table = pa.Table.from_pandas(data, preserve_index=False)
     metadata = {
         **(table.schema.metadata or {}),
         CONFIG_METADATA: json.dumps(columns).encode(),
         METRIC_METADATA: json.dumps(frame.attrs["metric_columns"]).encode(),
+        JSON_METADATA: json.dumps(encoded).encode(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table.replace_schema_metadata(metadata), path, compression="zstd")
@@ -206,7 +221,8 @@ def read_study(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     rows = data[data["record"] == "row"].drop(columns=dropped, errors="ignore")
     rows = rows.reset_index(drop=True)
     rows.attrs["config_columns"] = json.loads(table.schema.metadata[CONFIG_METADATA])
-    prompts = data.loc[data["record"] == "prompt", ["run_id", "split", "step", *PROMPT_FIELDS]]
+    columns = [c for c in ("run_id", "split", "step", *PROMPT_FIELDS) if c in data]
+    prompts = data.loc[data["record"] == "prompt", columns]  # none where no run scored test
     return rows, prompts.dropna(axis=1, how="all")
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "analysis"))
@@ -96,8 +97,19 @@ def test_export_writes_the_study_file_and_its_points(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     fabricate_sweep(tmp_path / "multirun" / "frontier" / "methods", seeds=(1,), unfinished=False)
+    for path in tmp_path.rglob("*_test.jsonl"):
+        path.unlink()  # eval.test_at=never: no test scores, so no prompt records
     points = pd.read_csv(frontier.export("frontier"))
     assert (tmp_path / "results" / "frontier" / "runs.parquet").is_file()
     rows, _ = frontier.read_study(tmp_path / "results" / "frontier" / "runs.parquet")
     assert len(points) == (rows["split"] == "validation").sum() > 0
     assert set(points["loss.beta"]) == {0.1, 0.5} and (points[frontier.COSTS] == 0).all().all()
+
+
+def test_runs_of_another_layout_or_task_are_refused(tmp_path, monkeypatch):
+    from fabricate import fabricate_sweep
+
+    monkeypatch.chdir(tmp_path)
+    fabricate_sweep(tmp_path / "multirun" / "frontier" / "dpo", seeds=(1,), unfinished=False)
+    with pytest.raises(ValueError, match="runs outside"):
+        frontier.export("frontier")

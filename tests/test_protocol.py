@@ -328,3 +328,40 @@ def test_only_finished_runs_are_restored(tmp_path):
     assert not (root / "trials" / planted.failed_run).exists()  # it runs again
     assert not (root / "trials" / planted.running_run).exists()
     assert (root / "trials" / planted.run_ids[0] / "summary.json").is_file()
+
+
+def test_restore_rebuilds_nested_and_missing_values_and_a_run_that_logged_nothing(tmp_path):
+    from prefopt.results import load_sweep
+
+    root = tmp_path / "multirun" / "s"
+    fabricate_sweep(root / "trials", losses=("dpo",), seeds=(0,), unfinished=False)
+    runs = sorted(p.parent for p in root.rglob("metrics.jsonl"))
+    rows = [json.loads(line) for line in (runs[0] / "metrics.jsonl").read_text().splitlines()]
+    rows[0].update(quantiles=[0.1, 0.5, 0.9], clipped=True)  # a list and a bool in one row only
+    rows[1].update(note=None)  # logged as null
+    (runs[0] / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (runs[1] / "metrics.jsonl").write_text("")  # finished, nothing logged
+    for path in runs[1].joinpath("samples").glob("*"):
+        path.unlink()
+    for path in root.rglob("*_test.jsonl"):
+        path.unlink()  # no run scored test: the file holds no prompt records
+    first = load_sweep(root).drop(columns="run_dir")
+    data = study_data.export_study(root, tmp_path / "runs.parquet")
+    _, prompts = study_data.read_study(data)
+    assert prompts.empty
+    shutil.rmtree(root)
+    assert study_data.restore_study(data, root) == len(runs)
+    rebuilt = [json.loads(line) for line in (runs[0] / "metrics.jsonl").read_text().splitlines()]
+    assert rebuilt[0]["quantiles"] == [0.1, 0.5, 0.9]
+    assert rebuilt[0]["clipped"] == 1  # load_sweep already reads a bool beside gaps as 1.0
+    assert "quantiles" not in rebuilt[1] and "note" not in rebuilt[1]
+    assert (runs[1] / "metrics.jsonl").read_text() == ""
+    restored = load_sweep(root).drop(columns="run_dir")
+    assert first["note"].isna().all() and "note" not in restored  # a metric never given a value
+    pd.testing.assert_frame_equal(
+        restored.drop(columns=["quantiles", "clipped"]),
+        first.drop(columns=["quantiles", "clipped", "note"]),
+        check_like=True,
+        check_dtype=False,
+    )
+    assert study_data.export_study(root, data)  # a second export restores nothing, keeps all

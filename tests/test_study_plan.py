@@ -13,6 +13,9 @@ def test_the_plan_counts_the_experiments_sweep_and_the_command_lines_on_top():
     # conf/experiment/overfit.yaml sweeps 5 losses x 2 seeds
     assert study.sweep_plan(["experiment=overfit"]) == (10, Path("multirun/overfit"))
     assert study.sweep_plan(["experiment=overfit", "seed=0,1,2"])[0] == 15  # 5 x 3
+    assert study.sweep_plan(["experiment=overfit", "seed=3"])[0] == 5  # one seed replaces two
+    assert study.sweep_plan(["experiment=overfit", "seed=range(1,4)"])[0] == 15
+    assert study.sweep_plan(["experiment=overfit", "+trial=a,b", "hydra.searchpath=[]"])[0] == 20
     assert study.sweep_plan(["name=x", "loss=dpo,sft", "trainer.lr=1e-4,1e-3,1e-2"]) == (
         6,
         Path("multirun/x"),
