@@ -41,7 +41,7 @@ from pathlib import Path
 
 import yaml
 from search_space import METHOD, inside_verdicts, load_space, stored_trials
-from study import count_runs, print_cost, train
+from study import print_cost, sweep_plan, train
 
 from prefopt.losses import available_losses
 
@@ -202,13 +202,14 @@ def confirm_commands(study: str, losses: list[str], max_steps: int) -> dict[str,
 
 
 def print_plan(phase: str, study: str, commands: dict[str, list[str]]) -> int:
-    """Each loss's runs, then runs x time per run; returns the number of runs."""
-    total = 0
+    """Each loss's runs, then the runs left x time per run; returns the number of runs."""
+    total = finished = 0
     for loss, overrides in commands.items():
-        runs = count_runs(overrides)
-        total += runs
-        print(f"{phase} {loss}: {runs} runs: python -m prefopt.train -m {' '.join(overrides)}")
-    print_cost(phase, total, study_dir(study))
+        plan = sweep_plan(overrides)
+        total += plan.runs
+        finished += plan.finished()
+        print(f"{phase} {loss}: {plan.runs} runs: python -m prefopt.train -m {' '.join(overrides)}")
+    print_cost(phase, total, finished, study_dir(study))
     return total
 
 

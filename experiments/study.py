@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import glob
+import itertools
 import shutil
 import statistics
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 ESTIMATED_RUN_SECONDS = 300.0  # stated time per run when a study has no finished run to measure
@@ -22,13 +25,40 @@ def train(*overrides: str) -> None:
     subprocess.run([sys.executable, "-m", "prefopt.train", "-m", *overrides], check=True)
 
 
-def sweep_plan(overrides: list[str]) -> tuple[int, Path]:
-    """(runs, sweep directory) of the multirun ``overrides`` describe, counted as Hydra's basic
-    sweeper expands it: its experiment's `hydra.sweeper.params`, then the command line, the last
-    value of a key winning (a single value replaces an experiment's list)."""
+@dataclass(frozen=True)
+class SweepPlan:
+    """A multirun's sweep directory and the directory name of each run it expands to."""
+
+    sweep: Path
+    run_names: tuple[str, ...]
+
+    @property
+    def runs(self) -> int:
+        """How many runs the multirun expands to."""
+        return len(self.run_names)
+
+    def finished(self) -> int:
+        """Planned runs already finished in the sweep directory (under any run label)."""
+        from prefopt.results.sweep import read_summary
+
+        return sum(
+            any(
+                (read_summary(run_dir) or {}).get("status") == "finished"
+                for run_dir in self.sweep.glob(f"*/{glob.escape(name)}")
+            )
+            for name in self.run_names
+        )
+
+
+def sweep_plan(overrides: list[str]) -> SweepPlan:
+    """The runs ``overrides`` describe, expanded as Hydra's basic sweeper expands them: its
+    experiment's `hydra.sweeper.params`, then the command line, the last value of a key winning
+    (a single value replaces an experiment's list); each run named as prefopt.train names it."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from prefopt.train import run_name
 
     parser = OverridesParser.create()
     fixed = [o.input_line for o in parser.parse_overrides(overrides) if not o.is_sweep_override()]
@@ -38,18 +68,23 @@ def sweep_plan(overrides: list[str]) -> tuple[int, Path]:
     GlobalHydra.instance().clear()
     params = [f"{key}={value}" for key, value in (cfg.hydra.sweeper.get("params") or {}).items()]
     last = {o.get_key_element(): o for o in parser.parse_overrides([*params, *overrides])}
-    runs = 1
-    for override in last.values():
-        if override.is_sweep_override():
-            runs *= len(list(override.sweep_iterator()))
-    return runs, Path(cfg.hydra.sweep.dir)
+    choices = [
+        [f"{key}={value}" for value in override.sweep_string_iterator()]
+        if override.is_sweep_override()
+        else [f"{key}={override.get_value_element_as_str()}"]
+        for key, override in last.items()
+        if not override.is_hydra_override()
+    ]
+    names = tuple(run_name(list(job)) for job in itertools.product(*choices))
+    return SweepPlan(Path(cfg.hydra.sweep.dir), names)
 
 
 def planned_train(*overrides: str) -> None:
-    """``train``, after printing the multirun's runs times the time per run measured on its
-    sweep's finished runs."""
-    runs, sweep = sweep_plan(list(overrides))
-    print_cost(f"python -m prefopt.train -m {' '.join(overrides)}", runs, sweep)
+    """``train``, after printing the multirun's runs, how many are finished, and the runs left
+    times the time per run measured on its sweep's finished runs."""
+    plan = sweep_plan(list(overrides))
+    label = f"python -m prefopt.train -m {' '.join(overrides)}"
+    print_cost(label, plan.runs, plan.finished(), plan.sweep)
     train(*overrides)
 
 
@@ -68,14 +103,17 @@ def measured_run_seconds(root: Path) -> tuple[float, str]:
     return ESTIMATED_RUN_SECONDS, "stated estimate, no finished run yet"
 
 
-def print_cost(label: str, runs: int, root: Path) -> None:
-    """`<label>: <runs> runs x <s> s per run (its source) = <h> h of runs, <h/2> h at 2 at a time`;
-    the time per run is measured on ``root``'s finished runs where it has any."""
+def print_cost(label: str, runs: int, finished: int, root: Path) -> None:
+    """`<label>: <runs> runs (<finished> finished, <left> to run) x <s> s per run (its source)
+    = <h> h of runs left, <h/2> h at 2 at a time`; the time per run is measured on ``root``'s
+    finished runs where it has any."""
     seconds, source = measured_run_seconds(root)
-    hours = runs * seconds / 3600
+    left = runs - finished
+    hours = left * seconds / 3600
     print(
-        f"{label}: {runs} runs x {seconds:.0f} s per run ({source}) = {hours:.2f} h of runs, "
-        f"{hours / PARALLEL_JOBS:.2f} h at {PARALLEL_JOBS} at a time"
+        f"{label}: {runs} runs ({finished} finished, {left} to run) x {seconds:.0f} s per run "
+        f"({source}) = {hours:.2f} h of runs left, {hours / PARALLEL_JOBS:.2f} h at "
+        f"{PARALLEL_JOBS} at a time"
     )
 
 
@@ -98,23 +136,14 @@ def run_or_report(
         report()
         return
     planned = commands(args.extra)
-    runs = sum(count_runs(c) for c in planned)
+    plans = [sweep_plan(overrides) for overrides in planned]
+    runs = sum(plan.runs for plan in plans)
     print(f"{len(planned)} multiruns, {runs} runs")
-    print_cost("study", runs, sweep)
+    print_cost("study", runs, sum(plan.finished() for plan in plans), sweep)
     for overrides in planned:
         print("  python -m prefopt.train -m " + " ".join(overrides))
         if not args.dry_run:
             train(*overrides)
-
-
-def count_runs(overrides: list[str]) -> int:
-    """Runs of one multirun: the product of the comma-separated values of its sweep overrides."""
-    runs = 1
-    for override in overrides:
-        key, _, value = override.partition("=")
-        if not key.startswith("hydra.") and "[" not in value:
-            runs *= len(value.split(","))
-    return runs
 
 
 def setting_figure(sweep: Path, out: Path, setting: str, group: str | None = None) -> None:

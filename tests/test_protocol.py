@@ -112,8 +112,9 @@ def test_dry_run_launches_nothing_and_prints_the_plan(monkeypatch, tmp_path, cap
         protocol.main([phase, "--study", "s", "--losses", "dpo", "ld_dpo", "--dry-run", "seed=3"])
     assert launched == []
     out = capsys.readouterr().out
-    assert "pilot: 45 runs x 300 s per run (stated estimate" in out  # 3 x 3 + 3 x 4 x 3
-    assert "trials: 24 runs x" in out  # 16 + 8
+    # 3 x 3 + 3 x 4 x 3
+    assert "pilot: 45 runs (0 finished, 45 to run) x 300 s per run (stated estimate" in out
+    assert "trials: 24 runs (0 finished, 24 to run) x" in out  # 16 + 8
     assert "dry run: nothing launched" in out
 
 

@@ -11,14 +11,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "analysis"))
 import sft_study  # noqa: E402
 from fabricate import fabricate_sweep  # noqa: E402
-from study import count_runs  # noqa: E402
+from study import sweep_plan  # noqa: E402
 
 from prefopt.analysis.seed_tests import welch_interval  # noqa: E402
 from prefopt.results import load_sweep  # noqa: E402
 
 
 def test_the_study_is_both_losses_at_four_rates_five_seeds_two_tasks():
-    assert count_runs(sft_study.command([])) == 2 * 4 * 5 * 2
+    assert sweep_plan(sft_study.command([])).runs == 2 * 4 * 5 * 2
 
 
 def test_outcomes_read_the_peak_the_drop_and_test_at_the_best_checkpoint(tmp_path):
